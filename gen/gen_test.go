@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ctspec/ctspec/internal/spec"
+
+	// The golden output must compile.
+	_ "github.com/ctspec/ctspec/gen/testdata/basic"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func TestGolden(t *testing.T) {
+	dir := filepath.Join("testdata", "basic")
+	files, err := generate(filepath.Join(dir, "spec.yaml"), "basic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if *update {
+			if err := os.WriteFile(path, f.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test ./gen -update)", err)
+		}
+		if diff := cmp.Diff(string(want), string(f.data)); diff != "" {
+			t.Errorf("%s differs from golden (-want +got):\n%s", f.name, diff)
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, p := range []string{filepath.Join("testdata", "basic", "spec.yaml"), filepath.Join("..", "spec", "conntrack.yaml")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Logf("skipping %s: %v", p, err)
+			continue
+		}
+		a, err := generate(p, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := generate(p, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			if !bytes.Equal(a[i].data, b[i].data) {
+				t.Errorf("%s: %s differs between two runs", p, a[i].name)
+			}
+		}
+	}
+}
+
+func TestCheckMode(t *testing.T) {
+	dir := t.TempDir()
+	sp := filepath.Join("testdata", "basic", "spec.yaml")
+	var out bytes.Buffer
+	if err := run([]string{"-spec", sp, "-out", dir, "-pkg", "basic", "-check"}, &out); err == nil {
+		t.Fatal("check on an empty directory succeeded, want stale")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("check mode wrote %d files", len(entries))
+	}
+	if err := run([]string{"-spec", sp, "-out", dir, "-pkg", "basic"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(dir, "zz_generated_codec.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run([]string{"-spec", sp, "-out", dir, "-pkg", "basic", "-check"}, &out); err != nil {
+		t.Fatalf("check after generate: %v\n%s", err, out.String())
+	}
+	// A second generate leaves unchanged files alone.
+	if err := run([]string{"-spec", sp, "-out", dir, "-pkg", "basic"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	info2, _ := os.Stat(filepath.Join(dir, "zz_generated_codec.go"))
+	if !info2.ModTime().Equal(info.ModTime()) {
+		t.Error("an unchanged file was rewritten")
+	}
+	// Staleness is reported with a diff naming the file.
+	if err := os.WriteFile(filepath.Join(dir, "zz_generated_codec.go"), []byte("package basic\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run([]string{"-spec", sp, "-out", dir, "-pkg", "basic", "-check"}, &out); err == nil || !strings.Contains(out.String(), "zz_generated_codec.go") {
+		t.Fatalf("stale file not reported: err=%v\n%s", err, out.String())
+	}
+}
+
+const validBase = `# Linux 6.18
+name: t
+protocol: netlink-raw
+doc: test
+attribute-sets:
+  -
+    name: a-attrs
+    attributes:
+`
+
+func TestValidateErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		attrs string
+		want  []string
+	}{
+		{
+			name:  "dangling nested-attributes",
+			attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: nope-attrs\n        doc: d\n",
+			want:  []string{"t.yaml:10:", "attribute set a-attrs: attribute x", `nested-attributes "nope-attrs" is not an attribute set`},
+		},
+		{
+			name:  "duplicate value without explicit alias",
+			attrs: "      -\n        name: x\n        type: u8\n        doc: d\n      -\n        name: y\n        type: u8\n        value: 1\n        doc: d\n      -\n        name: z\n        type: u16\n        value: 1\n        doc: d\n",
+			want:  []string{"t.yaml:19:", "attribute z: duplicate value 1 (same as x) with a different type"},
+		},
+		{
+			name:  "unknown type",
+			attrs: "      -\n        name: x\n        type: u9\n        doc: d\n",
+			want:  []string{"t.yaml:10:", `attribute x: unknown type "u9"`},
+		},
+		{
+			name:  "unknown enum and missing doc",
+			attrs: "      -\n        name: x\n        type: u8\n        enum: colours\n",
+			want:  []string{`attribute x: enum "colours" is not defined`, "attribute x: doc is missing"},
+		},
+		{
+			name:  "nest that contains itself",
+			attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: a-attrs\n        doc: d\n",
+			want:  []string{"attribute set a-attrs: nests itself"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := spec.Parse("t.yaml", []byte(validBase+tt.attrs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msgs []string
+			for _, e := range validate(s) {
+				msgs = append(msgs, e.Error())
+			}
+			all := strings.Join(msgs, "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("errors do not mention %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadRejectsUnknownKeys(t *testing.T) {
+	_, err := spec.Parse("t.yaml", []byte(validBase+"      -\n        name: x\n        type: u8\n        go-name: X\n"))
+	if err == nil || !strings.Contains(err.Error(), `t.yaml:12: unknown key "go-name"`) {
+		t.Fatalf("got %v, want an unknown-key error at line 12", err)
+	}
+}
+
+func TestGoName(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ip-v4-src", "IPv4Src"},
+		{"proto-icmpv6-id", "ProtoICMPv6ID"},
+		{"tuple-orig", "TupleOrig"},
+		{"get-stats-cpu", "GetStatsCPU"},
+		{"nat-v6-minip", "NATV6MinIP"},
+		{"hw-offload", "HWOffload"},
+	}
+	for _, tt := range tests {
+		if got := goName(tt.in); got != tt.want {
+			t.Errorf("goName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/ctspec/ctspec/internal/spec"
+)
+
+const nlattrPkg = "github.com/ctspec/ctspec/internal/nlattr"
+
+// Kind is one kind of attribute: its Go type and how it is decoded, encoded
+// and tested for zero. Each kind is a small type; a new kind is a new type.
+// Generated code decodes from an nlattr.Decoder named d and encodes to an
+// nlattr.Encoder named e.
+type Kind interface {
+	// GoType is the field type, or nil when the attribute has no field.
+	GoType() jen.Code
+	// Decode returns statements that store the current attribute in dst.
+	Decode(dst func() *jen.Statement) jen.Code
+	// Encode returns statements that append attribute type t with value src.
+	Encode(t jen.Code, src func() *jen.Statement) []jen.Code
+	// Zero is a boolean expression, true when src holds the zero value.
+	Zero(src func() *jen.Statement) jen.Code
+	// NonZero is the negation of Zero.
+	NonZero(src func() *jen.Statement) jen.Code
+	// Wire describes the wire format for documentation.
+	Wire() string
+}
+
+func (m *Model) kindOf(set *Set, a *spec.Attribute) (Kind, error) {
+	be := a.ByteOrder == "big-endian"
+	switch a.Type {
+	case "pad", "unused":
+		return padKind{}, nil
+	case "flag":
+		return flagKind{}, nil
+	case "string":
+		return stringKind{}, nil
+	case "nest":
+		ns := m.sets[a.NestedAttributes]
+		if ns == nil {
+			return nil, fmt.Errorf("unknown nested set %q", a.NestedAttributes)
+		}
+		return nestKind{set: ns}, nil
+	case "binary":
+		if a.Struct != "" {
+			st := m.structs[a.Struct]
+			if st == nil {
+				return nil, fmt.Errorf("unknown struct %q", a.Struct)
+			}
+			return structKind{st: st}, nil
+		}
+		if a.DisplayHint == "ipv6" {
+			return addrKind{size: 16}, nil
+		}
+		if a.DisplayHint == "ipv4" {
+			return addrKind{size: 4}, nil
+		}
+		min, max := 0, -1
+		if n := lenCheck(a, "exact"); n >= 0 {
+			min, max = n, n
+		} else {
+			if n := lenCheck(a, "min"); n >= 0 {
+				min = n
+			}
+			if n := lenCheck(a, "max"); n >= 0 {
+				max = n
+			}
+		}
+		return binaryKind{min: min, max: max}, nil
+	}
+	bits := scalarBits(a.Type)
+	if bits == 0 {
+		return nil, fmt.Errorf("unsupported type %q", a.Type)
+	}
+	if a.DisplayHint == "ipv4" {
+		return addrKind{size: 4}, nil
+	}
+	k := scalarKind{bits: bits, be: be && bits > 8, signed: a.Type[0] == 's'}
+	if a.Enum != "" {
+		k.enum = m.enums[a.Enum]
+	}
+	return k, nil
+}
+
+type scalarKind struct {
+	bits   int
+	be     bool
+	signed bool
+	enum   *Enum
+}
+
+func (k scalarKind) raw() string { return fmt.Sprintf("uint%d", k.bits) }
+
+func (k scalarKind) GoType() jen.Code {
+	if k.enum != nil {
+		return jen.Id(k.enum.GoName)
+	}
+	if k.signed {
+		return jen.Id(fmt.Sprintf("int%d", k.bits))
+	}
+	return jen.Id(k.raw())
+}
+
+func (k scalarKind) getter() string {
+	g := fmt.Sprintf("Uint%d", k.bits)
+	if k.be {
+		g += "BE"
+	}
+	return g
+}
+
+func (k scalarKind) Decode(dst func() *jen.Statement) jen.Code {
+	v := jen.Id("d").Dot(k.getter()).Call()
+	if k.enum != nil || k.signed {
+		v = jen.Add(k.GoType()).Call(v)
+	}
+	return dst().Op("=").Add(v)
+}
+
+func (k scalarKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	v := src()
+	if k.enum != nil || k.signed {
+		v = jen.Id(k.raw()).Call(v)
+	}
+	return []jen.Code{jen.Id("e").Dot(k.getter()).Call(t, v)}
+}
+
+func (k scalarKind) Zero(src func() *jen.Statement) jen.Code { return src().Op("==").Lit(0) }
+
+func (k scalarKind) Wire() string {
+	s := fmt.Sprintf("u%d", k.bits)
+	if k.signed {
+		s = fmt.Sprintf("s%d", k.bits)
+	}
+	if k.be {
+		s += ", big-endian"
+	} else if k.bits > 8 {
+		s += ", host byte order"
+	}
+	if k.enum != nil {
+		if k.enum.Flags {
+			s += ", flags " + k.enum.GoName
+		} else {
+			s += ", enum " + k.enum.GoName
+		}
+	}
+	return s
+}
+
+type addrKind struct{ size int }
+
+func (k addrKind) GoType() jen.Code { return jen.Qual("net/netip", "Addr") }
+
+func (k addrKind) Decode(dst func() *jen.Statement) jen.Code {
+	return dst().Op("=").Id("d").Dot(fmt.Sprintf("Addr%d", k.size)).Call()
+}
+
+func (k addrKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{jen.Id("e").Dot(fmt.Sprintf("Addr%d", k.size)).Call(t, src())}
+}
+
+func (k addrKind) Zero(src func() *jen.Statement) jen.Code {
+	return jen.Op("!").Add(src()).Dot("IsValid").Call()
+}
+
+func (k addrKind) Wire() string {
+	if k.size == 4 {
+		return "IPv4 address, 4 bytes in network order"
+	}
+	return "IPv6 address, 16 bytes in network order"
+}
+
+type stringKind struct{}
+
+func (stringKind) GoType() jen.Code { return jen.String() }
+
+func (stringKind) Decode(dst func() *jen.Statement) jen.Code {
+	return dst().Op("=").Id("d").Dot("String").Call()
+}
+
+func (stringKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{jen.Id("e").Dot("String").Call(t, src())}
+}
+
+func (stringKind) Zero(src func() *jen.Statement) jen.Code { return src().Op("==").Lit("") }
+
+func (stringKind) Wire() string { return "NUL-terminated string" }
+
+type binaryKind struct{ min, max int }
+
+func (binaryKind) GoType() jen.Code { return jen.Index().Byte() }
+
+func (k binaryKind) Decode(dst func() *jen.Statement) jen.Code {
+	return dst().Op("=").Id("d").Dot("BytesCopy").Call(jen.Lit(k.min), jen.Lit(k.max))
+}
+
+func (binaryKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{jen.Id("e").Dot("BytesAttr").Call(t, src())}
+}
+
+func (binaryKind) Zero(src func() *jen.Statement) jen.Code { return jen.Len(src()).Op("==").Lit(0) }
+
+func (k binaryKind) Wire() string {
+	switch {
+	case k.min == k.max:
+		return fmt.Sprintf("binary, %d bytes", k.min)
+	case k.max >= 0:
+		return fmt.Sprintf("binary, at most %d bytes", k.max)
+	case k.min > 0:
+		return fmt.Sprintf("binary, at least %d bytes", k.min)
+	}
+	return "binary"
+}
+
+type flagKind struct{}
+
+func (flagKind) GoType() jen.Code { return jen.Bool() }
+
+func (flagKind) Decode(dst func() *jen.Statement) jen.Code {
+	return dst().Op("=").Id("d").Dot("Flag").Call()
+}
+
+func (flagKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{jen.Id("e").Dot("Flag").Call(t)}
+}
+
+func (flagKind) Zero(src func() *jen.Statement) jen.Code { return jen.Op("!").Add(src()) }
+
+func (flagKind) Wire() string { return "flag, no payload" }
+
+type nestKind struct{ set *Set }
+
+func (k nestKind) GoType() jen.Code { return jen.Id(k.set.GoName) }
+
+func (k nestKind) Decode(dst func() *jen.Statement) jen.Code {
+	return jen.If(
+		jen.Err().Op(":=").Add(dst()).Dot("UnmarshalAttributes").Call(jen.Id("d").Dot("Bytes").Call()),
+		jen.Err().Op("!=").Nil(),
+	).Block(jen.Id("d").Dot("Fail").Call(jen.Err()))
+}
+
+func (k nestKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{
+		jen.Id("off").Op(":=").Id("e").Dot("Begin").Call(t),
+		src().Dot("encode").Call(jen.Id("e")),
+		jen.Id("e").Dot("End").Call(jen.Id("off")),
+	}
+}
+
+func (k nestKind) Zero(src func() *jen.Statement) jen.Code { return src().Dot("empty").Call() }
+
+func (k nestKind) Wire() string { return "nest of " + k.set.AS.Name }
+
+type structKind struct{ st *Struct }
+
+func (k structKind) GoType() jen.Code { return jen.Id(k.st.GoName) }
+
+func (k structKind) Decode(dst func() *jen.Statement) jen.Code {
+	return jen.If(
+		jen.Id("b").Op(":=").Id("d").Dot("Fixed").Call(jen.Lit(k.st.Size)),
+		jen.Id("b").Op("!=").Nil(),
+	).Block(dst().Dot("unpack").Call(jen.Id("b")))
+}
+
+func (k structKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{
+		jen.Id("p").Op(":=").Add(src()).Dot("pack").Call(),
+		jen.Id("e").Dot("BytesAttr").Call(t, jen.Id("p").Index(jen.Op(":"))),
+	}
+}
+
+func (k structKind) Zero(src func() *jen.Statement) jen.Code {
+	return src().Op("==").Parens(jen.Id(k.st.GoName).Values())
+}
+
+func (k structKind) Wire() string {
+	return fmt.Sprintf("struct %s, %d bytes", k.st.Def.Name, k.st.Size)
+}
+
+type padKind struct{}
+
+func (padKind) GoType() jen.Code                                  { return nil }
+func (padKind) Decode(func() *jen.Statement) jen.Code             { return jen.Null() }
+func (padKind) Encode(jen.Code, func() *jen.Statement) []jen.Code { return nil }
+func (padKind) Zero(func() *jen.Statement) jen.Code               { return jen.True() }
+func (padKind) Wire() string                                      { return "padding, ignored" }
+
+func (k scalarKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Lit(0) }
+
+func (k addrKind) NonZero(src func() *jen.Statement) jen.Code { return src().Dot("IsValid").Call() }
+
+func (stringKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Lit("") }
+
+func (binaryKind) NonZero(src func() *jen.Statement) jen.Code { return jen.Len(src()).Op("!=").Lit(0) }
+
+func (flagKind) NonZero(src func() *jen.Statement) jen.Code { return src() }
+
+func (k nestKind) NonZero(src func() *jen.Statement) jen.Code {
+	return jen.Op("!").Add(src()).Dot("empty").Call()
+}
+
+func (k structKind) NonZero(src func() *jen.Statement) jen.Code {
+	return src().Op("!=").Parens(jen.Id(k.st.GoName).Values())
+}
+
+func (padKind) NonZero(func() *jen.Statement) jen.Code { return jen.False() }

@@ -1,0 +1,126 @@
+package basic
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ctspec/ctspec/internal/nlattr"
+)
+
+// fuzzSeeds gives the generated fuzz targets a value of every set.
+func fuzzSeeds(f *testing.F, set int) {
+	f.Add(sample().AppendAttributes(nil))
+	in := sample().Inner
+	f.Add(in.AppendAttributes(nil))
+	_ = schema[set]
+}
+
+func sample() *Outer {
+	var v Outer
+	v.Inner.SetV4(netip.MustParseAddr("192.0.2.1"))
+	v.Inner.V6 = netip.MustParseAddr("2001:db8::1")
+	v.Inner.SetPort(0) // present although zero
+	v.SetColour(ColourBlue)
+	v.Bits = BitsLow | BitsHigh
+	v.Label = "ftp"
+	v.Blob = []byte{1, 2, 3}
+	v.Counter = 1 << 40
+	v.Host = 7
+	v.Pair = Pair{Flags: BitsMid, Mask: BitsMid | BitsLow, Port: 8080}
+	v.Present = true
+	return &v
+}
+
+func TestRoundTrip(t *testing.T) {
+	want := sample()
+	b := want.AppendAttributes(nil)
+	var got Outer
+	if err := got.UnmarshalAttributes(b); err != nil {
+		t.Fatal(err)
+	}
+	opt := cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+	if diff := cmp.Diff(*want, got, opt, cmp.AllowUnexported(Outer{}, Inner{})); diff != "" {
+		// Decoding marks every attribute present; compare fields only.
+		if diff := cmp.Diff(*want, got, opt, cmp.AllowUnexported(Outer{}, Inner{}), cmp.FilterPath(func(p cmp.Path) bool {
+			return p.Last().String() == ".present"
+		}, cmp.Ignore())); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+	if !got.Inner.Has(InnerAttrPort) || got.Inner.Port != 0 {
+		t.Error("a zero attribute marked present was not encoded")
+	}
+	if got.Has(OuterAttrCounter) != true || got.Has(OuterAttrPad) {
+		t.Error("Has is wrong")
+	}
+	if b2 := got.AppendAttributes(nil); string(b2) != string(b) {
+		t.Errorf("re-encoding differs:\n%x\n%x", b, b2)
+	}
+}
+
+func TestAbsentIsNotEncoded(t *testing.T) {
+	var v Outer
+	if b := v.AppendAttributes(nil); len(b) != 0 {
+		t.Fatalf("empty value encodes to %x", b)
+	}
+	v.Mark(OuterAttrHost)
+	if b := v.AppendAttributes(nil); len(b) != 8 {
+		t.Fatalf("marked zero u32 encodes to %x, want 8 bytes", b)
+	}
+	v.Clear(OuterAttrHost)
+	if v.Has(OuterAttrHost) {
+		t.Fatal("cleared attribute still present")
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		path string
+	}{
+		{"short u8", []byte{4, 0, 2, 0}, "colour: want 1 bytes, got 0"},
+		{"bad nested v4", []byte{12, 0, 1, 0x80, 7, 0, 1, 0, 1, 2, 3, 0}, "inner.in-v4: want 4 bytes, got 3"},
+		{"length past end", []byte{40, 0, 2, 0}, "colour: attribute length 40 out of range (4 bytes left)"},
+		{"truncated header", []byte{5, 0, 2, 0, 1, 0, 0, 0, 1}, "1 trailing bytes"},
+		{"nested trailing bytes", []byte{5, 0, 1, 0x80, 9, 0, 0, 0}, "inner: 1 trailing bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v Outer
+			err := v.UnmarshalAttributes(tt.in)
+			var pe *nlattr.Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("got %v, want *nlattr.Error", err)
+			}
+			if got := err.Error(); len(got) < len(tt.path) || got[:len(tt.path)] != tt.path {
+				t.Errorf("error %q does not start with %q", got, tt.path)
+			}
+		})
+	}
+}
+
+func TestUnknownCounted(t *testing.T) {
+	var v Outer
+	if err := v.UnmarshalAttributes([]byte{5, 0, 60, 0, 9, 0, 0, 0, 5, 0, 2, 0, 1, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if v.Unknown != 1 || v.Colour != ColourGreen {
+		t.Fatalf("unknown=%d colour=%v", v.Unknown, v.Colour)
+	}
+}
+
+func TestStrings(t *testing.T) {
+	if got := (BitsLow | BitsHigh | 0x10).String(); got != "low|high|0x10" {
+		t.Errorf("flags String = %q", got)
+	}
+	if got := Colour(9).String(); got != "Colour(9)" {
+		t.Errorf("enum String = %q", got)
+	}
+	if got := OuterAttrInner.String(); got != "inner" {
+		t.Errorf("attr String = %q", got)
+	}
+}
