@@ -1,0 +1,59 @@
+# ctspec — see README.md. `make demo` shows the project at work in a
+# throwaway network namespace; `make test` runs the whole test suite.
+
+GO        ?= go
+FUZZTIME  ?= 3s
+SPEC      := spec/conntrack.yaml
+
+.PHONY: all build generate check-generated headergen-check vet unit fuzz test check demo bench clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+# Regenerate ctnetlink/zz_generated_*.go from the spec.
+generate:
+	$(GO) generate ./...
+
+# Fail, with a diff, when the committed generated code differs from what the
+# spec and the generator produce now.
+check-generated:
+	$(GO) run ./gen -spec $(SPEC) -out ctnetlink -pkg ctnetlink -check
+
+# Compare the spec with the installed kernel UAPI headers.
+headergen-check:
+	$(GO) run ./tools/headergen check -spec $(SPEC)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt'd:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+# Unit and kernel tests, with the race detector. Kernel tests run in network
+# namespaces they create; without root they skip, unless
+# CTSPEC_REQUIRE_KERNEL=1 turns the skip into a failure (CI sets it).
+unit:
+	$(GO) test -race -count=1 ./... ./gen/testdata/basic
+
+# Run every fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./... ) github.com/ctspec/ctspec/gen/testdata/basic; do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) >/dev/null; \
+		done; \
+	done
+
+check: vet check-generated headergen-check unit
+
+# The whole suite: what CI runs.
+test: check fuzz
+
+demo:
+	$(GO) run ./cmd/ctspec-demo
+
+bench:
+	cd bench && $(GO) test -run '^$$' -bench . -benchmem -timeout 60m .
+
+clean:
+	rm -rf bin
