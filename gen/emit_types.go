@@ -138,7 +138,7 @@ func genSet(f *jen.File, set *Set) {
 	}
 	f.Comment("")
 	f.Comment("Absent and zero are distinct: an attribute is present when it was decoded,")
-	f.Comment("set with a Set method or marked with Mark. Encoding writes every attribute")
+	f.Comment("set with a Set method or marked with SetPresent. Encoding writes every attribute")
 	f.Comment("that is present or whose field is not zero; Has reports the same. A value")
 	f.Comment("is safe for concurrent reads; writes need the caller's synchronisation.")
 	presType := jen.Id(fmt.Sprintf("uint%d", set.Bits))
@@ -175,8 +175,8 @@ func genSet(f *jen.File, set *Set) {
 	})
 
 	// Mark and Clear
-	f.Comment("Mark marks attribute a as present, so that it is encoded even when zero.")
-	f.Func().Params(recv()).Id("Mark").Params(jen.Id("a").Id(set.AttrType)).Block(
+	f.Comment("SetPresent marks attribute a as present, so that it is encoded even when zero.")
+	f.Func().Params(recv()).Id("SetPresent").Params(jen.Id("a").Id(set.AttrType)).Block(
 		jen.If(jen.Id("a").Op("<").Lit(set.Bits)).Block(jen.Id("v").Dot("present").Op("|=").Lit(1).Op("<<").Id("a")),
 	)
 	f.Comment("Clear removes attribute a: it is no longer present and its field is zero.")

@@ -319,6 +319,7 @@ func checkNames(m *Model) error {
 		decl(set.GoName, "attribute set "+set.AS.Name)
 		decl(set.AttrType, "attribute set "+set.AS.Name+" (attribute type)")
 		fields := map[string]string{}
+		methods := map[string]bool{"Has": true, "SetPresent": true, "Clear": true, "Unknown": true, "UnmarshalAttributes": true, "AppendAttributes": true}
 		for _, a := range set.Attrs {
 			decl(a.Const, "attribute "+set.AS.Name+"/"+a.A.Name)
 			if a.HasField() {
@@ -326,6 +327,9 @@ func checkNames(m *Model) error {
 					dups = append(dups, fmt.Sprintf("field %s.%s is used by both %s and %s", set.GoName, a.Field, prev, a.A.Name))
 				}
 				fields[a.Field] = a.A.Name
+				if methods[a.Field] || methods["Set"+a.Field] {
+					dups = append(dups, fmt.Sprintf("field %s.%s of attribute %s collides with a method name (add an entry to goNameOverrides in gen/names.go)", set.GoName, a.Field, a.A.Name))
+				}
 			}
 		}
 	}

@@ -10,14 +10,13 @@ import "strings"
 var cNameExceptions = map[string]string{
 	"attr:counter-attrs/packets-old":          "CTA_COUNTERS32_PACKETS",
 	"attr:counter-attrs/bytes-old":            "CTA_COUNTERS32_BYTES",
-	"attr:protoinfo-sctp-attrs/vtag-original": "CTA_PROTOINFO_SCTP_VTAG_ORIGINAL",
-	"attr:protoinfo-sctp-attrs/vtag-reply":    "CTA_PROTOINFO_SCTP_VTAG_REPLY",
-	"attr:nat-proto-attrs/nat-port-min":       "CTA_PROTONAT_PORT_MIN",
-	"attr:nat-proto-attrs/nat-port-max":       "CTA_PROTONAT_PORT_MAX",
-	"op:exp-new":                              "IPCTNL_MSG_EXP_NEW",
-	"op:exp-get":                              "IPCTNL_MSG_EXP_GET",
-	"op:exp-delete":                           "IPCTNL_MSG_EXP_DELETE",
-	"op:exp-get-stats-cpu":                    "IPCTNL_MSG_EXP_GET_STATS_CPU",
+	"attr:protoinfo-sctp-attrs/sctp-state":    "CTA_PROTOINFO_SCTP_STATE",
+	"entry:nf-ct-tcp-flags/challenge-ack":     "IP_CT_EXP_CHALLENGE_ACK",
+	"entry:nf-ct-tcp-flags/simultaneous-open": "IP_CT_TCP_SIMULTANEOUS_OPEN",
+	"op:exp-new":           "IPCTNL_MSG_EXP_NEW",
+	"op:exp-get":           "IPCTNL_MSG_EXP_GET",
+	"op:exp-delete":        "IPCTNL_MSG_EXP_DELETE",
+	"op:exp-get-stats-cpu": "IPCTNL_MSG_EXP_GET_STATS_CPU",
 }
 
 // CIdent turns a kebab-case spec name into a C identifier in upper case.

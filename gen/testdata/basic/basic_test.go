@@ -30,7 +30,7 @@ func sample() *Outer {
 	v.Counter = 1 << 40
 	v.Host = 7
 	v.Pair = Pair{Flags: BitsMid, Mask: BitsMid | BitsLow, Port: 8080}
-	v.Present = true
+	v.Enabled = true
 	return &v
 }
 
@@ -66,7 +66,7 @@ func TestAbsentIsNotEncoded(t *testing.T) {
 	if b := v.AppendAttributes(nil); len(b) != 0 {
 		t.Fatalf("empty value encodes to %x", b)
 	}
-	v.Mark(OuterAttrHost)
+	v.SetPresent(OuterAttrHost)
 	if b := v.AppendAttributes(nil); len(b) != 8 {
 		t.Fatalf("marked zero u32 encodes to %x, want 8 bytes", b)
 	}

@@ -58,8 +58,8 @@ const (
 	OuterAttrHost OuterAttr = 8 // DEMO_HOST
 	// OuterAttrPair is pair: a struct payload.
 	OuterAttrPair OuterAttr = 9 // DEMO_PAIR
-	// OuterAttrPresent is present: a flag.
-	OuterAttrPresent OuterAttr = 10 // DEMO_PRESENT
+	// OuterAttrEnabled is enabled: a flag.
+	OuterAttrEnabled OuterAttr = 10 // DEMO_ENABLED
 )
 
 // String returns the spec name of v, or OuterAttr(N) for an unknown value.
@@ -83,8 +83,8 @@ func (v OuterAttr) String() string {
 		return "host"
 	case OuterAttrPair:
 		return "pair"
-	case OuterAttrPresent:
-		return "present"
+	case OuterAttrEnabled:
+		return "enabled"
 	default:
 		return "OuterAttr(" + strconv.FormatUint(uint64(v), 10) + ")"
 	}

@@ -96,9 +96,9 @@ func (v *Outer) UnmarshalAttributes(b []byte) error {
 			if b := d.Fixed(4); b != nil {
 				v.Pair.unpack(b)
 			}
-		case OuterAttrPresent:
-			v.present |= 1 << OuterAttrPresent
-			v.Present = d.Flag()
+		case OuterAttrEnabled:
+			v.present |= 1 << OuterAttrEnabled
+			v.Enabled = d.Flag()
 		default:
 			v.Unknown++
 		}
@@ -143,8 +143,8 @@ func (v *Outer) encode(e *nlattr.Encoder) {
 		p := v.Pair.pack()
 		e.BytesAttr(uint16(OuterAttrPair), p[:])
 	}
-	if v.present&(1<<OuterAttrPresent) != 0 || v.Present {
-		e.Flag(uint16(OuterAttrPresent))
+	if v.present&(1<<OuterAttrEnabled) != 0 || v.Enabled {
+		e.Flag(uint16(OuterAttrEnabled))
 	}
 }
 
@@ -165,5 +165,5 @@ const schemaOuter = 1
 
 var schema = []schemaSet{
 	{"inner-attrs", []schemaAttr{{"", -1}, {"in-v4", -1}, {"in-v6", -1}, {"in-port", -1}}},
-	{"outer-attrs", []schemaAttr{{"", -1}, {"inner", 0}, {"colour", -1}, {"bits", -1}, {"label", -1}, {"blob", -1}, {"counter", -1}, {"pad", -1}, {"host", -1}, {"pair", -1}, {"present", -1}}},
+	{"outer-attrs", []schemaAttr{{"", -1}, {"inner", 0}, {"colour", -1}, {"bits", -1}, {"label", -1}, {"blob", -1}, {"counter", -1}, {"pad", -1}, {"host", -1}, {"pair", -1}, {"enabled", -1}}},
 }

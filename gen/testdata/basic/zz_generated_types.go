@@ -35,7 +35,7 @@ func (v Pair) pack() (b [4]byte) {
 // The inner set.
 //
 // Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with Mark. Encoding writes every attribute
+// set with a Set method or marked with SetPresent. Encoding writes every attribute
 // that is present or whose field is not zero; Has reports the same. A value
 // is safe for concurrent reads; writes need the caller's synchronisation.
 type Inner struct {
@@ -67,8 +67,8 @@ func (v *Inner) Has(a InnerAttr) bool {
 	return false
 }
 
-// Mark marks attribute a as present, so that it is encoded even when zero.
-func (v *Inner) Mark(a InnerAttr) {
+// SetPresent marks attribute a as present, so that it is encoded even when zero.
+func (v *Inner) SetPresent(a InnerAttr) {
 	if a < 32 {
 		v.present |= 1 << a
 	}
@@ -119,7 +119,7 @@ func (v *Inner) empty() bool {
 // The top-level set.
 //
 // Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with Mark. Encoding writes every attribute
+// set with a Set method or marked with SetPresent. Encoding writes every attribute
 // that is present or whose field is not zero; Has reports the same. A value
 // is safe for concurrent reads; writes need the caller's synchronisation.
 type Outer struct {
@@ -139,8 +139,8 @@ type Outer struct {
 	Host uint32
 	// Pair is pair (DEMO_PAIR, struct pair, 4 bytes): a struct payload.
 	Pair Pair
-	// Present is present (DEMO_PRESENT, flag, no payload): a flag.
-	Present bool
+	// Enabled is enabled (DEMO_ENABLED, flag, no payload): a flag.
+	Enabled bool
 
 	// Unknown counts the attributes of unknown type that the last decode skipped.
 	Unknown uint16
@@ -169,14 +169,14 @@ func (v *Outer) Has(a OuterAttr) bool {
 		return v.Host != 0
 	case OuterAttrPair:
 		return v.Pair != (Pair{})
-	case OuterAttrPresent:
-		return v.Present
+	case OuterAttrEnabled:
+		return v.Enabled
 	}
 	return false
 }
 
-// Mark marks attribute a as present, so that it is encoded even when zero.
-func (v *Outer) Mark(a OuterAttr) {
+// SetPresent marks attribute a as present, so that it is encoded even when zero.
+func (v *Outer) SetPresent(a OuterAttr) {
 	if a < 32 {
 		v.present |= 1 << a
 	}
@@ -212,9 +212,9 @@ func (v *Outer) Clear(a OuterAttr) {
 	case OuterAttrPair:
 		var zero Pair
 		v.Pair = zero
-	case OuterAttrPresent:
+	case OuterAttrEnabled:
 		var zero bool
-		v.Present = zero
+		v.Enabled = zero
 	}
 }
 
@@ -266,13 +266,13 @@ func (v *Outer) SetPair(x Pair) {
 	v.present |= 1 << OuterAttrPair
 }
 
-// SetPresent sets present and marks it present.
-func (v *Outer) SetPresent(x bool) {
-	v.Present = x
-	v.present |= 1 << OuterAttrPresent
+// SetEnabled sets enabled and marks it present.
+func (v *Outer) SetEnabled(x bool) {
+	v.Enabled = x
+	v.present |= 1 << OuterAttrEnabled
 }
 
 // empty reports whether no attribute of v is present or non-zero.
 func (v *Outer) empty() bool {
-	return v.present == 0 && v.Inner.empty() && v.Colour == 0 && v.Bits == 0 && v.Label == "" && len(v.Blob) == 0 && v.Counter == 0 && v.Host == 0 && v.Pair == (Pair{}) && !v.Present
+	return v.present == 0 && v.Inner.empty() && v.Colour == 0 && v.Bits == 0 && v.Label == "" && len(v.Blob) == 0 && v.Counter == 0 && v.Host == 0 && v.Pair == (Pair{}) && !v.Enabled
 }
