@@ -1,0 +1,394 @@
+package ctnetlink
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/nfnl"
+)
+
+// Config configures a Conn. A nil *Config means all defaults.
+type Config struct {
+	// NetNS is a file descriptor of the network namespace to work in, for
+	// example of /var/run/netns/NAME or /proc/PID/ns/net. The default, 0,
+	// is the namespace of the calling thread. Entering another namespace
+	// needs CAP_SYS_ADMIN; Dial fails if it cannot.
+	NetNS int
+
+	// ReadBuffer is the socket receive buffer size in bytes. The default,
+	// 0, keeps the kernel's default (net.core.rmem_default). Dial tries
+	// SO_RCVBUFFORCE first, which needs CAP_NET_ADMIN and ignores
+	// net.core.rmem_max, then falls back to SO_RCVBUF, which the kernel caps
+	// at rmem_max.
+	ReadBuffer int
+
+	// MaxIdle is how many sockets the Conn keeps open for reuse between
+	// calls. The default, 0, means 2. Calls that run at the same time each
+	// use a socket of their own.
+	MaxIdle int
+}
+
+// Conn is a client of ctnetlink in one network namespace.
+//
+// A Conn is safe for concurrent use by multiple goroutines. Each call uses a
+// netlink socket of its own, taken from a small pool, so calls do not wait
+// for each other, and a dump can be iterated while the loop body calls other
+// methods of the same Conn.
+type Conn struct {
+	cfg Config
+
+	mu     sync.Mutex
+	idle   []*sock
+	closed bool
+}
+
+// Dial opens a Conn. It opens one socket right away, so that a missing
+// privilege, namespace or kernel module shows up here.
+func Dial(cfg *Config) (*Conn, error) {
+	c := &Conn{}
+	if cfg != nil {
+		c.cfg = *cfg
+	}
+	if c.cfg.MaxIdle <= 0 {
+		c.cfg.MaxIdle = 2
+	}
+	s, err := c.dialSock()
+	if err != nil {
+		return nil, &Error{Op: "dial", Err: err}
+	}
+	c.put(s)
+	return c, nil
+}
+
+// Close closes the Conn's sockets. Calls still running finish with an error
+// when they next touch their socket; their sockets are closed as they end.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle, c.closed = nil, true
+	c.mu.Unlock()
+	var err error
+	for _, s := range idle {
+		err = errors.Join(err, s.close())
+	}
+	return err
+}
+
+var errClosed = errors.New("use of closed Conn")
+
+// get takes an idle socket or dials a new one.
+func (c *Conn) get() (*sock, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	if n := len(c.idle); n > 0 {
+		s := c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return s, nil
+	}
+	c.mu.Unlock()
+	return c.dialSock()
+}
+
+// put returns a socket to the pool, or closes it if it holds an unfinished
+// reply or the pool is full.
+func (c *Conn) put(s *sock) {
+	if s.dirty {
+		s.close()
+		return
+	}
+	c.mu.Lock()
+	if c.closed || len(c.idle) >= c.cfg.MaxIdle {
+		c.mu.Unlock()
+		s.close()
+		return
+	}
+	c.idle = append(c.idle, s)
+	c.mu.Unlock()
+}
+
+func (c *Conn) dialSock() (*sock, error) {
+	return dialSock(c.cfg.NetNS, c.cfg.ReadBuffer, 0)
+}
+
+// sock is one NETLINK_NETFILTER socket with its receive buffer.
+type sock struct {
+	nl  *netlink.Conn
+	raw syscall.RawConn
+	buf []byte
+	out []byte
+	seq uint32
+
+	// dirty marks a socket whose last request was abandoned before its
+	// reply ended (a cancelled or abandoned dump): it is closed, not reused.
+	dirty bool
+}
+
+// recvBufSize holds the largest datagram the kernel sends on a netlink
+// socket (dumps fill skbs of up to 32 KiB) with room to spare.
+const recvBufSize = 64 << 10
+
+func dialSock(netns, rcvbuf int, groups uint32) (*sock, error) {
+	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns, Groups: groups})
+	if err != nil {
+		return nil, err
+	}
+	s := &sock{nl: nl, buf: make([]byte, recvBufSize)}
+	if s.raw, err = nl.SyscallConn(); err != nil {
+		nl.Close()
+		return nil, err
+	}
+	// Error messages name the failing attribute when the kernel can.
+	_ = nl.SetOption(netlink.ExtendedAcknowledge, true)
+	if rcvbuf > 0 {
+		if err := s.setReadBuffer(rcvbuf); err != nil {
+			nl.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// setReadBuffer sets SO_RCVBUFFORCE, or SO_RCVBUF without the privilege.
+func (s *sock) setReadBuffer(n int) error {
+	var serr error
+	err := s.raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+		if serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set receive buffer to %d bytes: %w", n, serr)
+	}
+	return nil
+}
+
+// readBuffer returns the receive buffer size the kernel granted.
+func (s *sock) readBuffer() (int, error) {
+	var n int
+	var serr error
+	err := s.raw.Control(func(fd uintptr) {
+		n, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	if err == nil {
+		err = serr
+	}
+	return n, err
+}
+
+func (s *sock) close() error { return s.nl.Close() }
+
+// watch makes ctx cancellation and its deadline interrupt a blocked receive
+// on s by moving the socket's read deadline. The returned func undoes it and
+// must be called before s is reused.
+func (s *sock) watch(ctx context.Context) (stop func()) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.nl.SetReadDeadline(dl)
+	}
+	if ctx.Done() == nil {
+		return func() { _ = s.nl.SetReadDeadline(time.Time{}) }
+	}
+	cancel := context.AfterFunc(ctx, func() { _ = s.nl.SetReadDeadline(time.Unix(1, 0)) })
+	return func() {
+		cancel()
+		_ = s.nl.SetReadDeadline(time.Time{})
+	}
+}
+
+// send writes one or more complete netlink messages.
+func (s *sock) send(b []byte) error {
+	var werr error
+	err := s.raw.Write(func(fd uintptr) bool {
+		_, werr = unix.Write(int(fd), b)
+		return werr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// recv reads one datagram into s.buf and returns it.
+func (s *sock) recv(ctx context.Context) ([]byte, error) {
+	var n int
+	var rerr error
+	err := s.raw.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), s.buf)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if rerr != nil {
+		return nil, rerr
+	}
+	return s.buf[:n], nil
+}
+
+const nlmsgHeaderLen = 16
+
+// header is a decoded nlmsghdr.
+type header struct {
+	Len   uint32
+	Type  uint16
+	Flags uint16
+	Seq   uint32
+	PID   uint32
+}
+
+// nextMsg splits the first netlink message off b.
+func nextMsg(b []byte) (h header, data, rest []byte, err error) {
+	if len(b) < nlmsgHeaderLen {
+		return h, nil, nil, fmt.Errorf("%d trailing bytes, too short for a netlink header", len(b))
+	}
+	h = header{
+		Len:   binary.NativeEndian.Uint32(b),
+		Type:  binary.NativeEndian.Uint16(b[4:]),
+		Flags: binary.NativeEndian.Uint16(b[6:]),
+		Seq:   binary.NativeEndian.Uint32(b[8:]),
+		PID:   binary.NativeEndian.Uint32(b[12:]),
+	}
+	if h.Len < nlmsgHeaderLen || int(h.Len) > len(b) {
+		return h, nil, nil, fmt.Errorf("netlink message length %d out of range (%d bytes left)", h.Len, len(b))
+	}
+	data = b[nlmsgHeaderLen:h.Len]
+	next := (int(h.Len) + 3) &^ 3
+	if next > len(b) {
+		next = len(b)
+	}
+	return h, data, b[next:], nil
+}
+
+// appendRequest appends an nlmsghdr and nfgenmsg for a request whose
+// attributes attrs appends, and fixes up the length.
+func appendRequest(b []byte, typ MsgType, flags netlink.HeaderFlags, seq uint32, family uint8, attrs func([]byte) []byte) []byte {
+	start := len(b)
+	b = binary.NativeEndian.AppendUint32(b, 0)
+	b = binary.NativeEndian.AppendUint16(b, uint16(typ))
+	b = binary.NativeEndian.AppendUint16(b, uint16(flags|netlink.Request))
+	b = binary.NativeEndian.AppendUint32(b, seq)
+	b = binary.NativeEndian.AppendUint32(b, 0)
+	b = nfnl.Header{Family: family, Version: nfnl.Version0}.Append(b)
+	if attrs != nil {
+		b = attrs(b)
+	}
+	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
+	return b
+}
+
+// reply is one message of a reply, handed to a request's callback. Data
+// aliases the receive buffer and is valid only during the callback.
+type reply struct {
+	Header header
+	Family uint8
+	ResID  uint16
+	Attrs  []byte
+}
+
+// errStop ends a request early from a callback without an error.
+var errStop = errors.New("stop")
+
+// request sends one request and feeds every reply message to fn until the
+// kernel's ACK, error or NLMSG_DONE. It reports NLM_F_DUMP_INTR as
+// ErrDumpInterrupted after the whole reply was read.
+func (s *sock) request(ctx context.Context, typ MsgType, flags netlink.HeaderFlags, family uint8, attrs func([]byte) []byte, fn func(*reply) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := s.watch(ctx)
+	defer stop()
+
+	s.seq++
+	seq := s.seq
+	s.out = appendRequest(s.out[:0], typ, flags, seq, family, attrs)
+	if err := s.send(s.out); err != nil {
+		return err
+	}
+	// Until the reply ends, the socket holds state for it.
+	s.dirty = true
+	interrupted := false
+	for {
+		b, err := s.recv(ctx)
+		if err != nil {
+			return err
+		}
+		for len(b) > 0 {
+			h, data, rest, err := nextMsg(b)
+			if err != nil {
+				return err
+			}
+			b = rest
+			if h.Seq != seq {
+				// A late answer to an earlier request on this socket.
+				continue
+			}
+			if h.Flags&uint16(netlink.DumpInterrupted) != 0 {
+				interrupted = true
+			}
+			switch netlink.HeaderType(h.Type) {
+			case netlink.Error, netlink.Done:
+				e, derr := nfnl.DecodeError(netlink.Message{
+					Header: netlink.Header{Length: h.Len, Type: netlink.HeaderType(h.Type), Flags: netlink.HeaderFlags(h.Flags), Sequence: h.Seq, PID: h.PID},
+					Data:   data,
+				})
+				if derr != nil {
+					return derr
+				}
+				s.dirty = false
+				if e.Errno != 0 {
+					return kernelError(e)
+				}
+				if interrupted {
+					return ErrDumpInterrupted
+				}
+				return nil
+			case netlink.Noop, netlink.Overrun:
+				continue
+			}
+			if fn == nil {
+				continue
+			}
+			hdr, attrs, perr := nfnl.ParseHeader(data)
+			if perr != nil {
+				return perr
+			}
+			r := reply{Header: h, Family: hdr.Family, ResID: hdr.ResourceID, Attrs: attrs}
+			if err := fn(&r); err != nil {
+				if err == errStop {
+					return nil
+				}
+				return err
+			}
+			if flags&netlink.Dump == 0 && h.Flags&uint16(netlink.Multi) == 0 && flags&netlink.Acknowledge == 0 {
+				// A single reply to a request without ACK ends here.
+				s.dirty = false
+				return nil
+			}
+		}
+	}
+}
+
+// kernelError turns a decoded NLMSG_ERROR into the *netlink.OpError that
+// callers of mdlayher/netlink know, keeping the extended ACK.
+func kernelError(e *nfnl.Error) error {
+	return &netlink.OpError{Op: "receive", Err: e.Errno, Message: e.Message, Offset: int(e.Offset)}
+}
