@@ -52,7 +52,8 @@ func (c *Conn) UpdateMany(ctx context.Context, flows []Flow) (BulkResult, error)
 // is identified by its original tuple (or reply tuple), its zone and, when
 // present, its id. Flows already gone are counted in NotFound.
 func (c *Conn) DeleteMany(ctx context.Context, flows []Flow) (BulkResult, error) {
-	return c.bulk(ctx, "delete", MsgDelete, 0, len(flows), func(i int) *Flow { return lookupKey(&flows[i]) })
+	var k Flow
+	return c.bulk(ctx, "delete", MsgDelete, 0, len(flows), func(i int) *Flow { k = lookupKey(&flows[i]); return &k })
 }
 
 // bulkReadBuffer is the receive buffer bulk sockets ask for; error replies

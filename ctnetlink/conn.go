@@ -130,6 +130,13 @@ type sock struct {
 	buf []byte
 	out []byte
 	seq uint32
+	rep reply // the message handed to request callbacks, reused
+
+	// readFn is the raw read callback, made once so that a receive does
+	// not allocate; n and rerr carry its results.
+	readFn func(fd uintptr) bool
+	n      int
+	rerr   error
 
 	// dirty marks a socket whose last request was abandoned before its
 	// reply ended (a cancelled or abandoned dump): it is closed, not reused.
@@ -146,6 +153,10 @@ func dialSock(netns, rcvbuf int, groups uint32) (*sock, error) {
 		return nil, err
 	}
 	s := &sock{nl: nl, buf: make([]byte, recvBufSize)}
+	s.readFn = func(fd uintptr) bool {
+		s.n, s.rerr = unix.Read(int(fd), s.buf)
+		return s.rerr != unix.EAGAIN
+	}
 	if s.raw, err = nl.SyscallConn(); err != nil {
 		nl.Close()
 		return nil, err
@@ -226,22 +237,17 @@ func (s *sock) send(b []byte) error {
 
 // recv reads one datagram into s.buf and returns it.
 func (s *sock) recv(ctx context.Context) ([]byte, error) {
-	var n int
-	var rerr error
-	err := s.raw.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), s.buf)
-		return rerr != unix.EAGAIN
-	})
+	err := s.raw.Read(s.readFn)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
-	if rerr != nil {
-		return nil, rerr
+	if s.rerr != nil {
+		return nil, s.rerr
 	}
-	return s.buf[:n], nil
+	return s.buf[:s.n], nil
 }
 
 const nlmsgHeaderLen = 16
@@ -371,8 +377,8 @@ func (s *sock) request(ctx context.Context, typ MsgType, flags netlink.HeaderFla
 			if perr != nil {
 				return perr
 			}
-			r := reply{Header: h, Family: hdr.Family, ResID: hdr.ResourceID, Attrs: attrs}
-			if err := fn(&r); err != nil {
+			s.rep = reply{Header: h, Family: hdr.Family, ResID: hdr.ResourceID, Attrs: attrs}
+			if err := fn(&s.rep); err != nil {
 				if err == errStop {
 					return nil
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"slices"
 	"net/netip"
 
 	"github.com/mdlayher/netlink"
@@ -334,12 +335,24 @@ func (c *Conn) dumpFlows(ctx context.Context, op string, typ MsgType, filter *Du
 func (c *Conn) List(ctx context.Context, filter *DumpFilter) ([]Flow, error) {
 	var flows []Flow
 	var err error
+	if filter == nil {
+		// The table's size is a good capacity hint for an unfiltered list;
+		// growing a slice of large elements costs more than the dump.
+		if st, serr := c.Stats(ctx); serr == nil {
+			flows = make([]Flow, 0, int(st.Entries)+int(st.Entries)/16+16)
+		}
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		flows, err = flows[:0], nil
 		for f, ferr := range c.Dump(ctx, filter) {
 			if ferr != nil {
 				err = ferr
 				break
+			}
+			if len(flows) == cap(flows) {
+				// Double: append's gentler growth for large elements
+				// copies a big table several times over.
+				flows = slices.Grow(flows, max(len(flows), 64))
 			}
 			flows = append(flows, *f)
 		}

@@ -80,7 +80,7 @@ func TestKernelCreateGetUpdateDelete(t *testing.T) {
 	// Deleting by a stale id must not remove the flow.
 	stale := lookupKey(got)
 	stale.SetID(got.ID + 1)
-	if err := c.Delete(ctx, stale); !errors.Is(err, os.ErrNotExist) {
+	if err := c.Delete(ctx, &stale); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("delete with wrong id: got %v, want os.ErrNotExist", err)
 	}
 	if err := c.Delete(ctx, got); err != nil {

@@ -51,8 +51,7 @@ func (c *Conn) Get(ctx context.Context, q *Flow) (*Flow, error) {
 
 // lookupKey keeps the attributes that identify a flow: one tuple, the
 // zone, and the id when q has one.
-func lookupKey(q *Flow) *Flow {
-	var k Flow
+func lookupKey(q *Flow) (k Flow) {
 	if q.Has(FlowAttrTupleOrig) {
 		k.SetTupleOrig(q.TupleOrig)
 	} else {
@@ -64,7 +63,7 @@ func lookupKey(q *Flow) *Flow {
 	if q.Has(FlowAttrID) {
 		k.SetID(q.ID)
 	}
-	return &k
+	return k
 }
 
 // Create adds flow f to the table (IPCTNL_MSG_CT_NEW with NLM_F_CREATE and
@@ -90,7 +89,8 @@ func (c *Conn) Update(ctx context.Context, f *Flow) error {
 // with the same tuple is not removed by mistake. It fails with an error that
 // matches os.ErrNotExist when there is no such flow.
 func (c *Conn) Delete(ctx context.Context, q *Flow) error {
-	return c.do(ctx, "delete", MsgDelete, netlink.Acknowledge, flowFamily(q), schemaFlow, lookupKey(q).AppendAttributes, nil)
+	k := lookupKey(q)
+	return c.do(ctx, "delete", MsgDelete, netlink.Acknowledge, flowFamily(q), schemaFlow, k.AppendAttributes, nil)
 }
 
 // FlushFilter selects the flows Flush removes. The zero value selects all
