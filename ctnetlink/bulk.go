@@ -88,7 +88,10 @@ func (c *Conn) bulk(ctx context.Context, op string, typ MsgType, flags netlink.H
 			return res, &Error{Op: op, Err: err}
 		}
 		end := min(start+p.window, n)
-		sent, err := p.run(ctx, end-start, typ, flags, func(i int) *Flow { return item(start + i) }, func(i int, e *nfnl.Error, req []byte) {
+		sent, err := p.run(ctx, end-start, typ, flags, func(i int) (uint8, *Flow) {
+			f := item(start + i)
+			return flowFamily(f), f
+		}, func(i int, e *nfnl.Error, req []byte) {
 			switch {
 			case e.Errno == 0:
 				res.Done++
@@ -142,16 +145,16 @@ const maxWrite = 128 << 10
 // run sends up to n requests in one write and calls done once per request
 // sent, in any order, with the kernel's answer (Errno 0 for success) and the
 // request's bytes. It returns how many requests it sent.
-func (p *pipeline) run(ctx context.Context, n int, typ MsgType, flags netlink.HeaderFlags, item func(int) *Flow, done func(i int, e *nfnl.Error, req []byte)) (int, error) {
+func (p *pipeline) run(ctx context.Context, n int, typ MsgType, flags netlink.HeaderFlags, item func(int) (uint8, *Flow), done func(i int, e *nfnl.Error, req []byte)) (int, error) {
 	s := p.s
 	s.out = s.out[:0]
 	p.offs = p.offs[:0]
 	first := s.seq + 1
 	for i := 0; i < n && len(s.out) < maxWrite; i++ {
-		f := item(i)
+		family, f := item(i)
 		s.seq++
 		p.offs = append(p.offs, len(s.out))
-		s.out = appendRequest(s.out, typ, flags, s.seq, flowFamily(f), f.AppendAttributes)
+		s.out = appendRequest(s.out, typ, flags, s.seq, family, f.AppendAttributes)
 	}
 	n = len(p.offs)
 	// The last request asks for an ACK, which closes the window.

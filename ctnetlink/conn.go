@@ -49,6 +49,8 @@ type Conn struct {
 	mu     sync.Mutex
 	idle   []*sock
 	closed bool
+
+	caps capCache
 }
 
 // Dial opens a Conn. It opens one socket right away, so that a missing

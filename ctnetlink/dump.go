@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 	"net/netip"
+	"slices"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"

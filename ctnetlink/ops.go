@@ -3,6 +3,8 @@ package ctnetlink
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -100,35 +102,62 @@ type FlushFilter struct {
 	Family uint8
 	// Mark selects flows whose mark, ANDed with MarkMask, equals Mark;
 	// it applies when either is non-zero (a zero MarkMask means all bits).
-	// Linux 4.x and later.
 	Mark, MarkMask uint32
 	// Status selects flows whose status ANDed with StatusMask equals
-	// Status, when StatusMask is non-zero. Linux 6.3 and later.
+	// Status, when StatusMask is non-zero.
 	Status, StatusMask Status
-	// Zone, if not nil, selects the flows of one zone. Linux 6.8 and later.
+	// Zone, if not nil, selects the flows of one zone.
 	Zone *uint16
-	// Orig, if not nil, selects flows by their original tuple (CTA_FILTER
-	// in a flush, which older kernels refuse with EOPNOTSUPP).
+	// Orig, if not nil, selects flows by their original tuple.
 	Orig *TupleFilter
 }
 
-// Flush removes the flows that filter selects (nil for all) in one request
-// that the kernel carries out. On a kernel that does not know a filter
-// field, the request fails rather than flush too much, except for fields
-// that older kernels silently ignore (Status before 6.3, Zone before 6.8):
-// check the kernel version before relying on them, or use the cleanup
-// planner, which probes for them.
-func (c *Conn) Flush(ctx context.Context, filter *FlushFilter) error {
-	var q Flow
-	family := uint8(unix.AF_UNSPEC)
-	if filter != nil {
-		df := DumpFilter{Family: filter.Family, Mark: filter.Mark, MarkMask: filter.MarkMask,
-			Status: filter.Status, StatusMask: filter.StatusMask, Zone: filter.Zone, Orig: filter.Orig}
-		var qq *Flow
-		family, qq = df.request()
-		q = *qq
+// matcher returns the Cleanup matcher that selects what f selects.
+func (f *FlushFilter) matcher() Matcher {
+	m := Matcher{Family: f.Family, Mark: f.Mark, MarkMask: f.MarkMask, Status: f.Status, StatusMask: f.StatusMask, Zone: f.Zone}
+	if o := f.Orig; o != nil {
+		m.Proto = o.Proto
+		if o.Src.IsValid() {
+			m.Orig.Src = netip.PrefixFrom(o.Src, o.Src.BitLen())
+		}
+		if o.Dst.IsValid() {
+			m.Orig.Dst = netip.PrefixFrom(o.Dst, o.Dst.BitLen())
+		}
+		m.Orig.SrcPort, m.Orig.DstPort = o.SrcPort, o.DstPort
+		m.ICMPType, m.ICMPCode, m.ICMPID = o.ICMPType, o.ICMPCode, o.ICMPID
 	}
-	return c.do(ctx, "flush", MsgDelete, netlink.Acknowledge, family, schemaFlow, q.AppendAttributes, nil)
+	return m
+}
+
+// Flush removes the flows that filter selects; nil selects the whole table,
+// which the kernel empties in one request.
+//
+// With a filter, Flush removes exactly the flows the filter selects, on any
+// kernel: it runs Cleanup with one matcher, so the kernel flushes by itself
+// when it evaluates every field of the filter (see Capabilities) and the
+// client dumps and deletes the rest. Kernels are not trusted with what they
+// get wrong: a flush with a family but no tuple filter removes the flows of
+// both families, and kernels before 6.8 ignore a zone.
+func (c *Conn) Flush(ctx context.Context, filter *FlushFilter) error {
+	if filter == nil {
+		// One request per family works on every kernel, including those
+		// that refuse an AF_UNSPEC flush; the second finds nothing left
+		// where the first emptied both families.
+		for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			if err := c.do(ctx, "flush", MsgDelete, netlink.Acknowledge, fam, schemaFlow, nil, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	res, err := c.Cleanup(ctx, []Matcher{filter.matcher()}, nil)
+	if err != nil {
+		return err
+	}
+	if res.Failed > 0 {
+		return &Error{Op: "flush", Err: fmt.Errorf("%d deletes failed, first: %w", res.Failed, res.Samples[0].Err)}
+	}
+	return nil
 }
 
 // Stats returns the global conntrack statistics (IPCTNL_MSG_CT_GET_STATS):

@@ -440,7 +440,7 @@ func (v *ProtoInfoSCTP) UnmarshalAttributes(b []byte) error {
 		switch ProtoInfoSCTPAttr(d.Type()) {
 		case ProtoInfoSCTPAttrSCTPState:
 			v.present |= 1 << ProtoInfoSCTPAttrSCTPState
-			v.SCTPState = SCTPState(d.Uint8())
+			v.State = SCTPState(d.Uint8())
 		case ProtoInfoSCTPAttrVTagOriginal:
 			v.present |= 1 << ProtoInfoSCTPAttrVTagOriginal
 			v.VTagOriginal = d.Uint32BE()
@@ -464,8 +464,8 @@ func (v *ProtoInfoSCTP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ProtoInfoSCTP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ProtoInfoSCTPAttrSCTPState) != 0 || v.SCTPState != 0 {
-		e.Uint8(uint16(ProtoInfoSCTPAttrSCTPState), uint8(v.SCTPState))
+	if v.present&(1<<ProtoInfoSCTPAttrSCTPState) != 0 || v.State != 0 {
+		e.Uint8(uint16(ProtoInfoSCTPAttrSCTPState), uint8(v.State))
 	}
 	if v.present&(1<<ProtoInfoSCTPAttrVTagOriginal) != 0 || v.VTagOriginal != 0 {
 		e.Uint32BE(uint16(ProtoInfoSCTPAttrVTagOriginal), v.VTagOriginal)

@@ -738,8 +738,8 @@ func (v *ProtoInfoDCCP) empty() bool {
 // that is present or whose field is not zero; Has reports the same. A value
 // is safe for concurrent reads; writes need the caller's synchronisation.
 type ProtoInfoSCTP struct {
-	// SCTPState is sctp-state (CTA_PROTOINFO_SCTP_STATE, u8, enum SCTPState): SCTP association state.
-	SCTPState SCTPState
+	// State is sctp-state (CTA_PROTOINFO_SCTP_STATE, u8, enum SCTPState): SCTP association state.
+	State SCTPState
 	// VTagOriginal is vtag-original (CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, u32, big-endian): Verification tag of the original direction.
 	VTagOriginal uint32
 	// VTagReply is vtag-reply (CTA_PROTOINFO_SCTP_VTAG_REPLY, u32, big-endian): Verification tag of the reply direction.
@@ -757,7 +757,7 @@ func (v *ProtoInfoSCTP) Has(a ProtoInfoSCTPAttr) bool {
 	}
 	switch a {
 	case ProtoInfoSCTPAttrSCTPState:
-		return v.SCTPState != 0
+		return v.State != 0
 	case ProtoInfoSCTPAttrVTagOriginal:
 		return v.VTagOriginal != 0
 	case ProtoInfoSCTPAttrVTagReply:
@@ -781,7 +781,7 @@ func (v *ProtoInfoSCTP) Clear(a ProtoInfoSCTPAttr) {
 	switch a {
 	case ProtoInfoSCTPAttrSCTPState:
 		var zero SCTPState
-		v.SCTPState = zero
+		v.State = zero
 	case ProtoInfoSCTPAttrVTagOriginal:
 		var zero uint32
 		v.VTagOriginal = zero
@@ -791,9 +791,9 @@ func (v *ProtoInfoSCTP) Clear(a ProtoInfoSCTPAttr) {
 	}
 }
 
-// SetSCTPState sets sctp-state and marks it present.
-func (v *ProtoInfoSCTP) SetSCTPState(x SCTPState) {
-	v.SCTPState = x
+// SetState sets sctp-state and marks it present.
+func (v *ProtoInfoSCTP) SetState(x SCTPState) {
+	v.State = x
 	v.present |= 1 << ProtoInfoSCTPAttrSCTPState
 }
 
@@ -811,7 +811,7 @@ func (v *ProtoInfoSCTP) SetVTagReply(x uint32) {
 
 // empty reports whether no attribute of v is present or non-zero.
 func (v *ProtoInfoSCTP) empty() bool {
-	return v.present == 0 && v.SCTPState == 0 && v.VTagOriginal == 0 && v.VTagReply == 0
+	return v.present == 0 && v.State == 0 && v.VTagOriginal == 0 && v.VTagReply == 0
 }
 
 // ProtoInfo holds the attributes of the set protoinfo-attrs.

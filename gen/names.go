@@ -68,6 +68,8 @@ var goNameOverrides = map[string]string{
 	"set:conntrack-stats-attrs": "StatsCPU",
 	"set:expect-stats-attrs":    "ExpectStatsCPU",
 	"def:ip-conntrack-dir":      "Direction",
+	// The SCTP set names only its state after its protocol.
+	"field:protoinfo-sctp-attrs/sctp-state": "State",
 }
 
 // goName applies the rule to a kebab-case name.

@@ -1,0 +1,720 @@
+package ctnetlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/nfnl"
+)
+
+var zeroV4 = netip.AddrFrom4([4]byte{})
+
+// Endpoints matches the addresses and ports of one direction's tuple. A
+// field takes part when set: a valid prefix, a non-nil port.
+type Endpoints struct {
+	Src, Dst         netip.Prefix
+	SrcPort, DstPort *uint16
+}
+
+// Matcher selects flows for Cleanup. Every field that is set must match
+// (AND); Cleanup deletes the flows that any of its matchers selects (OR).
+// The zero Matcher selects every flow.
+type Matcher struct {
+	// Family is unix.AF_INET or unix.AF_INET6; 0 matches both.
+	Family uint8
+	// Proto is the layer 4 protocol number; 0 matches any.
+	Proto uint8
+	// Orig and Reply match the original and reply tuples.
+	Orig, Reply Endpoints
+	// ICMPType, ICMPCode and ICMPID match the original tuple's ICMP or
+	// ICMPv6 fields.
+	ICMPType, ICMPCode *uint8
+	ICMPID             *uint16
+	// Mark matches flows whose mark ANDed with MarkMask equals Mark. It
+	// applies when either is non-zero; a zero MarkMask means all bits.
+	Mark, MarkMask uint32
+	// Zone matches the flow's zone (CTA_ZONE); OrigZone and ReplyZone the
+	// zones of its tuples.
+	Zone, OrigZone, ReplyZone *uint16
+	// LabelsAll matches flows that have every bit set here; LabelsAny
+	// flows that have at least one. Both are bitmaps in the kernel's
+	// layout: label n is bit n%8 of byte n/8.
+	LabelsAll, LabelsAny []byte
+	// Status matches flows whose status ANDed with StatusMask equals Status,
+	// when StatusMask is non-zero.
+	Status, StatusMask Status
+	// TCPStates, SCTPStates and DCCPStates match flows in any of the listed
+	// protocol states.
+	TCPStates  []TCPState
+	SCTPStates []SCTPState
+	DCCPStates []DCCPState
+	// Helper matches the name of the flow's helper.
+	Helper string
+}
+
+// Match reports whether the matcher selects flow f.
+func (m *Matcher) Match(f *Flow) bool {
+	if m.Family != 0 && m.Family != f.Family() {
+		return false
+	}
+	if m.Proto != 0 && m.Proto != f.TupleOrig.Proto.Num {
+		return false
+	}
+	if !m.Orig.match(&f.TupleOrig) || !m.Reply.match(&f.TupleReply) {
+		return false
+	}
+	if m.ICMPType != nil || m.ICMPCode != nil || m.ICMPID != nil {
+		tf := TupleFilter{Proto: f.TupleOrig.Proto.Num, ICMPType: m.ICMPType, ICMPCode: m.ICMPCode, ICMPID: m.ICMPID}
+		if !tf.Match(&f.TupleOrig) {
+			return false
+		}
+	}
+	if m.Mark != 0 || m.MarkMask != 0 {
+		mask := m.MarkMask
+		if mask == 0 {
+			mask = ^uint32(0)
+		}
+		if f.Mark&mask != m.Mark {
+			return false
+		}
+	}
+	if m.Zone != nil && *m.Zone != f.Zone {
+		return false
+	}
+	if m.OrigZone != nil && *m.OrigZone != f.TupleOrig.Zone {
+		return false
+	}
+	if m.ReplyZone != nil && *m.ReplyZone != f.TupleReply.Zone {
+		return false
+	}
+	if m.StatusMask != 0 && f.Status&m.StatusMask != m.Status {
+		return false
+	}
+	if len(m.LabelsAll) > 0 || len(m.LabelsAny) > 0 {
+		if !labelsMatch(f.Labels, m.LabelsAll, m.LabelsAny) {
+			return false
+		}
+	}
+	if len(m.TCPStates) > 0 && (f.TupleOrig.Proto.Num != unix.IPPROTO_TCP || !contains(m.TCPStates, f.ProtoInfo.TCP.State)) {
+		return false
+	}
+	if len(m.SCTPStates) > 0 && (f.TupleOrig.Proto.Num != unix.IPPROTO_SCTP || !contains(m.SCTPStates, f.ProtoInfo.SCTP.State)) {
+		return false
+	}
+	if len(m.DCCPStates) > 0 && (f.TupleOrig.Proto.Num != unix.IPPROTO_DCCP || !contains(m.DCCPStates, f.ProtoInfo.DCCP.State)) {
+		return false
+	}
+	if m.Helper != "" && m.Helper != f.Help.Name {
+		return false
+	}
+	return true
+}
+
+func contains[T comparable](list []T, v T) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func labelsMatch(have, all, anyOf []byte) bool {
+	for i, b := range all {
+		if b != 0 && (i >= len(have) || have[i]&b != b) {
+			return false
+		}
+	}
+	if len(anyOf) == 0 {
+		return true
+	}
+	for i, b := range anyOf {
+		if i < len(have) && have[i]&b != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Endpoints) match(t *Tuple) bool {
+	if e.Src.IsValid() && !e.Src.Contains(t.Src()) {
+		return false
+	}
+	if e.Dst.IsValid() && !e.Dst.Contains(t.Dst()) {
+		return false
+	}
+	if e.SrcPort != nil && *e.SrcPort != t.Proto.SrcPort {
+		return false
+	}
+	if e.DstPort != nil && *e.DstPort != t.Proto.DstPort {
+		return false
+	}
+	return true
+}
+
+func (e *Endpoints) empty() bool {
+	return !e.Src.IsValid() && !e.Dst.IsValid() && e.SrcPort == nil && e.DstPort == nil
+}
+
+func hostAddr(p netip.Prefix) (netip.Addr, bool) {
+	if p.IsValid() && p.Bits() == p.Addr().BitLen() {
+		return p.Addr(), true
+	}
+	return netip.Addr{}, false
+}
+
+// flushFilter returns the kernel flush that does exactly what m selects,
+// if the kernel can evaluate every field m sets.
+func (m *Matcher) flushFilter(k Capabilities) (*FlushFilter, bool) {
+	if !m.Reply.empty() || m.OrigZone != nil || m.ReplyZone != nil || len(m.LabelsAll) > 0 || len(m.LabelsAny) > 0 ||
+		len(m.TCPStates) > 0 || len(m.SCTPStates) > 0 || len(m.DCCPStates) > 0 || m.Helper != "" {
+		return nil, false
+	}
+	f := &FlushFilter{Family: m.Family, Mark: m.Mark, MarkMask: m.MarkMask, Status: m.Status, StatusMask: m.StatusMask, Zone: m.Zone}
+	if (m.Mark != 0 || m.MarkMask != 0) && !k.FlushMark {
+		return nil, false
+	}
+	if m.StatusMask != 0 && !k.FlushStatus {
+		return nil, false
+	}
+	if m.Zone != nil && !k.FlushZone {
+		return nil, false
+	}
+	if m.Proto != 0 || !m.Orig.empty() || m.ICMPType != nil || m.ICMPCode != nil || m.ICMPID != nil {
+		if !k.FlushTuple {
+			return nil, false
+		}
+		tf := &TupleFilter{Proto: m.Proto, SrcPort: m.Orig.SrcPort, DstPort: m.Orig.DstPort, ICMPType: m.ICMPType, ICMPCode: m.ICMPCode, ICMPID: m.ICMPID}
+		var ok bool
+		if m.Orig.Src.IsValid() {
+			if tf.Src, ok = hostAddr(m.Orig.Src); !ok {
+				return nil, false
+			}
+		}
+		if m.Orig.Dst.IsValid() {
+			if tf.Dst, ok = hostAddr(m.Orig.Dst); !ok {
+				return nil, false
+			}
+		}
+		if (tf.SrcPort != nil || tf.DstPort != nil) && tf.Proto != unix.IPPROTO_TCP && tf.Proto != unix.IPPROTO_UDP {
+			// Seen on 6.18: a flush with SCTP ports removes every SCTP
+			// flow. Ports are trusted to the kernel for TCP and UDP only.
+			return nil, false
+		}
+		if tf.family() == unix.AF_INET6 {
+			// Seen on 6.18: a flush with an IPv6 address in its tuple
+			// filter removes nearly every IPv6 flow.
+			return nil, false
+		}
+		if fam := tf.family(); fam != 0 {
+			if f.Family != 0 && f.Family != fam {
+				return nil, false
+			}
+			f.Family = fam
+		}
+		f.Orig = tf
+	}
+	if f.Family != 0 && f.Orig == nil {
+		// A flush applies its family only together with a tuple filter
+		// (seen on 6.18): alone, or with mark, status or zone, it
+		// removes the flows of both families.
+		return nil, false
+	}
+	return f, true
+}
+
+// CleanupOptions tune Cleanup. A nil *CleanupOptions means the defaults.
+type CleanupOptions struct {
+	// DryRun plans without deleting anything; the result carries the plan.
+	DryRun bool
+	// NoKernelFilters evaluates every matcher in user space over one dump,
+	// even where the kernel could flush by itself. The table left behind is
+	// the same; it exists for kernels whose filters misbehave, and for tests.
+	NoKernelFilters bool
+	// MaxSamples bounds the failed deletions kept with their errors; the
+	// default, 0, keeps 5.
+	MaxSamples int
+}
+
+// Plan is what Cleanup does, worked out before it does it.
+type Plan struct {
+	// Capabilities are the kernel filters detected on the Conn.
+	Capabilities Capabilities
+	// Flushes are the matchers the kernel evaluates itself: one flush
+	// request per matcher and address family.
+	Flushes []PlannedFlush
+	// Scan holds the indexes of the matchers evaluated over one shared
+	// dump, and how they are looked up.
+	Scan PlannedScan
+}
+
+// PlannedFlush is one kernel flush request.
+type PlannedFlush struct {
+	Matcher int
+	Filter  FlushFilter
+}
+
+// PlannedScan is the shared dump pass.
+type PlannedScan struct {
+	// Matchers are the indexes of the matchers the scan evaluates; empty
+	// means no dump runs.
+	Matchers []int
+	// Dump is the kernel-side filter that narrows the dump.
+	Dump DumpFilter
+	// Indexed counts matchers looked up by hash, per key kind; Linear
+	// counts those tested against every flow.
+	Indexed map[string]int
+	Linear  int
+}
+
+func (p *Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", p.Capabilities)
+	fmt.Fprintf(&b, "kernel flushes: %d\n", len(p.Flushes))
+	for _, f := range p.Flushes {
+		fmt.Fprintf(&b, "  matcher %d: flush %s\n", f.Matcher, describeFlush(&f.Filter))
+	}
+	if len(p.Scan.Matchers) == 0 {
+		b.WriteString("scan: none\n")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "scan: one dump (%s) for %d matchers: ", describeDump(&p.Scan.Dump), len(p.Scan.Matchers))
+	for _, k := range []string{"orig-dst+port", "reply-src+port", "orig-dst", "orig-src", "reply-src", "reply-dst"} {
+		if n := p.Scan.Indexed[k]; n > 0 {
+			fmt.Fprintf(&b, "%d by %s, ", n, k)
+		}
+	}
+	fmt.Fprintf(&b, "%d tested against every flow\n", p.Scan.Linear)
+	return b.String()
+}
+
+func describeFlush(f *FlushFilter) string {
+	var parts []string
+	switch f.Family {
+	case unix.AF_INET:
+		parts = append(parts, "ipv4")
+	case unix.AF_INET6:
+		parts = append(parts, "ipv6")
+	default:
+		parts = append(parts, "ipv4+ipv6")
+	}
+	if f.Mark != 0 || f.MarkMask != 0 {
+		parts = append(parts, fmt.Sprintf("mark %#x/%#x", f.Mark, f.MarkMask))
+	}
+	if f.StatusMask != 0 {
+		parts = append(parts, fmt.Sprintf("status %v/%v", f.Status, f.StatusMask))
+	}
+	if f.Zone != nil {
+		parts = append(parts, fmt.Sprintf("zone %d", *f.Zone))
+	}
+	if f.Orig != nil {
+		parts = append(parts, "orig tuple "+describeTuple(f.Orig))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func describeTuple(t *TupleFilter) string {
+	var parts []string
+	if t.Proto != 0 {
+		parts = append(parts, fmt.Sprintf("proto %d", t.Proto))
+	}
+	if t.Src.IsValid() {
+		parts = append(parts, "src "+t.Src.String())
+	}
+	if t.Dst.IsValid() {
+		parts = append(parts, "dst "+t.Dst.String())
+	}
+	if t.SrcPort != nil {
+		parts = append(parts, fmt.Sprintf("sport %d", *t.SrcPort))
+	}
+	if t.DstPort != nil {
+		parts = append(parts, fmt.Sprintf("dport %d", *t.DstPort))
+	}
+	return "(" + strings.Join(parts, " ") + ")"
+}
+
+func describeDump(d *DumpFilter) string {
+	f := FlushFilter{Family: d.Family, Mark: d.Mark, MarkMask: d.MarkMask, Status: d.Status, StatusMask: d.StatusMask, Zone: d.Zone, Orig: d.Orig}
+	return describeFlush(&f)
+}
+
+// CleanupResult counts what Cleanup did. Its size does not grow with the
+// table: failures beyond Samples are only counted.
+type CleanupResult struct {
+	// Plan is what ran.
+	Plan Plan
+	// Flushes counts the kernel flush requests carried out. The kernel
+	// does not say how many flows a flush removed.
+	Flushes int
+	// Scanned counts the flows the shared dump examined.
+	Scanned int
+	// Deleted counts the flows the scan deleted.
+	Deleted int
+	// AlreadyGone counts matching flows that were gone by the time their
+	// delete arrived (ENOENT); this is not an error.
+	AlreadyGone int
+	// Failed counts the deletes and flushes that failed otherwise.
+	Failed int
+	// Samples holds the first few failures.
+	Samples []CleanupError
+}
+
+// CleanupError is one failed delete or flush.
+type CleanupError struct {
+	// Matcher is the index of the matcher whose flush failed, or -1 for a
+	// delete of the scan.
+	Matcher int
+	// Flow identifies the flow a failed delete was for.
+	Flow Tuple
+	Err  error
+}
+
+// Cleanup deletes the flows that any of the matchers selects, using the
+// kernel where it can and one shared dump for the rest:
+//
+//  1. Each matcher whose every field the kernel can evaluate in a flush
+//     (see Capabilities) becomes one flush request per address family, all
+//     pipelined in one write.
+//  2. All other matchers share one streaming dump, narrowed in the kernel
+//     by what they have in common (family, mark). Matchers are indexed by
+//     exact host addresses and ports, so each flow costs a few hash lookups
+//     and the pass is O(table + matches), not O(table × matchers). Matching
+//     flows are deleted by tuple, zone and id with pipelined requests while
+//     the dump streams.
+//
+// Memory is bounded whatever the table size: no copy of the table and no
+// per-flow error list. Cancelling ctx stops promptly; the result then
+// counts what was done and the error is the context's.
+func (c *Conn) Cleanup(ctx context.Context, matchers []Matcher, opts *CleanupOptions) (CleanupResult, error) {
+	var o CleanupOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxSamples <= 0 {
+		o.MaxSamples = 5
+	}
+	var res CleanupResult
+	plan, idx, err := c.plan(ctx, matchers, o.NoKernelFilters)
+	if err != nil {
+		return res, err
+	}
+	res.Plan = *plan
+	if o.DryRun || len(matchers) == 0 {
+		return res, nil
+	}
+	sample := func(e CleanupError) {
+		res.Failed++
+		if len(res.Samples) < o.MaxSamples {
+			res.Samples = append(res.Samples, e)
+		}
+	}
+	if err := c.runFlushes(ctx, plan.Flushes, &res, sample); err != nil {
+		return res, err
+	}
+	if len(plan.Scan.Matchers) == 0 {
+		return res, nil
+	}
+	err = c.runScan(ctx, matchers, plan, idx, &res, sample)
+	if errors.Is(err, ErrDumpInterrupted) {
+		// The table changed under the dump; one more pass catches what it
+		// may have missed. Flows deleted already no longer match.
+		err = c.runScan(ctx, matchers, plan, idx, &res, sample)
+	}
+	return res, err
+}
+
+// Plan works out what Cleanup would do, without doing it.
+func (c *Conn) Plan(ctx context.Context, matchers []Matcher, opts *CleanupOptions) (*Plan, error) {
+	noKernel := opts != nil && opts.NoKernelFilters
+	p, _, err := c.plan(ctx, matchers, noKernel)
+	return p, err
+}
+
+func (c *Conn) plan(ctx context.Context, matchers []Matcher, noKernel bool) (*Plan, *matcherIndex, error) {
+	k, err := c.Capabilities(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &Plan{Capabilities: k, Scan: PlannedScan{Indexed: map[string]int{}}}
+	var scan []int
+	for i := range matchers {
+		if !noKernel {
+			if f, ok := matchers[i].flushFilter(k); ok {
+				if f.Family != 0 {
+					p.Flushes = append(p.Flushes, PlannedFlush{Matcher: i, Filter: *f})
+					continue
+				}
+				// One request per family works on every kernel, including
+				// those that refuse an AF_UNSPEC flush.
+				for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+					ff := *f
+					ff.Family = fam
+					p.Flushes = append(p.Flushes, PlannedFlush{Matcher: i, Filter: ff})
+				}
+				continue
+			}
+		}
+		scan = append(scan, i)
+	}
+	p.Scan.Matchers = scan
+	idx := newMatcherIndex(matchers, scan)
+	for kind, n := range idx.counts() {
+		p.Scan.Indexed[kind] = n
+	}
+	p.Scan.Linear = len(idx.linear)
+	p.Scan.Dump = commonDumpFilter(matchers, scan, k, noKernel)
+	return p, idx, nil
+}
+
+// commonDumpFilter narrows the shared dump by what every scanned matcher
+// requires.
+func commonDumpFilter(matchers []Matcher, scan []int, k Capabilities, noKernel bool) DumpFilter {
+	var d DumpFilter
+	if len(scan) == 0 || noKernel {
+		return d
+	}
+	first := &matchers[scan[0]]
+	sameFamily, sameMark := first.Family != 0, (first.Mark != 0 || first.MarkMask != 0) && k.DumpMark
+	for _, i := range scan[1:] {
+		m := &matchers[i]
+		sameFamily = sameFamily && m.Family == first.Family
+		sameMark = sameMark && m.Mark == first.Mark && m.MarkMask == first.MarkMask
+	}
+	if sameFamily {
+		d.Family = first.Family
+	}
+	if sameMark {
+		d.Mark, d.MarkMask = first.Mark, first.MarkMask
+	}
+	return d
+}
+
+// runFlushes sends every planned flush, pipelined.
+func (c *Conn) runFlushes(ctx context.Context, flushes []PlannedFlush, res *CleanupResult, sample func(CleanupError)) error {
+	if len(flushes) == 0 {
+		return nil
+	}
+	s, err := c.get()
+	if err != nil {
+		return &Error{Op: "cleanup", Err: err}
+	}
+	p, err := newPipeline(s)
+	if err != nil {
+		s.dirty = true
+		c.put(s)
+		return &Error{Op: "cleanup", Err: err}
+	}
+	defer c.put(s)
+	stop := s.watch(ctx)
+	defer stop()
+	reqs := make([]Flow, len(flushes))
+	fams := make([]uint8, len(flushes))
+	for i := range flushes {
+		fams[i], reqs[i] = flushRequest(&flushes[i].Filter)
+	}
+	for start := 0; start < len(flushes); {
+		sent, err := p.run(ctx, len(flushes)-start, MsgDelete, 0, func(i int) (uint8, *Flow) {
+			return fams[start+i], &reqs[start+i]
+		}, func(i int, e *nfnl.Error, req []byte) {
+			if e.Errno == 0 {
+				res.Flushes++
+				return
+			}
+			sample(CleanupError{Matcher: flushes[start+i].Matcher, Err: opError("flush", kernelError(e), req, schemaFlow)})
+		})
+		if err != nil {
+			s.dirty = true
+			return &Error{Op: "cleanup", Err: err}
+		}
+		start += sent
+	}
+	return nil
+}
+
+// flushRequest returns the nfgenmsg family and attributes of a flush.
+func flushRequest(f *FlushFilter) (uint8, Flow) {
+	df := DumpFilter{Family: f.Family, Mark: f.Mark, MarkMask: f.MarkMask, Status: f.Status, StatusMask: f.StatusMask, Zone: f.Zone, Orig: f.Orig}
+	fam, q := df.request()
+	return fam, *q
+}
+
+// runScan streams one dump and deletes the flows that a scanned matcher
+// selects, in pipelined windows on a second socket.
+func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx *matcherIndex, res *CleanupResult, sample func(CleanupError)) error {
+	ds, err := c.get()
+	if err != nil {
+		return &Error{Op: "cleanup", Err: err}
+	}
+	p, err := newPipeline(ds)
+	if err != nil {
+		ds.dirty = true
+		c.put(ds)
+		return &Error{Op: "cleanup", Err: err}
+	}
+	defer c.put(ds)
+	del := &deleter{p: p, window: make([]Flow, 0, p.window)}
+	flush := func() error {
+		stop := ds.watch(ctx)
+		defer stop()
+		return del.flush(ctx, res, sample)
+	}
+	dump := plan.Scan.Dump
+	var cands []int
+	for f, err := range c.Dump(ctx, &dump) {
+		if err != nil {
+			if errors.Is(err, ErrDumpInterrupted) {
+				if ferr := flush(); ferr != nil {
+					return ferr
+				}
+				return ErrDumpInterrupted
+			}
+			return err
+		}
+		res.Scanned++
+		cands = idx.candidates(f, cands[:0])
+		for _, i := range cands {
+			if matchers[i].Match(f) {
+				del.window = append(del.window, lookupKey(f))
+				break
+			}
+		}
+		if len(del.window) == cap(del.window) {
+			if err := flush(); err != nil {
+				ds.dirty = true
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		ds.dirty = true
+		return err
+	}
+	return nil
+}
+
+// deleter batches flow deletes for a pipeline.
+type deleter struct {
+	p      *pipeline
+	window []Flow
+}
+
+func (d *deleter) flush(ctx context.Context, res *CleanupResult, sample func(CleanupError)) error {
+	for start := 0; start < len(d.window); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sent, err := d.p.run(ctx, len(d.window)-start, MsgDelete, 0, func(i int) (uint8, *Flow) {
+			f := &d.window[start+i]
+			return flowFamily(f), f
+		}, func(i int, e *nfnl.Error, req []byte) {
+			switch e.Errno {
+			case 0:
+				res.Deleted++
+			case unix.ENOENT:
+				res.AlreadyGone++
+			default:
+				sample(CleanupError{Matcher: -1, Flow: d.window[start+i].TupleOrig, Err: opError("delete", kernelError(e), req, schemaFlow)})
+			}
+		})
+		if err != nil {
+			return &Error{Op: "cleanup", Err: err}
+		}
+		start += sent
+	}
+	d.window = d.window[:0]
+	return nil
+}
+
+// matcherIndex finds the matchers that may select a flow: by hash on the
+// most selective exact field each matcher has, or by testing every flow.
+type matcherIndex struct {
+	origDstPort  map[addrPortKey][]int
+	replySrcPort map[addrPortKey][]int
+	byAddr       [4]map[netip.Addr][]int // orig-dst, orig-src, reply-src, reply-dst
+	linear       []int
+}
+
+type addrPortKey struct {
+	addr  netip.Addr
+	port  uint16
+	proto uint8
+}
+
+var addrIndexNames = [4]string{"orig-dst", "orig-src", "reply-src", "reply-dst"}
+
+func newMatcherIndex(matchers []Matcher, scan []int) *matcherIndex {
+	x := &matcherIndex{origDstPort: map[addrPortKey][]int{}, replySrcPort: map[addrPortKey][]int{}}
+	for i := range x.byAddr {
+		x.byAddr[i] = map[netip.Addr][]int{}
+	}
+	for _, i := range scan {
+		m := &matchers[i]
+		if a, ok := hostAddr(m.Orig.Dst); ok && m.Orig.DstPort != nil && m.Proto != 0 {
+			k := addrPortKey{a, *m.Orig.DstPort, m.Proto}
+			x.origDstPort[k] = append(x.origDstPort[k], i)
+			continue
+		}
+		if a, ok := hostAddr(m.Reply.Src); ok && m.Reply.SrcPort != nil && m.Proto != 0 {
+			k := addrPortKey{a, *m.Reply.SrcPort, m.Proto}
+			x.replySrcPort[k] = append(x.replySrcPort[k], i)
+			continue
+		}
+		placed := false
+		for j, p := range []netip.Prefix{m.Orig.Dst, m.Orig.Src, m.Reply.Src, m.Reply.Dst} {
+			if a, ok := hostAddr(p); ok {
+				x.byAddr[j][a] = append(x.byAddr[j][a], i)
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			x.linear = append(x.linear, i)
+		}
+	}
+	return x
+}
+
+func (x *matcherIndex) counts() map[string]int {
+	out := map[string]int{}
+	add := func(name string, n int) {
+		if n > 0 {
+			out[name] += n
+		}
+	}
+	for _, l := range x.origDstPort {
+		add("orig-dst+port", len(l))
+	}
+	for _, l := range x.replySrcPort {
+		add("reply-src+port", len(l))
+	}
+	for j, m := range x.byAddr {
+		for _, l := range m {
+			add(addrIndexNames[j], len(l))
+		}
+	}
+	return out
+}
+
+// candidates appends the matchers that may select f, in ascending order of
+// index within each lookup.
+func (x *matcherIndex) candidates(f *Flow, out []int) []int {
+	proto := f.TupleOrig.Proto.Num
+	if len(x.origDstPort) > 0 {
+		out = append(out, x.origDstPort[addrPortKey{f.TupleOrig.Dst(), f.TupleOrig.Proto.DstPort, proto}]...)
+	}
+	if len(x.replySrcPort) > 0 {
+		out = append(out, x.replySrcPort[addrPortKey{f.TupleReply.Src(), f.TupleReply.Proto.SrcPort, proto}]...)
+	}
+	addrs := [4]netip.Addr{f.TupleOrig.Dst(), f.TupleOrig.Src(), f.TupleReply.Src(), f.TupleReply.Dst()}
+	for j, m := range x.byAddr {
+		if len(m) > 0 {
+			out = append(out, m[addrs[j]]...)
+		}
+	}
+	return append(out, x.linear...)
+}

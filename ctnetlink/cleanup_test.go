@@ -1,0 +1,364 @@
+package ctnetlink
+
+import (
+	"fmt"
+	"math/rand"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// randomTable builds n mixed flows: TCP in several states, UDP, SCTP and
+// ICMP; IPv4 and IPv6; marks, zones and labels.
+func randomTable(r *rand.Rand, n int) []Flow {
+	protos := []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP, unix.IPPROTO_ICMP}
+	tcpStates := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
+	sctpStates := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
+	flows := make([]Flow, 0, n)
+	seen := map[string]bool{}
+	for len(flows) < n {
+		v6 := r.Intn(3) == 0
+		proto := protos[r.Intn(len(protos))]
+		if v6 && proto == unix.IPPROTO_ICMP {
+			proto = unix.IPPROTO_ICMPV6
+		}
+		host := func(net byte) netip.Addr {
+			if v6 {
+				return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(r.Intn(8)), 14: net})
+			}
+			return netip.AddrFrom4([4]byte{10, net, 0, byte(1 + r.Intn(8))})
+		}
+		src, dst := host(1), host(2)
+		sport, dport := uint16(1000+r.Intn(4000)), []uint16{53, 80, 443, 5060}[r.Intn(4)]
+		zone := uint16(r.Intn(3))
+		key := fmt.Sprint(proto, src, dst, sport, dport, zone)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		var f Flow
+		f.SetTupleOrig(NewTuple(proto, netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)))
+		f.SetTupleReply(NewTuple(proto, netip.AddrPortFrom(dst, dport), netip.AddrPortFrom(src, sport)))
+		if proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 {
+			req, rep := uint8(8), uint8(0)
+			if v6 {
+				req, rep = 128, 129
+			}
+			f.TupleOrig.SetICMP(req, 0, sport)
+			f.TupleReply.SetICMP(rep, 0, sport)
+		}
+		switch proto {
+		case unix.IPPROTO_TCP:
+			f.ProtoInfo.TCP.SetState(tcpStates[r.Intn(len(tcpStates))])
+		case unix.IPPROTO_SCTP:
+			// The kernel wants both verification tags with the state.
+			f.ProtoInfo.SCTP.SetState(sctpStates[r.Intn(len(sctpStates))])
+			f.ProtoInfo.SCTP.SetVTagOriginal(r.Uint32())
+			f.ProtoInfo.SCTP.SetVTagReply(r.Uint32())
+		}
+		f.SetTimeout(600)
+		f.SetMark(uint32(r.Intn(4)) | uint32(r.Intn(2))<<8)
+		if zone != 0 {
+			f.SetZone(zone)
+		}
+		if r.Intn(3) == 0 {
+			lab := make([]byte, 16)
+			lab[0] = byte(1 << r.Intn(4))
+			f.SetLabels(lab)
+		}
+		flows = append(flows, f)
+	}
+	return flows
+}
+
+// randomMatcher draws a matcher over the fields randomTable varies.
+func randomMatcher(r *rand.Rand, table []Flow) Matcher {
+	var m Matcher
+	f := &table[r.Intn(len(table))]
+	u16 := func(v uint16) *uint16 { return &v }
+	for _, field := range r.Perm(10)[:1+r.Intn(3)] {
+		switch field {
+		case 0:
+			m.Family = f.Family()
+		case 1:
+			m.Proto = f.TupleOrig.Proto.Num
+			if m.Proto == unix.IPPROTO_TCP || m.Proto == unix.IPPROTO_UDP || m.Proto == unix.IPPROTO_SCTP {
+				m.Orig.DstPort = u16(f.TupleOrig.Proto.DstPort)
+			}
+		case 2:
+			m.Orig.Dst = netip.PrefixFrom(f.TupleOrig.Dst(), f.TupleOrig.Dst().BitLen())
+		case 3:
+			bits := 24
+			if f.Family() == unix.AF_INET6 {
+				bits = 120
+			}
+			m.Orig.Src, _ = f.TupleOrig.Src().Prefix(bits + r.Intn(8))
+		case 4:
+			m.Reply.Src = netip.PrefixFrom(f.TupleReply.Src(), f.TupleReply.Src().BitLen())
+			if p := f.TupleReply.Proto.Num; p == unix.IPPROTO_TCP || p == unix.IPPROTO_UDP {
+				m.Proto = p
+				m.Reply.SrcPort = u16(f.TupleReply.Proto.SrcPort)
+			}
+		case 5:
+			m.Mark, m.MarkMask = f.Mark&0xff, 0xff
+		case 6:
+			z := f.Zone
+			m.Zone = &z
+		case 7:
+			if len(f.Labels) > 0 {
+				m.LabelsAny = f.Labels
+			}
+		case 8:
+			if f.TupleOrig.Proto.Num == unix.IPPROTO_TCP {
+				m.TCPStates = []TCPState{f.ProtoInfo.TCP.State}
+			} else if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
+				m.SCTPStates = []SCTPState{f.ProtoInfo.SCTP.State}
+			}
+		case 9:
+			m.Status, m.StatusMask = StatusAssured, StatusAssured
+		}
+	}
+	return m
+}
+
+// reserveLabels makes the kernel keep label space for new flows.
+func reserveLabels(t *testing.T, ns interface {
+	Run(testing.TB, string, ...string) string
+}) {
+	ns.Run(t, "nft", "add table inet ctspec_labels")
+	ns.Run(t, "nft", "add chain inet ctspec_labels c { type filter hook prerouting priority 0; }")
+	ns.Run(t, "nft", "add rule inet ctspec_labels c ct label 1 counter")
+}
+
+func flowKey(f *Flow) string {
+	return fmt.Sprint(f.TupleOrig.Proto.Num, f.TupleOrig.Src(), f.TupleOrig.Dst(), f.TupleOrig.Proto.SrcPort, f.TupleOrig.Proto.DstPort,
+		f.TupleOrig.Proto.ICMPID, f.TupleOrig.Proto.ICMPv6ID, f.Zone)
+}
+
+func TestKernelCleanupRandomized(t *testing.T) {
+	for _, noKernel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-kernel-filters=%v", noKernel), func(t *testing.T) {
+			ns, c := dialNS(t)
+			reserveLabels(t, ns)
+			ctx := ctx(t)
+			r := rand.New(rand.NewSource(1))
+			for round := 0; round < 4; round++ {
+				table := randomTable(r, 2000)
+				if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
+					t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
+				}
+				before, err := c.List(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				matchers := make([]Matcher, 1+r.Intn(40))
+				for i := range matchers {
+					matchers[i] = randomMatcher(r, before)
+				}
+				var want []string
+				for i := range before {
+					if !slices.ContainsFunc(matchers, func(m Matcher) bool { return m.Match(&before[i]) }) {
+						want = append(want, flowKey(&before[i]))
+					}
+				}
+				res, err := c.Cleanup(ctx, matchers, &CleanupOptions{NoKernelFilters: noKernel})
+				if err != nil {
+					t.Fatalf("cleanup: %v", err)
+				}
+				if res.Failed != 0 {
+					t.Fatalf("cleanup failures: %+v", res.Samples)
+				}
+				after, err := c.List(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for i := range after {
+					got = append(got, flowKey(&after[i]))
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Fatalf("round %d: %d flows left, want %d\nplan:\n%s", round, len(got), len(want), res.Plan.String())
+				}
+				if noKernel && res.Flushes != 0 {
+					t.Fatalf("forced fallback still flushed in the kernel")
+				}
+				if err := c.Flush(ctx, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestKernelCleanupFields(t *testing.T) {
+	ns, c := dialNS(t)
+	reserveLabels(t, ns)
+	ctx := ctx(t)
+	u16 := func(v uint16) *uint16 { return &v }
+	tests := []struct {
+		name string
+		m    Matcher
+	}{
+		{"orig dst ip:port udp v4", Matcher{Proto: unix.IPPROTO_UDP, Orig: Endpoints{Dst: netip.MustParsePrefix("10.2.0.1/32"), DstPort: u16(53)}}},
+		{"orig dst prefix v6", Matcher{Orig: Endpoints{Dst: netip.MustParsePrefix("2001:db8::200/120")}}},
+		{"orig src prefix", Matcher{Orig: Endpoints{Src: netip.MustParsePrefix("10.1.0.0/29")}}},
+		{"orig sport", Matcher{Proto: unix.IPPROTO_TCP, Orig: Endpoints{SrcPort: u16(0)}}}, // port taken from the table
+		{"reply src ip:port", Matcher{Proto: unix.IPPROTO_TCP, Reply: Endpoints{Src: netip.MustParsePrefix("10.2.0.3/32"), SrcPort: u16(80)}}},
+		{"reply dst v6", Matcher{Reply: Endpoints{Dst: netip.MustParsePrefix("2001:db8::105/128")}}},
+		{"reply dport", Matcher{Proto: unix.IPPROTO_UDP, Reply: Endpoints{DstPort: u16(0)}}}, // port taken from the table
+		{"sctp", Matcher{Proto: unix.IPPROTO_SCTP}},
+		{"icmp type", Matcher{Proto: unix.IPPROTO_ICMP, ICMPType: func() *uint8 { v := uint8(8); return &v }()}},
+		{"mark mask", Matcher{Mark: 0x100, MarkMask: 0xf00}},
+		{"zone", Matcher{Zone: u16(2)}},
+		{"orig zone", Matcher{OrigZone: u16(0)}},
+		{"labels all", Matcher{LabelsAll: []byte{0x03}}},
+		{"labels any", Matcher{LabelsAny: []byte{0x04}}},
+		{"status", Matcher{Status: StatusSeenReply, StatusMask: StatusSeenReply}},
+		{"family v4 only", Matcher{Family: unix.AF_INET}},
+		{"tcp state", Matcher{TCPStates: []TCPState{TCPStateTimeWait, TCPStateFinWait}}},
+		{"sctp state", Matcher{SCTPStates: []SCTPState{SCTPStateEstablished}}},
+		{"family v6", Matcher{Family: unix.AF_INET6}},
+	}
+	r := rand.New(rand.NewSource(2))
+	for _, tt := range tests {
+		for _, noKernel := range []bool{false, true} {
+			table := randomTable(r, 400)
+			// Give a few flows two labels so that "all of" differs from "any of".
+			for i := 0; i < len(table); i += 7 {
+				table[i].SetLabels([]byte{0x03, 15: 0})
+			}
+			if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
+				t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
+			}
+			before, _ := c.List(ctx, nil)
+			// Ports of zero stand for the port of the first flow of the
+			// matcher's protocol, so that the matcher selects something.
+			m := tt.m
+			for i := range before {
+				f := &before[i]
+				if f.TupleOrig.Proto.Num != m.Proto {
+					continue
+				}
+				if m.Orig.SrcPort != nil && *m.Orig.SrcPort == 0 {
+					m.Orig.SrcPort = u16(f.TupleOrig.Proto.SrcPort)
+				}
+				if m.Reply.DstPort != nil && *m.Reply.DstPort == 0 {
+					m.Reply.DstPort = u16(f.TupleReply.Proto.DstPort)
+				}
+			}
+			if m.StatusMask == StatusSeenReply {
+				// Flows created by user space have no reply seen; mark some.
+				for i := 0; i < len(before); i += 3 {
+					var u Flow
+					u.SetTupleOrig(before[i].TupleOrig)
+					u.SetZone(before[i].Zone)
+					u.SetStatus(before[i].Status | StatusSeenReply)
+					if err := c.Update(ctx, &u); err != nil {
+						t.Fatalf("update status: %v", err)
+					}
+				}
+				before, _ = c.List(ctx, nil)
+			}
+			tt := struct {
+				name string
+				m    Matcher
+			}{tt.name, m}
+			wantGone := 0
+			for i := range before {
+				if tt.m.Match(&before[i]) {
+					wantGone++
+				}
+			}
+			res, err := c.Cleanup(ctx, []Matcher{tt.m}, &CleanupOptions{NoKernelFilters: noKernel})
+			if err != nil || res.Failed != 0 {
+				t.Fatalf("%s: %v %+v", tt.name, err, res.Samples)
+			}
+			after, _ := c.List(ctx, nil)
+			for i := range after {
+				if tt.m.Match(&after[i]) {
+					t.Fatalf("%s (no-kernel=%v): a matching flow survived\nplan:\n%s", tt.name, noKernel, res.Plan.String())
+				}
+			}
+			if len(before)-len(after) != wantGone {
+				t.Fatalf("%s (no-kernel=%v): removed %d flows, want %d\nplan:\n%s", tt.name, noKernel, len(before)-len(after), wantGone, res.Plan.String())
+			}
+			if wantGone == 0 {
+				t.Fatalf("%s: nothing matched in this table; the test proves nothing", tt.name)
+			}
+			if err := c.Flush(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestKernelCleanupDryRunAndPlan(t *testing.T) {
+	_, c := dialNS(t)
+	ctx := ctx(t)
+	table := manyFlows(500)
+	if _, err := c.CreateMany(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+	u16 := func(v uint16) *uint16 { return &v }
+	matchers := []Matcher{
+		{Mark: 1, MarkMask: 3},
+		{Proto: unix.IPPROTO_UDP, Orig: Endpoints{Dst: netip.MustParsePrefix("192.0.2.53/32"), DstPort: u16(53)}, TCPStates: nil, Reply: Endpoints{DstPort: u16(4000)}},
+		{Orig: Endpoints{Src: netip.MustParsePrefix("10.0.0.0/30")}},
+	}
+	res, err := c.Cleanup(ctx, matchers, &CleanupOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.Stats(ctx); st.Entries != 500 {
+		t.Fatalf("dry run deleted flows: %d left", st.Entries)
+	}
+	plan := res.Plan.String()
+	k := res.Plan.Capabilities
+	if k.FlushMark && len(res.Plan.Flushes) != 2 {
+		t.Errorf("mark matcher not flushed in the kernel (capabilities %v):\n%s", k, plan)
+	}
+	if len(res.Plan.Scan.Matchers) != 2 || res.Plan.Scan.Indexed["orig-dst+port"] != 1 || res.Plan.Scan.Linear != 1 {
+		t.Errorf("unexpected scan plan:\n%s", plan)
+	}
+	if !strings.Contains(plan, "kernel flushes") {
+		t.Errorf("plan text: %s", plan)
+	}
+	res, err = c.Cleanup(ctx, matchers, nil)
+	if err != nil || res.Failed != 0 {
+		t.Fatal(err, res.Samples)
+	}
+	n := 0
+	for i := range table {
+		if !slices.ContainsFunc(matchers, func(m Matcher) bool { return m.Match(&table[i]) }) {
+			n++
+		}
+	}
+	if st, _ := c.Stats(ctx); int(st.Entries) != n {
+		t.Fatalf("%d flows left, want %d", st.Entries, n)
+	}
+}
+
+func TestCapabilitiesFor(t *testing.T) {
+	tests := []struct {
+		release string
+		want    Capabilities
+	}{
+		{"4.4.302", Capabilities{Release: "4.4.302", Major: 4, Minor: 4, DumpMark: true, FlushMark: true}},
+		{"5.10.0-28-amd64", Capabilities{Release: "5.10.0-28-amd64", Major: 5, Minor: 10, DumpMark: true, FlushMark: true, DumpTuple: true}},
+		{"6.8.0", Capabilities{Release: "6.8.0", Major: 6, Minor: 8, DumpMark: true, FlushMark: true, DumpTuple: true, DumpStatus: true, FlushStatus: true, DumpZone: true, FlushZone: true}},
+	}
+	for _, tt := range tests {
+		got, err := capabilitiesFor(tt.release)
+		if err != nil || got != tt.want {
+			t.Errorf("capabilitiesFor(%q) = %+v, %v; want %+v", tt.release, got, err, tt.want)
+		}
+	}
+	if _, err := capabilitiesFor("garbage"); err == nil {
+		t.Error("garbage release parsed")
+	}
+}
