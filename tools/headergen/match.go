@@ -1,0 +1,411 @@
+package main
+
+import (
+	"fmt"
+	"math/bits"
+	"path/filepath"
+	"strings"
+
+	"github.com/ctspec/ctspec/internal/spec"
+)
+
+// The spec names some header content only implicitly. These tables say where
+// to find it; they are the only conntrack knowledge headergen has.
+var (
+	// msgEnums are the enums of message types. An operation's value in the
+	// spec is the full nlmsg_type, subsystem << 8 | message.
+	msgEnums = []struct {
+		enum   string
+		subsys int64
+		define string // the subsystem id's #define in nfnetlink.h
+	}{
+		{"cntl_msg_types", 1, "NFNL_SUBSYS_CTNETLINK"},
+		{"ctnl_exp_msg_types", 2, "NFNL_SUBSYS_CTNETLINK_EXP"},
+	}
+
+	// The multicast groups are the conntrack members of nfnetlink's enum.
+	groupsHeader = "linux/netfilter/nfnetlink.h"
+	groupsEnum   = "nfnetlink_groups"
+	groupsPrefix = "NFNLGRP_CONNTRACK_"
+)
+
+// index finds enums, enumerators and #defines by name across headers.
+type index struct {
+	enums   map[string]*Enum
+	members map[string]*Enumerator
+	defines map[string]*Define
+	header  map[string]*Header // by path
+}
+
+func newIndex(hs []*Header) *index {
+	x := &index{enums: map[string]*Enum{}, members: map[string]*Enumerator{}, defines: map[string]*Define{}, header: map[string]*Header{}}
+	for _, h := range hs {
+		x.header[h.File] = h
+		for _, e := range h.Enums {
+			if _, ok := x.enums[e.Name]; !ok && e.Name != "" {
+				x.enums[e.Name] = e
+			}
+			for _, m := range e.Members {
+				if _, ok := x.members[m.Name]; !ok {
+					x.members[m.Name] = m
+				}
+			}
+		}
+		for _, d := range h.Defines {
+			if _, ok := x.defines[d.Name]; !ok {
+				x.defines[d.Name] = d
+			}
+		}
+	}
+	return x
+}
+
+// hName is a header name the spec should list.
+type hName struct {
+	name     string
+	value    int64
+	file     string
+	line     int
+	doc      string
+	alias    string // the name this one is an alias of
+	optional bool   // a sentinel: compared if the spec lists it, never missing
+}
+
+// sName is a spec entry with its kernel name.
+type sName struct {
+	cname string
+	value int64
+	line  int
+	name  string
+}
+
+// pairing is one spec container matched with the header names it should list.
+type pairing struct {
+	label string // "set conntrack-attrs", "definition nf-ct-status", "operations"
+	hdr   []hName
+	spec  []sName
+	hex   bool // print values in hex (flags and message types)
+
+	// In a definition, a header alias may be left out when a name of the
+	// same value is listed: the generator gives each value one name there.
+	// Attribute sets list every alias.
+	aliasesOptional bool
+
+	set *spec.AttrSet
+	def *spec.Definition
+}
+
+// pairings matches the spec against the headers. It also returns problems
+// that belong to no pairing, and notes for -v.
+func (in *input) pairings() (ps []*pairing, problems, notes []string) {
+	s := in.spec
+	x := newIndex(in.headers)
+	used := map[*Enum]bool{}
+	where := func(line int) string { return fmt.Sprintf("%s:%d", in.specPath, line) }
+
+	for _, d := range s.Definitions {
+		switch d.Type {
+		case "const":
+			p := &pairing{label: "definition " + d.Name, def: d}
+			v, ok := d.Value.(int)
+			if !ok {
+				continue
+			}
+			p.spec = []sName{{cname: d.CConstName(), value: int64(v), line: d.Line, name: d.Name}}
+			if m := x.members[d.CConstName()]; m != nil && m.Known {
+				p.hdr = []hName{{name: m.Name, value: m.Value, file: m.file, line: m.Line}}
+			} else if df := x.defines[d.CConstName()]; df != nil {
+				p.hdr = []hName{{name: df.Name, value: df.Value, file: df.file, line: df.Line}}
+			} else {
+				notes = append(notes, fmt.Sprintf("%s: definition %s: %s is not in the headers", where(d.Line), d.Name, d.CConstName()))
+				continue
+			}
+			ps = append(ps, p)
+		case "enum", "flags":
+			p := &pairing{label: "definition " + d.Name, def: d, aliasesOptional: true, hex: d.Type == "flags"}
+			for _, e := range d.Entries {
+				p.spec = append(p.spec, sName{cname: d.CName(e), value: int64(e.Num), line: e.Line, name: e.Name})
+			}
+			if e := x.enums[d.CEnumName()]; e != nil && d.CEnumName() != "" {
+				used[e] = true
+				if d.Type == "flags" {
+					p.hdr = flagNames(e)
+				} else {
+					p.hdr = enumNames(e, false)
+				}
+			} else if h := x.header[filepath.Join(in.include, d.Header)]; h != nil && d.Header != "" {
+				p.hdr = defineNames(h, d, p.spec)
+			}
+			if len(p.hdr) == 0 {
+				what := "no enum " + d.CEnumName()
+				if d.CEnumName() == "" {
+					what = "no #defines " + spec.CIdent(d.NamePrefix) + "*"
+				}
+				if d.Header == "" {
+					what += " (no header: given)"
+				}
+				notes = append(notes, fmt.Sprintf("%s: definition %s: %s in the headers", where(d.Line), d.Name, what))
+				continue
+			}
+			ps = append(ps, p)
+		}
+	}
+
+	for _, set := range s.AttributeSets {
+		cen := set.CEnumName()
+		e := x.enums[cen]
+		if cen == "" || e == nil {
+			if cen == "" {
+				cen = "(no enum-name)"
+			}
+			notes = append(notes, fmt.Sprintf("%s: set %s: no enum %s in the headers", where(set.Line), set.Name, cen))
+			continue
+		}
+		used[e] = true
+		p := &pairing{label: "set " + set.Name, set: set, hdr: enumNames(e, true)}
+		for _, a := range set.Attributes {
+			p.spec = append(p.spec, sName{cname: set.CName(a), value: int64(a.Num), line: a.Line, name: a.Name})
+		}
+		ps = append(ps, p)
+	}
+
+	ops := &pairing{label: "operations", hex: true}
+	for _, me := range msgEnums {
+		e := x.enums[me.enum]
+		if e == nil {
+			continue
+		}
+		used[e] = true
+		if d := x.defines[me.define]; d != nil && d.Value != me.subsys {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s = %d: headergen's table says %d; update msgEnums", d.file, d.Line, d.Name, d.Value, me.subsys))
+		}
+		for _, h := range enumNames(e, false) {
+			h.value |= me.subsys << 8
+			ops.hdr = append(ops.hdr, h)
+		}
+	}
+	if s.Operations != nil {
+		for _, op := range s.Operations.List {
+			ops.spec = append(ops.spec, sName{cname: s.Operations.CName(op), value: int64(opValue(op)), line: op.Line, name: op.Name})
+		}
+	}
+	if len(ops.hdr) > 0 {
+		ps = append(ps, ops)
+	}
+
+	if e := x.enums[groupsEnum]; e != nil {
+		groups := &pairing{label: "mcast-groups"}
+		for _, h := range enumNames(e, false) {
+			if strings.HasPrefix(h.name, groupsPrefix) {
+				groups.hdr = append(groups.hdr, h)
+			}
+		}
+		if s.McastGroups != nil {
+			for _, g := range s.McastGroups.List {
+				v := int64(-1)
+				if g.Value != nil {
+					v = int64(*g.Value)
+				}
+				groups.spec = append(groups.spec, sName{cname: g.CName(), value: v, line: g.Line, name: g.Name})
+			}
+		}
+		ps = append(ps, groups)
+	}
+
+	if h := in.uapiHeader(); h != nil {
+		for _, e := range h.Enums {
+			if !used[e] && e.Name != "" {
+				problems = append(problems, fmt.Sprintf("%s:%d: enum %s: no spec set or definition has enum-name %s", h.File, e.Line, e.Name, strings.ReplaceAll(e.Name, "_", "-")))
+			}
+		}
+	}
+	return ps, problems, notes
+}
+
+// enumNames lists the members of e. Sentinels are optional; in an attribute
+// set, value 0 (CTA_UNSPEC) is left out because attributes start at 1.
+func enumNames(e *Enum, attrs bool) []hName {
+	var out []hName
+	for _, m := range e.Members {
+		if !m.Known || attrs && m.Value == 0 {
+			continue
+		}
+		out = append(out, hName{name: m.Name, value: m.Value, file: m.file, line: m.Line, doc: m.Doc, alias: m.AliasOf, optional: m.Sentinel})
+	}
+	return out
+}
+
+// flagNames lists the flags of a bit-flag enum such as ip_conntrack_status:
+// members whose value is a single bit. IPS_X_BIT = n gives the position of
+// IPS_X and is skipped when IPS_X is there; alone, it stands for IPS_X.
+// Masks of several bits and sentinels are left out.
+func flagNames(e *Enum) []hName {
+	byName := map[string]*Enumerator{}
+	for _, m := range e.Members {
+		byName[m.Name] = m
+	}
+	var out []hName
+	for _, m := range e.Members {
+		if !m.Known || m.Sentinel {
+			continue
+		}
+		h := hName{name: m.Name, value: m.Value, file: m.file, line: m.Line, doc: m.Doc, alias: m.AliasOf}
+		if base, ok := strings.CutSuffix(m.Name, "_BIT"); ok {
+			if byName[base] != nil || m.Value < 0 || m.Value > 63 {
+				continue
+			}
+			h.name, h.value = base, 1<<m.Value
+			h.alias, _ = strings.CutSuffix(m.AliasOf, "_BIT")
+		}
+		if h.value <= 0 || bits.OnesCount64(uint64(h.value)) != 1 {
+			continue
+		}
+		if h.doc == "" {
+			if b := byName[m.Name+"_BIT"]; b != nil {
+				h.doc = b.Doc
+			}
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// defineNames lists the #defines of header h that belong to definition d:
+// every #define the spec names, and every #define in the same run (a block of
+// #defines with only comments between them) as one that starts with the
+// definition's C prefix or that the spec names. A flags definition skips
+// masks of several bits.
+func defineNames(h *Header, d *spec.Definition, entries []sName) []hName {
+	named := map[string]bool{}
+	for _, e := range entries {
+		named[e.cname] = true
+	}
+	prefix := spec.CIdent(d.NamePrefix)
+	runs := map[int]bool{}
+	for _, df := range h.Defines {
+		if named[df.Name] || prefix != "" && strings.HasPrefix(df.Name, prefix) {
+			runs[df.Run] = true
+		}
+	}
+	var out []hName
+	for _, df := range h.Defines {
+		if df.Sentinel || !runs[df.Run] && !named[df.Name] {
+			continue
+		}
+		if d.Type == "flags" && (df.Value <= 0 || bits.OnesCount64(uint64(df.Value)) != 1) {
+			continue
+		}
+		out = append(out, hName{name: df.Name, value: df.Value, file: df.file, line: df.Line, doc: df.Doc})
+	}
+	return out
+}
+
+// opValue is the message type of an operation: its value, or the value of
+// its do or dump request.
+func opValue(op *spec.Operation) int {
+	if op.Value != nil {
+		return *op.Value
+	}
+	for _, sub := range []*spec.SubOp{op.Do, op.Dump} {
+		if sub != nil && sub.Request != nil && sub.Request.Value != nil {
+			return *sub.Request.Value
+		}
+	}
+	return -1
+}
+
+// Differences.
+
+type findingKind uint8
+
+const (
+	missing findingKind = iota
+	wrongValue
+	wrongName
+)
+
+// finding is one header name the spec does not agree with.
+type finding struct {
+	kind findingKind
+	h    hName
+	s    sName // the spec entry, for wrongValue and wrongName
+	p    *pairing
+}
+
+func (p *pairing) fmtValue(v int64) string {
+	if p.hex && v >= 0 {
+		return fmt.Sprintf("%#x", v)
+	}
+	return fmt.Sprint(v)
+}
+
+func (f finding) String() string {
+	head := fmt.Sprintf("%s:%d: %s = %s: ", f.h.file, f.h.line, f.h.name, f.p.fmtValue(f.h.value))
+	switch f.kind {
+	case wrongValue:
+		return head + fmt.Sprintf("spec says value %s (%s, line %d)", f.p.fmtValue(f.s.value), f.p.label, f.s.line)
+	case wrongName:
+		return head + fmt.Sprintf("spec says name %s (%s, line %d)", f.s.cname, f.p.label, f.s.line)
+	}
+	return head + "missing from spec " + f.p.label
+}
+
+// compare returns the header names the spec lacks or disagrees with, and the
+// spec entries that are not in the headers.
+func (p *pairing) compare() (fs []finding, extra []sName) {
+	byName := map[string]sName{}
+	for _, s := range p.spec {
+		if _, ok := byName[s.cname]; !ok {
+			byName[s.cname] = s
+		}
+	}
+	inHeader := map[string]bool{}
+	for _, h := range p.hdr {
+		inHeader[h.name] = true
+	}
+	claimed := map[string]bool{}
+	for _, h := range p.hdr {
+		if s, ok := byName[h.name]; ok {
+			if s.value != h.value {
+				fs = append(fs, finding{kind: wrongValue, h: h, s: s, p: p})
+			}
+			continue
+		}
+		if h.optional || p.aliasesOptional && p.aliasListed(h, byName) {
+			continue
+		}
+		f := finding{kind: missing, h: h, p: p}
+		for _, s := range p.spec {
+			if s.value == h.value && !inHeader[s.cname] && !claimed[s.cname] {
+				f.kind, f.s = wrongName, s
+				claimed[s.cname] = true
+				break
+			}
+		}
+		fs = append(fs, f)
+	}
+	for _, s := range p.spec {
+		if !inHeader[s.cname] && !claimed[s.cname] {
+			extra = append(extra, s)
+		}
+	}
+	return fs, extra
+}
+
+// aliasListed reports whether the spec lists, with the same value, another
+// name of h's alias group: its target, or another alias of that target.
+func (p *pairing) aliasListed(h hName, byName map[string]sName) bool {
+	root := h.name
+	if h.alias != "" {
+		root = h.alias
+	}
+	for _, o := range p.hdr {
+		if o.name == h.name || o.name != root && o.alias != root {
+			continue
+		}
+		if s, ok := byName[o.name]; ok && s.value == h.value {
+			return true
+		}
+	}
+	return false
+}
