@@ -222,7 +222,7 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 	}
 	if s.Operations != nil {
 		for _, op := range s.Operations.List {
-			m.Ops = append(m.Ops, &Op{O: op, GoName: "Msg" + goName(op.Name), CName: s.Operations.CName(op), Value: opValue(op)})
+			m.Ops = append(m.Ops, &Op{O: op, GoName: "Msg" + goName(op.Name), CName: s.Operations.CName(op), Value: op.MsgType()})
 		}
 	}
 	if s.McastGroups != nil {

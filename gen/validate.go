@@ -211,7 +211,7 @@ func validate(s *spec.Spec) []error {
 			if op.AttributeSet != "" && sets[op.AttributeSet] == nil {
 				bad(op.Line, "operation %s: attribute-set %q is not defined", op.Name, op.AttributeSet)
 			}
-			if opValue(op) < 0 {
+			if op.MsgType() < 0 {
 				bad(op.Line, "operation %s: no value (give value, or do/dump request value)", op.Name)
 			}
 			for _, sub := range []*spec.SubOp{op.Do, op.Dump} {
@@ -288,18 +288,4 @@ func findCycle(s *spec.Spec, name string, path []string) []string {
 		}
 	}
 	return nil
-}
-
-// opValue is the message type of an operation: its value, or the value of
-// its request.
-func opValue(op *spec.Operation) int {
-	if op.Value != nil {
-		return *op.Value
-	}
-	for _, sub := range []*spec.SubOp{op.Do, op.Dump} {
-		if sub != nil && sub.Request != nil && sub.Request.Value != nil {
-			return *sub.Request.Value
-		}
-	}
-	return -1
 }

@@ -466,3 +466,17 @@ func SortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// MsgType is the message type of an operation: its value, or the value of
+// its do or dump request; -1 when it has none.
+func (op *Operation) MsgType() int {
+	if op.Value != nil {
+		return *op.Value
+	}
+	for _, sub := range []*SubOp{op.Do, op.Dump} {
+		if sub != nil && sub.Request != nil && sub.Request.Value != nil {
+			return *sub.Request.Value
+		}
+	}
+	return -1
+}

@@ -186,7 +186,7 @@ func (in *input) pairings() (ps []*pairing, problems, notes []string) {
 	}
 	if s.Operations != nil {
 		for _, op := range s.Operations.List {
-			ops.spec = append(ops.spec, sName{cname: s.Operations.CName(op), value: int64(opValue(op)), line: op.Line, name: op.Name})
+			ops.spec = append(ops.spec, sName{cname: s.Operations.CName(op), value: int64(op.MsgType()), line: op.Line, name: op.Name})
 		}
 	}
 	if len(ops.hdr) > 0 {
@@ -298,20 +298,6 @@ func defineNames(h *Header, d *spec.Definition, entries []sName) []hName {
 		out = append(out, hName{name: df.Name, value: df.Value, file: df.file, line: df.Line, doc: df.Doc})
 	}
 	return out
-}
-
-// opValue is the message type of an operation: its value, or the value of
-// its do or dump request.
-func opValue(op *spec.Operation) int {
-	if op.Value != nil {
-		return *op.Value
-	}
-	for _, sub := range []*spec.SubOp{op.Do, op.Dump} {
-		if sub != nil && sub.Request != nil && sub.Request.Value != nil {
-			return *sub.Request.Value
-		}
-	}
-	return -1
 }
 
 // Differences.
