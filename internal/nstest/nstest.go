@@ -17,6 +17,7 @@
 // CAP_NET_ADMIN; in practice the tests run as root. Without them New and
 // RequireRoot skip the test, unless the environment variable
 // CTSPEC_REQUIRE_KERNEL is set to 1, as CI does, in which case they fail it.
+// RequireCommands does the same for missing programs.
 //
 // # Commands
 //
@@ -92,7 +93,7 @@ func New(tb testing.TB) *NS {
 	RequireRoot(tb)
 	ns, err := Create()
 	if errors.Is(err, os.ErrPermission) {
-		skipOrFail(tb, err.Error())
+		skipOrFail(tb, rootNeeded+err.Error())
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -110,15 +111,31 @@ func New(tb testing.TB) *NS {
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
 	if euid := os.Geteuid(); euid != 0 {
-		skipOrFail(tb, fmt.Sprintf("running as uid %d", euid))
+		skipOrFail(tb, fmt.Sprintf("%srunning as uid %d", rootNeeded, euid))
 	}
 }
 
-// skipOrFail skips the test for lack of privilege, or fails it when the
-// environment asks for kernel tests to run.
-func skipOrFail(tb testing.TB, reason string) {
+const rootNeeded = "needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN) to create a network namespace: "
+
+// RequireCommands skips the test unless every named program is on PATH,
+// or fails it when CTSPEC_REQUIRE_KERNEL=1.
+func RequireCommands(tb testing.TB, names ...string) {
 	tb.Helper()
-	msg := "needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN) to create a network namespace: " + reason
+	var missing []string
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		skipOrFail(tb, "needs "+strings.Join(missing, ", ")+" on PATH")
+	}
+}
+
+// skipOrFail skips the test with msg, or fails it when the environment asks
+// for kernel tests to run.
+func skipOrFail(tb testing.TB, msg string) {
+	tb.Helper()
 	if os.Getenv(RequireKernelEnv) == "1" {
 		tb.Fatalf("%s (%s=1)", msg, RequireKernelEnv)
 	}
@@ -154,7 +171,8 @@ func (ns *NS) Path() string {
 // Do runs f on an OS thread inside the namespace and returns its error.
 // Sockets and listeners that f opens belong to the namespace and may be
 // used from any goroutine afterwards. Goroutines that f starts do not run
-// inside the namespace. The thread is discarded when f returns.
+// inside the namespace. The thread is discarded when f returns, so f must
+// not call runtime.UnlockOSThread more often than runtime.LockOSThread.
 func (ns *NS) Do(f func() error) error {
 	if ns.fd < 0 {
 		return errClosed

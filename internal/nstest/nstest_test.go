@@ -230,6 +230,20 @@ func (r *recorder) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
+func TestRequireCommands(t *testing.T) {
+	t.Setenv(RequireKernelEnv, "1")
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		RequireCommands(r, "sh", "ctspec-no-such-program")
+	}()
+	<-done
+	if want := "needs ctspec-no-such-program on PATH"; !strings.HasPrefix(r.failed, want) {
+		t.Fatalf("failed with %q, want %q", r.failed, want)
+	}
+}
+
 func TestSkipOrFail(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -247,7 +261,7 @@ func TestSkipOrFail(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				skipOrFail(r, "reason")
+				skipOrFail(r, rootNeeded+"reason")
 			}()
 			<-done
 			msg := r.failed
