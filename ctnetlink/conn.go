@@ -208,18 +208,26 @@ func (s *sock) readBuffer() (int, error) {
 func (s *sock) close() error { return s.nl.Close() }
 
 // watch makes ctx cancellation and its deadline interrupt a blocked receive
-// on s by moving the socket's read deadline. The returned func undoes it and
-// must be called before s is reused.
+// on s by moving the socket's read deadline. The returned func undoes it, and
+// waits for a cancellation that is under way, so that it cannot move the
+// deadline of a later request on the same socket.
 func (s *sock) watch(ctx context.Context) (stop func()) {
+	_ = s.nl.SetReadDeadline(time.Time{})
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.nl.SetReadDeadline(dl)
 	}
 	if ctx.Done() == nil {
 		return func() { _ = s.nl.SetReadDeadline(time.Time{}) }
 	}
-	cancel := context.AfterFunc(ctx, func() { _ = s.nl.SetReadDeadline(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	cancel := context.AfterFunc(ctx, func() {
+		_ = s.nl.SetReadDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	return func() {
-		cancel()
+		if !cancel() {
+			<-fired
+		}
 		_ = s.nl.SetReadDeadline(time.Time{})
 	}
 }

@@ -1,0 +1,585 @@
+package ctnetlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/nfnl"
+)
+
+// DefaultListenReadBuffer is the receive buffer a Listener asks for when
+// ListenConfig.ReadBuffer is 0: 4 MiB, which the kernel grants as 8 MiB,
+// room for about 6,500 events.
+const DefaultListenReadBuffer = 4 << 20
+
+// ListenConfig configures a Listener. A nil *ListenConfig means all
+// defaults.
+type ListenConfig struct {
+	// NetNS is a file descriptor of the network namespace to listen in, for
+	// example of /var/run/netns/NAME or /proc/PID/ns/net. The default, 0, is
+	// the namespace of the calling thread. Entering another namespace needs
+	// CAP_SYS_ADMIN; Listen fails if it cannot.
+	NetNS int
+
+	// Groups are the multicast groups to join. The default, nil, is
+	// GroupNew, GroupUpdate and GroupDestroy: every flow event and no
+	// expectation events. Joining any group needs CAP_NET_ADMIN in the
+	// namespace; without it Listen fails with an error that matches
+	// os.ErrPermission. A value outside GroupNew..GroupExpDestroy is an
+	// error.
+	//
+	// Leave out GroupUpdate when only the life of flows matters: a busy
+	// flow has an UPDATE for every protocol state change and for every
+	// change made through ctnetlink, and they are usually the bulk of the
+	// traffic. The kernel sends nothing on GroupExpUpdate; joining it is
+	// allowed and harmless.
+	Groups []Group
+
+	// ReadBuffer is the socket receive buffer size in bytes: how many
+	// events the kernel can queue while the caller is not reading. The
+	// default, 0, asks for DefaultListenReadBuffer; a negative value keeps
+	// the kernel's default, net.core.rmem_default (208 KiB on most
+	// systems), which bursts overrun easily.
+	//
+	// Listen tries SO_RCVBUFFORCE first, which needs CAP_NET_ADMIN and
+	// ignores net.core.rmem_max, then falls back to SO_RCVBUF, which the
+	// kernel silently caps at rmem_max. A capped buffer is not an error:
+	// Listener.ReadBuffer reports what the kernel granted, which is twice
+	// the request (the kernel counts its bookkeeping against the buffer)
+	// or twice rmem_max when capped. Each queued event takes about 1.25 KiB
+	// of the granted size: the kernel counts its whole buffer, not the
+	// 200 to 400 bytes of the message.
+	ReadBuffer int
+
+	// NoENOBUFS sets NETLINK_NO_ENOBUFS: the kernel no longer reports
+	// overruns of the receive buffer. Events it cannot queue are still
+	// dropped, but Events then never yields ErrEventsLost and Overruns
+	// stays 0: the losses go unseen except in Listener.Dropped. Use it only
+	// when an occasional missing event is acceptable and a resync is not.
+	// The default, false, reports every overrun. It needs no privilege.
+	NoENOBUFS bool
+
+	// ReliableDestroy asks the kernel to retry DESTROY events that it could
+	// not queue, as conntrackd's NetlinkEventsReliable does. It sets
+	// NETLINK_BROADCAST_ERROR, so that the kernel learns when an event
+	// missed this socket, and NETLINK_NO_ENOBUFS, so the socket keeps
+	// accepting events after a miss; NoENOBUFS is implied. It needs no
+	// privilege. The default is false.
+	//
+	// What the kernel then guarantees (nf_conntrack_ecache.c): when a
+	// flow's DESTROY event cannot be queued on a socket that set
+	// NETLINK_BROADCAST_ERROR, the kernel takes the flow out of the table
+	// but keeps it on a per-namespace list, and a kernel worker sends the
+	// DESTROY again, first about 1 s later, then every 10 ms while a
+	// receive buffer is still full. So every DESTROY reaches this socket
+	// at least once, for as long as the Listener is open and read, for
+	// every flow that has events at all (see net.netfilter.nf_conntrack_events
+	// on Listener). A retried DESTROY arrives late, after events of other
+	// flows that happened later, and every listener of GroupDestroy
+	// receives it again, so other listeners can see it twice.
+	//
+	// It guarantees nothing for NEW and UPDATE events: one that cannot be
+	// queued is remembered on the flow and sent merged into that flow's
+	// next event, so an UPDATE may arrive flagged as NEW, and a flow may
+	// have no event before its DESTROY. Overruns are not reported (see
+	// NoENOBUFS); Listener.Dropped still counts every miss, retried
+	// DESTROY events included.
+	//
+	// The cost: flows whose DESTROY is pending stay allocated and count
+	// against net.netfilter.nf_conntrack_max. A Listener that stops reading
+	// while flows end makes them pile up, and once the table is full the
+	// kernel drops packets of new connections. Keep reading, or Close.
+	ReliableDestroy bool
+}
+
+var defaultGroups = []Group{GroupNew, GroupUpdate, GroupDestroy}
+
+// ErrEventsLost reports that the kernel dropped events because the
+// Listener's receive buffer was full (an ENOBUFS overrun). The error that
+// Events yields matches both ErrEventsLost and unix.ENOBUFS with
+// errors.Is. The stream goes on after it; see Listener for how to
+// resynchronise.
+var ErrEventsLost = errors.New("events lost: receive buffer overrun")
+
+// EventType is the kind of an Event.
+type EventType uint8
+
+// The kinds of events. The kernel sends no event for an expectation's
+// update, so there is no EventExpUpdate.
+const (
+	// EventNew is a flow entering the table: IPCTNL_MSG_CT_NEW with
+	// NLM_F_CREATE, on GroupNew. A related flow (the child of an
+	// expectation) carries TupleMaster.
+	EventNew EventType = iota + 1
+	// EventUpdate is a change of a flow: IPCTNL_MSG_CT_NEW without
+	// NLM_F_CREATE, on GroupUpdate. It carries the tuples, the status, the
+	// timeout, the mark and whatever changed, not every attribute.
+	EventUpdate
+	// EventDestroy is a flow leaving the table: IPCTNL_MSG_CT_DELETE, on
+	// GroupDestroy. It carries the final counters (with
+	// net.netfilter.nf_conntrack_acct=1) and start and stop times (with
+	// net.netfilter.nf_conntrack_timestamp=1).
+	EventDestroy
+	// EventExpNew is a new expectation: IPCTNL_MSG_EXP_NEW, on GroupExpNew.
+	EventExpNew
+	// EventExpDestroy is an expectation removed or used up:
+	// IPCTNL_MSG_EXP_DELETE, on GroupExpDestroy.
+	EventExpDestroy
+)
+
+// String returns the name conntrack -E prints for t, in lower case, such
+// as "new" or "exp-destroy", or EventType(N) for an unknown value.
+func (t EventType) String() string {
+	switch t {
+	case EventNew:
+		return "new"
+	case EventUpdate:
+		return "update"
+	case EventDestroy:
+		return "destroy"
+	case EventExpNew:
+		return "exp-new"
+	case EventExpDestroy:
+		return "exp-destroy"
+	}
+	return "EventType(" + strconv.FormatUint(uint64(t), 10) + ")"
+}
+
+// Event is one conntrack event.
+//
+// Events reuses one Event, with its Flow and Expect, for every event: the
+// values are valid until the loop body returns. Copy what you keep: *Flow
+// and *Expect copy completely, for example f := *ev.Flow.
+type Event struct {
+	// Type is the kind of event.
+	Type EventType
+	// Flow is the flow of EventNew, EventUpdate and EventDestroy, and nil
+	// otherwise. Attributes the kernel did not send are absent (see Has).
+	//
+	// Flow.TimestampEvent (CTA_TIMESTAMP_EVENT) is the time the kernel
+	// generated the event, in nanoseconds since the Unix epoch. Linux 6.14
+	// and later send it for flows created while
+	// net.netfilter.nf_conntrack_timestamp was 1; see Time.
+	Flow *Flow
+	// Expect is the expectation of EventExpNew and EventExpDestroy, and nil
+	// otherwise.
+	Expect *Expect
+}
+
+// Time returns the time the kernel generated the event
+// (CTA_TIMESTAMP_EVENT), and false when the event does not carry it:
+// kernels before 6.14, expectation events, and flows created while
+// net.netfilter.nf_conntrack_timestamp was 0.
+func (e *Event) Time() (time.Time, bool) {
+	if e.Flow == nil || !e.Flow.Has(FlowAttrTimestampEvent) {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(e.Flow.TimestampEvent)), true
+}
+
+// Listener receives conntrack events from the multicast groups it joined,
+// on a netlink socket of its own.
+//
+// # Concurrency and order
+//
+// Close, Overruns, Dropped and ReadBuffer may be called from any goroutine
+// at any time, also while Events runs on another. One Events loop runs at a
+// time: a second loop started while one runs yields an error and ends.
+// The loop runs on the goroutine that ranges over it and a Listener starts
+// no goroutines, so Close has nothing to wait for, and events are yielded
+// in the order the kernel queued them on the socket. For one flow that is
+// the order in which the kernel generated them: NEW, then UPDATEs, then
+// DESTROY. Deliver them to several workers by hashing the flow (its ID or
+// original tuple) to keep that order.
+//
+// # Losses and resynchronisation
+//
+// The kernel drops events when the receive buffer is full, and then, until
+// the queued events have been read, every further event too. Events reports
+// such an overrun with an error matching ErrEventsLost and carries on. It
+// yields the error after the events that were already queued when the
+// kernel dropped the first one, so a dump started after it reflects every
+// change whose event was lost. To keep a table of flows in sync, key it by flow ID, listen
+// before the first dump, and dump again after each loss:
+//
+//	l, err := ctnetlink.Listen(nil)
+//	...
+//	table := map[uint32]ctnetlink.Flow{}
+//	resync := func() error {
+//		clear(table)
+//		for f, err := range conn.Dump(ctx, nil) {
+//			if err != nil {
+//				return err
+//			}
+//			table[f.ID] = *f
+//		}
+//		return nil
+//	}
+//	if err := resync(); err != nil {
+//		...
+//	}
+//	for ev, err := range l.Events(ctx) {
+//		switch {
+//		case errors.Is(err, ctnetlink.ErrEventsLost):
+//			if err := resync(); err != nil { // events queue meanwhile
+//				...
+//			}
+//		case err != nil:
+//			log.Print(err) // the loop ends by itself after a fatal error
+//		case ev.Type == ctnetlink.EventDestroy:
+//			delete(table, ev.Flow.ID)
+//		default:
+//			table[ev.Flow.ID] = *ev.Flow // UPDATE carries no counters: merge if needed
+//		}
+//	}
+//
+// Events queued during the dump are applied after it; a flow they add
+// or remove may already be in the dump's result or missing from it, which
+// the map absorbs. A dump of a large table takes long enough for the
+// buffer to overrun again: size ReadBuffer for it, or limit how often to
+// resynchronise.
+//
+// # When the kernel sends events
+//
+// The kernel needs CONFIG_NF_CONNTRACK_EVENTS. The sysctl
+// net.netfilter.nf_conntrack_events, per network namespace, decides which
+// flows have events: 0 none (except flows a ruleset assigns events to,
+// such as nft ct event set), 1 all of them, and 2, the default since Linux
+// 5.19, only the flows created while some socket of the namespace listened
+// on a conntrack group. On 2 a flow created before the first listener has
+// no events at all, not even its DESTROY: an initial dump then shows flows
+// whose end no event will report. Set the sysctl to 1 when that matters.
+// Listen cannot tell whether events will come: a kernel without events
+// accepts the subscription and stays silent.
+type Listener struct {
+	s      *sock
+	rcvbuf int // granted receive buffer, from SO_RCVBUF
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	busy      atomic.Bool
+	overruns  atomic.Uint64
+
+	// State of the Events loop, owned by the running loop.
+	rest   []byte // unread messages of the last datagram
+	lost   bool   // an overrun was read and not yet yielded
+	budget int    // bytes still to read before the overrun is yielded
+	ev     Event
+	flow   Flow
+	exp    Expect
+}
+
+// Listen opens a Listener and joins its multicast groups. Events start
+// queueing on the socket at once, so events between Listen and the first
+// call of Events are not lost, up to the receive buffer's size.
+//
+// Errors are *Error with Op "listen": os.ErrPermission without
+// CAP_NET_ADMIN, or a failure to enter NetNS or set an option.
+func Listen(cfg *ListenConfig) (*Listener, error) {
+	var c ListenConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	groups := c.Groups
+	if len(groups) == 0 {
+		groups = defaultGroups
+	}
+	var mask uint32
+	for _, g := range groups {
+		if g < GroupNew || g > GroupExpDestroy {
+			return nil, &Error{Op: "listen", Err: fmt.Errorf("unknown multicast group %d", uint32(g))}
+		}
+		mask |= 1 << (g - 1)
+	}
+	rcvbuf := c.ReadBuffer
+	switch {
+	case rcvbuf == 0:
+		rcvbuf = DefaultListenReadBuffer
+	case rcvbuf < 0:
+		rcvbuf = 0 // dialSock keeps the kernel's default
+	}
+	s, err := dialSock(c.NetNS, rcvbuf, mask)
+	if err != nil {
+		return nil, &Error{Op: "listen", Err: err}
+	}
+	fail := func(err error) (*Listener, error) {
+		s.close()
+		return nil, &Error{Op: "listen", Err: err}
+	}
+	if c.ReliableDestroy {
+		if err := s.nl.SetOption(netlink.BroadcastError, true); err != nil {
+			return fail(fmt.Errorf("set NETLINK_BROADCAST_ERROR: %w", err))
+		}
+	}
+	if c.NoENOBUFS || c.ReliableDestroy {
+		if err := s.nl.SetOption(netlink.NoENOBUFS, true); err != nil {
+			return fail(fmt.Errorf("set NETLINK_NO_ENOBUFS: %w", err))
+		}
+	}
+	granted, err := s.readBuffer()
+	if err != nil {
+		return fail(fmt.Errorf("read receive buffer size: %w", err))
+	}
+	return &Listener{s: s, rcvbuf: granted}, nil
+}
+
+// Close closes the Listener's socket. A running Events loop, on any
+// goroutine, returns promptly with an error that matches net.ErrClosed;
+// events it had already read may be yielded before that. Close does not
+// wait for the loop to return. Calling Close again does nothing and returns
+// nil.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		l.closeErr = l.s.close()
+	})
+	return l.closeErr
+}
+
+// Overruns returns how many times the kernel reported an overrun of the
+// receive buffer (ENOBUFS), which is how many times Events yielded, or is
+// about to yield, ErrEventsLost. One overrun stands for one or more lost
+// events; Dropped counts the events. It is 0 with NoENOBUFS or
+// ReliableDestroy.
+func (l *Listener) Overruns() uint64 {
+	return l.overruns.Load()
+}
+
+// skMemInfoDrops is SK_MEMINFO_DROPS, the index of the drop counter in the
+// array SO_MEMINFO returns (include/uapi/linux/sock_diag.h).
+const skMemInfoDrops = 8
+
+// Dropped returns the kernel's count of messages it could not queue on the
+// Listener's socket (sk_drops, from SO_MEMINFO, Linux 4.12 and later). It
+// counts every lost event, whether or not the kernel reported the overrun,
+// so it is the way to see losses with NoENOBUFS; with ReliableDestroy it
+// also counts DESTROY events that the kernel retried later. The kernel's
+// counter is 32 bits wide and wraps.
+func (l *Listener) Dropped() (uint32, error) {
+	var info [16]uint32
+	size := uint32(unsafe.Sizeof(info))
+	var serr error
+	err := l.s.raw.Control(func(fd uintptr) {
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if errno != 0 {
+			serr = errno
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err == nil && size <= skMemInfoDrops*4 {
+		err = fmt.Errorf("SO_MEMINFO returned %d bytes, no drop counter", size)
+	}
+	if err != nil {
+		if l.closed.Load() {
+			err = net.ErrClosed
+		}
+		return 0, &Error{Op: "dropped", Err: err}
+	}
+	return info[skMemInfoDrops], nil
+}
+
+// ReadBuffer returns the receive buffer size the kernel granted, as
+// SO_RCVBUF reports it when Listen set it: twice the size asked for, or
+// twice net.core.rmem_max when SO_RCVBUFFORCE was not allowed and the
+// request was larger.
+func (l *Listener) ReadBuffer() int {
+	return l.rcvbuf
+}
+
+var errEventsBusy = errors.New("another Events loop is running")
+
+// Events returns the stream of events. Each value is an event or an error,
+// never both. The *Event is reused: see Event.
+//
+// Errors come in two kinds. These leave the stream running, and the loop
+// yields more values after them:
+//
+//   - an overrun: an *Error matching ErrEventsLost (and unix.ENOBUFS),
+//     counted in Overruns; see Listener for what to do about it;
+//   - a message that cannot be decoded, such as a malformed attribute, or a
+//     message type this build does not know: an *Error naming it. Only that
+//     message is skipped. Attributes of unknown type are no error: they are
+//     skipped and counted in the Unknown field of their struct.
+//
+// These end the stream, as the last value:
+//
+//   - ctx is cancelled or its deadline passes: ctx.Err(); cancelling
+//     unblocks a waiting receive at once;
+//   - the Listener is closed: an *Error matching net.ErrClosed;
+//   - another loop is running, or the socket fails: an *Error.
+//
+// So a loop body may handle every error with continue and still end. After
+// a stream ends, or the caller breaks out of the loop, the Listener stays
+// open and events keep queueing on its socket, up to the buffer's size,
+// until Events is called again or the Listener is closed.
+func (l *Listener) Events(ctx context.Context) iter.Seq2[*Event, error] {
+	return func(yield func(*Event, error) bool) {
+		if !l.busy.CompareAndSwap(false, true) {
+			yield(nil, &Error{Op: "events", Err: errEventsBusy})
+			return
+		}
+		defer l.busy.Store(false)
+		if l.closed.Load() {
+			yield(nil, &Error{Op: "events", Err: net.ErrClosed})
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			yield(nil, err)
+			return
+		}
+		stop := l.s.watch(ctx)
+		defer stop()
+		for {
+			for len(l.rest) > 0 {
+				ev, err := l.next()
+				if ev == nil && err == nil {
+					continue
+				}
+				if !yield(ev, err) {
+					return
+				}
+			}
+			if l.lost && l.budget <= 0 {
+				if !l.yieldLost(yield) {
+					return
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				yield(nil, err)
+				return
+			}
+			// After an overrun, read without waiting: an empty queue means
+			// every event queued before the loss has been yielded.
+			n, err := l.read(!l.lost)
+			switch {
+			case err == nil:
+				l.rest = l.s.buf[:n]
+				if l.lost {
+					l.budget -= n
+				}
+			case err == unix.EAGAIN:
+				if !l.yieldLost(yield) {
+					return
+				}
+			case err == unix.ENOBUFS:
+				// An overrun still pending is due now: the kernel reports
+				// no second one before the queue has been read empty.
+				more := !l.lost || l.yieldLost(yield)
+				// The kernel reports an overrun before the events still
+				// queued; they are at most a buffer's worth.
+				l.overruns.Add(1)
+				l.lost = true
+				l.budget = l.rcvbuf + recvBufSize
+				if !more {
+					return
+				}
+			case l.closed.Load():
+				yield(nil, &Error{Op: "events", Err: net.ErrClosed})
+				return
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if err := ctx.Err(); err != nil {
+					yield(nil, err)
+					return
+				}
+				if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+					// The deadline passed; ctx reports it in a moment.
+					<-ctx.Done()
+					yield(nil, ctx.Err())
+					return
+				}
+				// Not this context's deadline: clear it and read on.
+				_ = l.s.nl.SetReadDeadline(time.Time{})
+				if dl, ok := ctx.Deadline(); ok {
+					_ = l.s.nl.SetReadDeadline(dl)
+				}
+			default:
+				yield(nil, &Error{Op: "events", Err: err})
+				return
+			}
+		}
+	}
+}
+
+// yieldLost yields the pending overrun.
+func (l *Listener) yieldLost(yield func(*Event, error) bool) bool {
+	l.lost = false
+	return yield(nil, &Error{Op: "events", Err: fmt.Errorf("%w (%w)", ErrEventsLost, unix.ENOBUFS)})
+}
+
+// read reads one datagram into the socket's buffer. If block is false it
+// returns unix.EAGAIN rather than wait for one.
+func (l *Listener) read(block bool) (int, error) {
+	var n int
+	var rerr error
+	err := l.s.raw.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), l.s.buf)
+		return !block || rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// next decodes the first message of l.rest. It returns nil, nil for a
+// message that is not an event.
+func (l *Listener) next() (*Event, error) {
+	h, data, rest, err := nextMsg(l.rest)
+	if err != nil {
+		l.rest = nil
+		return nil, &Error{Op: "events", Err: err}
+	}
+	l.rest = rest
+	switch netlink.HeaderType(h.Type) {
+	case netlink.Noop, netlink.Error, netlink.Done, netlink.Overrun:
+		return nil, nil
+	}
+	var typ EventType
+	switch MsgType(h.Type) {
+	case MsgNew:
+		typ = EventUpdate
+		if h.Flags&unix.NLM_F_CREATE != 0 {
+			typ = EventNew
+		}
+	case MsgDelete:
+		typ = EventDestroy
+	case MsgExpNew:
+		typ = EventExpNew
+	case MsgExpDelete:
+		typ = EventExpDestroy
+	default:
+		return nil, &Error{Op: "events", Err: fmt.Errorf("unexpected message type %#x", h.Type)}
+	}
+	_, attrs, err := nfnl.ParseHeader(data)
+	if err != nil {
+		return nil, &Error{Op: "events", Err: fmt.Errorf("%s: %w", typ, err)}
+	}
+	l.ev = Event{Type: typ}
+	if typ == EventExpNew || typ == EventExpDestroy {
+		err = l.exp.UnmarshalAttributes(attrs)
+		l.ev.Expect = &l.exp
+	} else {
+		err = l.flow.UnmarshalAttributes(attrs)
+		l.ev.Flow = &l.flow
+	}
+	if err != nil {
+		return nil, &Error{Op: "events", Err: fmt.Errorf("%s: %w", typ, err)}
+	}
+	return &l.ev, nil
+}
