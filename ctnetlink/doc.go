@@ -25,6 +25,41 @@
 // malformed attribute is an error naming its path in spec names, for example
 // tuple-orig.tuple-ip.ip-v4-src: want 4 bytes, got 5.
 //
+// # Operations
+//
+// Dial opens a Conn, safe for concurrent use, in the caller's network
+// namespace or another one (Config.NetNS). Dump streams flows with
+// kernel-side filters (DumpFilter), List returns them as a slice; Get,
+// Create, Update and Delete work on one flow; CreateMany, UpdateMany and
+// DeleteMany pipeline thousands; Flush empties the table or the part a
+// filter selects; Stats and StatsCPU read the counters. Cleanup deletes the
+// flows any of many matchers selects in one pass, using the kernel's
+// filtered flush where the kernel gets it right (Capabilities) and one
+// shared dump for the rest.
+//
+// # Expectations
+//
+// DumpExpect, ListExpect, GetExpect, CreateExpect, UpdateExpect,
+// DeleteExpect and FlushExpect manage expectations, the entries a helper
+// such as FTP creates for related connections; ExpectStatsCPU reads their
+// statistics. Creating one needs a master flow with a helper attached.
+//
+// # Events
+//
+// Listen opens a Listener on the multicast groups of flow and expectation
+// events. Events yields them in the kernel's order on the caller's
+// goroutine. Losing events is never silent: a socket overrun is yielded as
+// ErrEventsLost, counted by Overruns, and the stream goes on; resynchronise
+// with a dump. ListenConfig.ReliableDestroy asks the kernel to re-deliver
+// destroy events it failed to deliver.
+//
+// # Errors
+//
+// Failures are *Error values that name the operation and wrap the cause,
+// for kernel errors a *netlink.OpError with the errno and the extended-ACK
+// message; errors.Is works with os.ErrNotExist, os.ErrExist,
+// os.ErrPermission, ErrDumpInterrupted, ErrEventsLost and unix.Errno values.
+//
 // # Kernels
 //
 // The spec follows the UAPI headers of Linux 6.18. Attributes and filters

@@ -774,7 +774,7 @@ const (
 	ExpectAttrTuple ExpectAttr = 2 // CTA_EXPECT_TUPLE
 	// ExpectAttrMask is mask: Which bits of tuple must match.
 	ExpectAttrMask ExpectAttr = 3 // CTA_EXPECT_MASK
-	// ExpectAttrTimeout is timeout: Time left before the expectation expires, in seconds.
+	// ExpectAttrTimeout is timeout: Time left before the expectation expires, in seconds. On creation the kernel uses the helper policy's timeout instead; an update sets it.
 	ExpectAttrTimeout ExpectAttr = 4 // CTA_EXPECT_TIMEOUT
 	// ExpectAttrID is id: Opaque expectation id.
 	ExpectAttrID ExpectAttr = 5 // CTA_EXPECT_ID

@@ -506,7 +506,7 @@ const (
 	MsgExpNew MsgType = 0x0200 // IPCTNL_MSG_EXP_NEW
 	// MsgExpGet is exp-get: Get one expectation by tuple or master tuple, or dump all expectations or those of one master connection.
 	MsgExpGet MsgType = 0x0201 // IPCTNL_MSG_EXP_GET
-	// MsgExpDelete is exp-delete: Delete the expectation matching a tuple (and id, if given), all expectations of a helper, or without either all expectations.
+	// MsgExpDelete is exp-delete: Delete the expectation matching a tuple (and id, if given), all expectations of a helper, or without either all expectations. The last two ignore the nfgenmsg family (seen on Linux 6.18).
 	MsgExpDelete MsgType = 0x0202 // IPCTNL_MSG_EXP_DELETE
 	// MsgExpGetStatsCPU is exp-get-stats-cpu: Dump the expectation statistics of each CPU; res-id of each reply is the CPU number. The kernel sends the replies with the conntrack subsystem id, so their type is 0x103, not 0x203.
 	MsgExpGetStatsCPU MsgType = 0x0203 // IPCTNL_MSG_EXP_GET_STATS_CPU

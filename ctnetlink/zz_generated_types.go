@@ -2323,7 +2323,7 @@ type Expect struct {
 	Tuple Tuple
 	// Mask is mask (CTA_EXPECT_MASK, nest of tuple-attrs): Which bits of tuple must match.
 	Mask Tuple
-	// Timeout is timeout (CTA_EXPECT_TIMEOUT, u32, big-endian): Time left before the expectation expires, in seconds.
+	// Timeout is timeout (CTA_EXPECT_TIMEOUT, u32, big-endian): Time left before the expectation expires, in seconds. On creation the kernel uses the helper policy's timeout instead; an update sets it.
 	Timeout uint32
 	// ID is id (CTA_EXPECT_ID, u32, big-endian): Opaque expectation id.
 	ID uint32
