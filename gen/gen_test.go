@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -185,5 +186,50 @@ func TestGoName(t *testing.T) {
 		if got := goName(tt.in); got != tt.want {
 			t.Errorf("goName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestGenerateAfterSync is the kernel-update workflow on fixtures: the spec
+// that headergen sync produced from a newer kernel's headers
+// (tools/headergen/testdata/sync.golden) generates the new attribute and the
+// new status bit, and code that compiles.
+func TestGenerateAfterSync(t *testing.T) {
+	synced := filepath.Join("..", "tools", "headergen", "testdata", "sync.golden")
+	files, err := generate(synced, "fixture")
+	if err != nil {
+		t.Fatalf("generate from the synced spec: %v", err)
+	}
+	var all strings.Builder
+	for _, f := range files {
+		all.Write(f.data)
+	}
+	for _, want := range []string{
+		"FlowAttrFooBar FlowAttr = ",
+		"// CTA_FOO_BAR",
+		"FooBar []byte",
+		"// IPS_FOO",
+	} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("generated code lacks %q", want)
+		}
+	}
+	// The output must compile: write it into a package of this module and
+	// build it.
+	dir, err := os.MkdirTemp(".", "synced-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	for _, f := range files {
+		if strings.HasSuffix(f.name, "_test.go") {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command("go", "build", "./"+filepath.Base(dir)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("generated code does not build: %v\n%s", err, out)
 	}
 }
