@@ -74,14 +74,8 @@ func (m *Matcher) Match(f *Flow) bool {
 			return false
 		}
 	}
-	if m.Mark != 0 || m.MarkMask != 0 {
-		mask := m.MarkMask
-		if mask == 0 {
-			mask = ^uint32(0)
-		}
-		if f.Mark&mask != m.Mark {
-			return false
-		}
+	if !markMatch(f.Mark, m.Mark, m.MarkMask) {
+		return false
 	}
 	if m.Zone != nil && *m.Zone != f.Zone {
 		return false

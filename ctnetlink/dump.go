@@ -186,14 +186,8 @@ func (f *DumpFilter) Match(fl *Flow) bool {
 	if f.Family != 0 && f.Family != fl.Family() {
 		return false
 	}
-	if f.Mark != 0 || f.MarkMask != 0 {
-		mask := f.MarkMask
-		if mask == 0 {
-			mask = ^uint32(0)
-		}
-		if fl.Mark&mask != f.Mark {
-			return false
-		}
+	if !markMatch(fl.Mark, f.Mark, f.MarkMask) {
+		return false
 	}
 	if f.StatusMask != 0 && fl.Status&f.StatusMask != f.Status {
 		return false
@@ -342,23 +336,45 @@ func (c *Conn) List(ctx context.Context, filter *DumpFilter) ([]Flow, error) {
 			flows = make([]Flow, 0, int(st.Entries)+int(st.Entries)/16+16)
 		}
 	}
+	flows, err = collect(flows, func() iter.Seq2[*Flow, error] { return c.Dump(ctx, filter) })
+	return flows, err
+}
+
+// collect copies what dump yields into out, repeating a dump that the kernel
+// flags as interrupted up to three times; the last attempt's values come
+// back with ErrDumpInterrupted.
+func collect[T any](out []T, dump func() iter.Seq2[*T, error]) ([]T, error) {
+	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		flows, err = flows[:0], nil
-		for f, ferr := range c.Dump(ctx, filter) {
-			if ferr != nil {
-				err = ferr
+		out, err = out[:0], nil
+		for v, verr := range dump() {
+			if verr != nil {
+				err = verr
 				break
 			}
-			if len(flows) == cap(flows) {
+			if len(out) == cap(out) {
 				// Double: append's gentler growth for large elements
 				// copies a big table several times over.
-				flows = slices.Grow(flows, max(len(flows), 64))
+				out = slices.Grow(out, max(len(out), 64))
 			}
-			flows = append(flows, *f)
+			out = append(out, *v)
 		}
 		if !errors.Is(err, ErrDumpInterrupted) {
 			break
 		}
 	}
-	return flows, err
+	return out, err
+}
+
+// markMatch applies a mark filter: it selects marks that, ANDed with mask,
+// equal want. A filter with both zero selects every mark; a zero mask with a
+// non-zero want means all bits.
+func markMatch(mark, want, mask uint32) bool {
+	if want == 0 && mask == 0 {
+		return true
+	}
+	if mask == 0 {
+		mask = ^uint32(0)
+	}
+	return mark&mask == want
 }

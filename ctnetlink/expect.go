@@ -127,22 +127,7 @@ func (c *Conn) DumpExpect(ctx context.Context, family uint8) iter.Seq2[*Expect, 
 // three times, before ListExpect returns the last attempt's expectations
 // with ErrDumpInterrupted.
 func (c *Conn) ListExpect(ctx context.Context, family uint8) ([]Expect, error) {
-	var out []Expect
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		out, err = out[:0], nil
-		for e, eerr := range c.DumpExpect(ctx, family) {
-			if eerr != nil {
-				err = eerr
-				break
-			}
-			out = append(out, *e)
-		}
-		if !errors.Is(err, ErrDumpInterrupted) {
-			break
-		}
-	}
-	return out, err
+	return collect[Expect](nil, func() iter.Seq2[*Expect, error] { return c.DumpExpect(ctx, family) })
 }
 
 // expectKey keeps the attributes that identify an expectation: its tuple,

@@ -34,9 +34,9 @@ func topSet(t uint16) int {
 	return -1
 }
 
-// collect appends to out every payload of set target found in b, which holds
+// collectPayloads appends to out every payload of set target found in b, which holds
 // the attributes of set cur.
-func collect(b []byte, cur, target int, out *[][]byte) {
+func collectPayloads(b []byte, cur, target int, out *[][]byte) {
 	if cur == target {
 		*out = append(*out, b)
 	}
@@ -44,7 +44,7 @@ func collect(b []byte, cur, target int, out *[][]byte) {
 	for d.Next() {
 		attrs := schema[cur].attrs
 		if int(d.Type()) < len(attrs) && attrs[d.Type()].nested >= 0 {
-			collect(d.Bytes(), attrs[d.Type()].nested, target, out)
+			collectPayloads(d.Bytes(), attrs[d.Type()].nested, target, out)
 		}
 	}
 }
@@ -70,7 +70,7 @@ func fuzzSeeds(f *testing.F, set int) {
 			continue
 		}
 		var found [][]byte
-		collect(m.Payload[4:], top, set, &found)
+		collectPayloads(m.Payload[4:], top, set, &found)
 		for _, b := range found {
 			f.Add(b)
 			n++
