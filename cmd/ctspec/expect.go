@@ -1,0 +1,213 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ctspec/ctspec/ctnetlink"
+)
+
+// appendExpect appends an expectation in conntrack's default format.
+func appendExpect(b []byte, e *ctnetlink.Expect, msg int) []byte {
+	start := len(b)
+	switch msg {
+	case msgNew:
+		b = fmt.Appendf(b, "%9s ", "[NEW]")
+	case msgUpdate:
+		b = fmt.Appendf(b, "%9s ", "[UPDATE]")
+	case msgDestroy:
+		b = fmt.Appendf(b, "%9s ", "[DESTROY]")
+	}
+	fam := e.Family()
+	if e.Has(ctnetlink.ExpectAttrTimeout) {
+		b = fmt.Appendf(b, "%d ", e.Timeout)
+	}
+	b = fmt.Appendf(b, "proto=%d ", e.Tuple.Proto.Num)
+	tuple := func(b []byte, t *ctnetlink.Tuple, src, dst string) []byte {
+		b = fmt.Appendf(b, "%s=%s %s=%s ", src, tupleSrc(t, fam), dst, tupleDst(t, fam))
+		t2 := *t
+		if t2.Proto.Num == 0 {
+			t2.Proto.Num = e.Tuple.Proto.Num
+		}
+		full := appendTuple(nil, &t2, fam)
+		// appendTuple starts with the addresses; keep the protocol part.
+		addrLen := len(fmt.Sprintf("src=%s dst=%s ", tupleSrc(t, fam), tupleDst(t, fam)))
+		return append(b, full[addrLen:]...)
+	}
+	b = tuple(b, &e.Tuple, "src", "dst")
+	b = tuple(b, &e.Mask, "mask-src", "mask-dst")
+	b = tuple(b, &e.Master, "master-src", "master-dst")
+	if e.Has(ctnetlink.ExpectAttrZone) {
+		b = fmt.Appendf(b, "zone=%d ", e.Zone)
+	}
+	delim := ""
+	if e.Flags&ctnetlink.ExpectFlagsPermanent != 0 {
+		b = append(b, "PERMANENT"...)
+		delim = ","
+	}
+	if e.Flags&ctnetlink.ExpectFlagsInactive != 0 {
+		b = append(append(b, delim...), "INACTIVE"...)
+		delim = ","
+	}
+	if e.Flags&ctnetlink.ExpectFlagsUserspace != 0 {
+		b = append(append(b, delim...), "USERSPACE"...)
+	}
+	if e.Flags != 0 {
+		b = append(b, ' ')
+	}
+	if e.Has(ctnetlink.ExpectAttrClass) {
+		b = fmt.Appendf(b, "class=%d ", e.Class)
+	}
+	if e.Has(ctnetlink.ExpectAttrHelpName) {
+		b = fmt.Appendf(b, "helper=%s", e.HelpName)
+	}
+	if len(b) > start && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// expectKey is the expectation the command line names: its master's
+// original tuple for -G, its own tuple for -D.
+func (c *cmdLine) expectTuple() ctnetlink.Tuple {
+	t := c.tmpl.TupleOrig
+	t.Proto.SetNum(c.protoNum)
+	return t
+}
+
+func (a *app) expect(c *cmdLine) (int, error) {
+	ctx := a.ctx
+	switch c.cmd {
+	case expList:
+		n := 0
+		for e, err := range a.conn.DumpExpect(ctx, c.family) {
+			if err != nil {
+				if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
+					break
+				}
+				return n, opFailed(err, c.cmd)
+			}
+			a.printExpect(c, e, msgNone)
+			n++
+		}
+		return n, nil
+	case expGet:
+		var q ctnetlink.Expect
+		q.SetMaster(c.expectTuple())
+		e, err := a.conn.GetExpect(ctx, &q)
+		if err != nil {
+			return 0, opFailed(err, c.cmd)
+		}
+		a.printExpect(c, e, msgNone)
+		return 1, nil
+	case expDelete:
+		var q ctnetlink.Expect
+		q.SetTuple(c.expectTuple())
+		if err := a.conn.DeleteExpect(ctx, &q); err != nil {
+			return 0, opFailed(err, c.cmd)
+		}
+		return 0, nil
+	case expCreate:
+		var e ctnetlink.Expect
+		e.SetMaster(c.expectTuple())
+		t := c.exp
+		t.Proto.SetNum(c.protoNum)
+		e.SetTuple(t)
+		m := c.mask
+		m.Proto.SetNum(c.protoNum)
+		e.SetMask(m)
+		if c.tmpl.Has(ctnetlink.FlowAttrTimeout) {
+			e.SetTimeout(c.tmpl.Timeout)
+		}
+		if c.options&bit(optStatus) != 0 {
+			e.SetFlags(ctnetlink.ExpectFlags(c.status))
+		}
+		if err := a.conn.CreateExpect(ctx, &e); err != nil {
+			return 0, opFailed(err, c.cmd)
+		}
+		return 0, nil
+	case expFlush:
+		err := a.conn.FlushExpect(ctx, 0)
+		fmt.Fprintf(a.stderr, "%s: expectation table has been emptied.\n", versionString)
+		return 0, opFailed(err, c.cmd)
+	case expCount:
+		n := 0
+		for _, err := range a.conn.DumpExpect(ctx, c.family) {
+			if err != nil {
+				if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
+					break
+				}
+				return 0, opFailed(err, c.cmd)
+			}
+			n++
+		}
+		fmt.Fprintf(a.out, "%d\n", n)
+		return 0, nil
+	case expStats:
+		st, err := a.conn.ExpectStatsCPU(ctx)
+		if err != nil {
+			return 0, opFailed(err, c.cmd)
+		}
+		for _, s := range st {
+			fmt.Fprintf(a.out, "cpu=%-4d\t", s.CPU)
+			if s.Has(ctnetlink.ExpectStatsCPUAttrNew) {
+				fmt.Fprintf(a.out, "expect_new=%d ", s.New)
+			}
+			if s.Has(ctnetlink.ExpectStatsCPUAttrCreate) {
+				fmt.Fprintf(a.out, "expect_create=%d ", s.Create)
+			}
+			if s.Has(ctnetlink.ExpectStatsCPUAttrDelete) {
+				fmt.Fprintf(a.out, "expect_delete=%d ", s.Delete)
+			}
+			fmt.Fprintf(a.out, "\n")
+		}
+		return 0, nil
+	case expEvent:
+		return a.expectEvents(c)
+	}
+	return 0, nil
+}
+
+func (a *app) printExpect(c *cmdLine, e *ctnetlink.Expect, msg int) {
+	b := []byte(nil)
+	if c.output&outTimestamp != 0 && c.output&outXML == 0 {
+		t := nowFunc()
+		b = fmt.Appendf(b, "[%-8d.%-6d]\t", t.Unix(), t.Nanosecond()/1000)
+	}
+	b = appendExpect(b, e, msg)
+	b = append(b, '\n')
+	a.out.Write(b)
+}
+
+func (a *app) expectEvents(c *cmdLine) (int, error) {
+	groups := []ctnetlink.Group{ctnetlink.GroupExpNew, ctnetlink.GroupExpDestroy}
+	l, err := ctnetlink.Listen(&ctnetlink.ListenConfig{Groups: groups})
+	if err != nil {
+		return 0, otherError("Can't open handler")
+	}
+	defer l.Close()
+	ctx, stop := signalContext(a.ctx)
+	defer stop()
+	n := 0
+	for ev, err := range l.Events(ctx) {
+		if err != nil {
+			if errors.Is(err, ctnetlink.ErrEventsLost) || ctx.Err() == nil {
+				continue
+			}
+			break
+		}
+		if ev.Expect == nil {
+			continue
+		}
+		msg := msgNew
+		if ev.Type == ctnetlink.EventExpDestroy {
+			msg = msgDestroy
+		}
+		a.printExpect(c, ev.Expect, msg)
+		a.out.Flush()
+		n++
+	}
+	a.out.Flush()
+	fmt.Fprintf(a.stderr, "%s: %d expectation events have been shown.\n", versionString, n)
+	return 0, nil
+}

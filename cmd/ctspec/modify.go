@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/ctnetlink"
+)
+
+// icmpReply returns the reply type of an ICMP or ICMPv6 type, as
+// libnetfilter_conntrack fills in the reply tuple, or 255, which the
+// kernel refuses, for a type without one.
+func icmpReply(proto, typ uint8) uint8 {
+	if proto == unix.IPPROTO_ICMPV6 {
+		switch typ {
+		case 128:
+			return 129
+		case 129:
+			return 128
+		case 139:
+			return 140
+		case 140:
+			return 139
+		}
+		return 255
+	}
+	switch typ {
+	case 8:
+		return 0
+	case 0:
+		return 8
+	case 13:
+		return 14
+	case 14:
+		return 13
+	case 15:
+		return 16
+	case 16:
+		return 15
+	case 17:
+		return 18
+	case 18:
+		return 17
+	}
+	return 255
+}
+
+// invert returns the tuple of the other direction of t, as
+// libnetfilter_conntrack's autocompletion does.
+func invert(t *ctnetlink.Tuple, proto uint8) ctnetlink.Tuple {
+	var r ctnetlink.Tuple
+	if a := t.Dst(); a.IsValid() {
+		setTupleSrc(&r, a)
+	}
+	if a := t.Src(); a.IsValid() {
+		setTupleDst(&r, a)
+	}
+	r.Proto.SetNum(proto)
+	switch proto {
+	case unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6:
+		typ, code, id := icmpFields(t)
+		if proto == unix.IPPROTO_ICMPV6 {
+			r.Proto.SetICMPv6Type(icmpReply(proto, typ))
+			r.Proto.SetICMPv6Code(code)
+			r.Proto.SetICMPv6ID(id)
+		} else {
+			r.Proto.SetICMPType(icmpReply(proto, typ))
+			r.Proto.SetICMPCode(code)
+			r.Proto.SetICMPID(id)
+		}
+	case unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP, unix.IPPROTO_GRE:
+		r.Proto.SetSrcPort(t.Proto.DstPort)
+		r.Proto.SetDstPort(t.Proto.SrcPort)
+	}
+	return r
+}
+
+// buildFlow turns the command line into a flow for a create (full) or a
+// get (the tuples and id).
+func (c *cmdLine) buildFlow(full bool) ctnetlink.Flow {
+	var f ctnetlink.Flow
+	t := &c.tmpl
+	proto := c.protoNum
+	orig, repl := t.TupleOrig, t.TupleReply
+	orig.Proto.SetNum(proto)
+	if c.replL3 != 0 || c.replL4 {
+		repl.Proto.SetNum(proto)
+	}
+	hasOrig := c.options&(bit(optOrigSrc)|bit(optOrigDst)) != 0
+	hasRepl := c.options&(bit(optReplSrc)|bit(optReplDst)) != 0
+	if full {
+		switch {
+		case hasOrig && !hasRepl:
+			z := repl
+			repl = invert(&orig, proto)
+			if z.Has(ctnetlink.TupleAttrZone) {
+				repl.SetZone(z.Zone)
+			}
+		case hasRepl && !hasOrig:
+			z := orig
+			orig = invert(&repl, proto)
+			if z.Has(ctnetlink.TupleAttrZone) {
+				orig.SetZone(z.Zone)
+			}
+		}
+	}
+	if full {
+		fam := c.family
+		completeTuple(&orig, fam, proto, nil)
+		completeTuple(&repl, fam, proto, &orig)
+	}
+	if hasOrig || !hasRepl || full {
+		f.SetTupleOrig(orig)
+	}
+	if hasRepl || full {
+		f.SetTupleReply(repl)
+	}
+	if t.Has(ctnetlink.FlowAttrID) {
+		f.SetID(t.ID)
+	}
+	if !full {
+		return f
+	}
+	if t.Has(ctnetlink.FlowAttrStatus) {
+		f.SetStatus(t.Status | ctnetlink.StatusConfirmed)
+	}
+	if t.Has(ctnetlink.FlowAttrTimeout) {
+		f.SetTimeout(t.Timeout)
+	}
+	if c.options&bit(optMark) != 0 {
+		f.SetMark(c.mark)
+	}
+	if t.Has(ctnetlink.FlowAttrSecmark) {
+		f.SetSecmark(t.Secmark)
+	}
+	if t.Has(ctnetlink.FlowAttrZone) {
+		f.SetZone(t.Zone)
+	}
+	switch proto {
+	case unix.IPPROTO_TCP:
+		if hasTCPState(t) {
+			f.ProtoInfo.SetTCP(t.ProtoInfo.TCP)
+		}
+	case unix.IPPROTO_SCTP:
+		if hasSCTPState(t) || t.ProtoInfo.SCTP.Has(ctnetlink.ProtoInfoSCTPAttrVTagOriginal) || t.ProtoInfo.SCTP.Has(ctnetlink.ProtoInfoSCTPAttrVTagReply) {
+			f.ProtoInfo.SetSCTP(t.ProtoInfo.SCTP)
+		}
+	case unix.IPPROTO_DCCP:
+		if hasDCCPState(t) || t.ProtoInfo.DCCP.Has(ctnetlink.ProtoInfoDCCPAttrRole) {
+			f.ProtoInfo.SetDCCP(t.ProtoInfo.DCCP)
+		}
+	}
+	if c.hasSNAT {
+		f.SetNATSrc(natAttr(c.snat, proto))
+	}
+	if c.hasDNAT {
+		f.SetNATDst(natAttr(c.dnat, proto))
+	}
+	if c.modifyBits != nil && c.options&bit(optAddLabel) != 0 {
+		f.SetLabels(c.modifyBits)
+	}
+	return f
+}
+
+// completeTuple fills what a tuple of a create lacks as conntrack's
+// zeroed template does: the family's zero address, port 0, and for ICMP
+// the fields of the other direction (the reply type for a request).
+func completeTuple(t *ctnetlink.Tuple, fam, proto uint8, other *ctnetlink.Tuple) {
+	zero := netip.IPv4Unspecified()
+	if fam == unix.AF_INET6 {
+		zero = netip.IPv6Unspecified()
+	}
+	if !t.Src().IsValid() {
+		setTupleSrc(t, zero)
+	}
+	if !t.Dst().IsValid() {
+		setTupleDst(t, zero)
+	}
+	p := &t.Proto
+	switch proto {
+	case unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP, unix.IPPROTO_GRE:
+		if !p.Has(ctnetlink.TupleProtoAttrSrcPort) {
+			p.SetSrcPort(0)
+		}
+		if !p.Has(ctnetlink.TupleProtoAttrDstPort) {
+			p.SetDstPort(0)
+		}
+	case unix.IPPROTO_ICMP:
+		if other != nil && !p.Has(ctnetlink.TupleProtoAttrICMPType) {
+			p.SetICMPType(icmpReply(proto, other.Proto.ICMPType))
+			p.SetICMPCode(other.Proto.ICMPCode)
+			p.SetICMPID(other.Proto.ICMPID)
+		}
+	case unix.IPPROTO_ICMPV6:
+		if other != nil && !p.Has(ctnetlink.TupleProtoAttrICMPv6Type) {
+			p.SetICMPv6Type(icmpReply(proto, other.Proto.ICMPv6Type))
+			p.SetICMPv6Code(other.Proto.ICMPv6Code)
+			p.SetICMPv6ID(other.Proto.ICMPv6ID)
+		}
+	}
+}
+
+func natAttr(s natSpec, proto uint8) ctnetlink.NAT {
+	var n ctnetlink.NAT
+	if s.addr.Is4() {
+		n.SetV4MinIP(s.addr)
+	} else if s.addr.IsValid() {
+		n.SetV6MinIP(s.addr)
+	}
+	if s.hasPort && (proto == unix.IPPROTO_TCP || proto == unix.IPPROTO_UDP) {
+		var p ctnetlink.NATProto
+		p.SetPortMin(s.port)
+		p.SetPortMax(s.port)
+		n.SetProto(p)
+	}
+	return n
+}
+
+// create runs -I and -A lines. Consecutive lines go to the kernel in one
+// pipelined batch; -A ignores flows that exist already, as conntrack does.
+func (a *app) create(lines []*cmdLine) (int, error) {
+	flows := make([]ctnetlink.Flow, len(lines))
+	for i, c := range lines {
+		flows[i] = c.buildFlow(true)
+	}
+	res, err := a.conn.CreateMany(a.ctx, flows)
+	if err != nil {
+		return 0, opFailed(err, lines[0].cmd)
+	}
+	for _, e := range res.Errors {
+		if lines[e.Index].cmd == ctAdd && errors.Is(e.Err, unix.EEXIST) {
+			continue
+		}
+		return res.Done, opFailed(e.Err, lines[e.Index].cmd)
+	}
+	if res.NotFound > 0 {
+		return res.Done, opFailed(unix.ENOENT, lines[0].cmd)
+	}
+	return res.Done, nil
+}
+
+// update runs -U: every flow that matches gets the new timeout, mark,
+// status, protocol state or labels, and is printed as it is afterwards.
+// Flows the change would not alter are left alone and not counted.
+func (a *app) update(c *cmdLine) (int, error) {
+	if err := c.checkNetmask(); err != nil {
+		return 0, err
+	}
+	var changes []ctnetlink.Flow
+	for f, err := range a.conn.Dump(a.ctx, &ctnetlink.DumpFilter{Family: c.family}) {
+		if err != nil {
+			if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
+				break
+			}
+			return 0, opFailed(err, c.cmd)
+		}
+		if !c.matchNAT(f) || !c.matchLabels(f) || !c.matchNetmask(f) {
+			continue
+		}
+		if c.tmpl.Has(ctnetlink.FlowAttrID) && f.Has(ctnetlink.FlowAttrID) && c.tmpl.ID != f.ID {
+			continue
+		}
+		if c.options&(bit(optOrigSrc)|bit(optOrigDst)|bit(optProto)) != 0 && !c.compare(f, false, true, false) {
+			continue
+		}
+		if c.options&(bit(optReplSrc)|bit(optReplDst)|bit(optProto)) != 0 && !c.compare(f, false, false, true) {
+			continue
+		}
+		if u, ok := c.updateFor(f); ok {
+			changes = append(changes, u)
+		}
+	}
+	res, err := a.conn.UpdateMany(a.ctx, changes)
+	if err != nil {
+		return 0, opFailed(err, c.cmd)
+	}
+	failed := map[int]bool{}
+	for _, e := range res.Errors {
+		if c.options&(bit(optAddLabel)|bit(optDelLabel)) != 0 && errors.Is(e.Err, unix.ENOSPC) {
+			failed[e.Index] = true
+			continue
+		}
+		return 0, opFailed(e.Err, c.cmd)
+	}
+	l := &lister{a: a, c: c, p: c.printer()}
+	n := 0
+	for i := range changes {
+		if failed[i] {
+			continue
+		}
+		f, err := a.conn.Get(a.ctx, &changes[i])
+		if err != nil {
+			continue // gone meanwhile
+		}
+		l.print(f, msgNone)
+		n++
+	}
+	l.close()
+	return n, nil
+}
+
+// updateFor returns the update of flow f, and false when it would change
+// nothing.
+func (c *cmdLine) updateFor(f *ctnetlink.Flow) (ctnetlink.Flow, bool) {
+	var u ctnetlink.Flow
+	u.SetTupleOrig(f.TupleOrig)
+	if f.Has(ctnetlink.FlowAttrZone) {
+		u.SetZone(f.Zone)
+	}
+	changed := false
+	t := &c.tmpl
+	if t.Has(ctnetlink.FlowAttrTimeout) {
+		u.SetTimeout(t.Timeout)
+		changed = changed || t.Timeout != f.Timeout
+	}
+	if c.options&bit(optMark) != 0 {
+		m := f.Mark&^c.markMask ^ c.mark
+		u.SetMark(m)
+		changed = changed || m != f.Mark
+	}
+	if c.options&bit(optStatus) != 0 {
+		s := f.Status | ctnetlink.Status(c.status)
+		u.SetStatus(s)
+		changed = changed || s != f.Status
+	}
+	if hasTCPState(t) && f.TupleOrig.Proto.Num == unix.IPPROTO_TCP {
+		u.ProtoInfo.SetTCP(t.ProtoInfo.TCP)
+		changed = changed || !hasTCPState(f) || f.ProtoInfo.TCP.State != t.ProtoInfo.TCP.State
+	}
+	if hasSCTPState(t) && f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
+		u.ProtoInfo.SetSCTP(t.ProtoInfo.SCTP)
+		changed = changed || !hasSCTPState(f) || f.ProtoInfo.SCTP.State != t.ProtoInfo.SCTP.State
+	}
+	if c.options&(bit(optAddLabel)|bit(optDelLabel)) != 0 {
+		labels, mask, ok := c.newLabels(f)
+		if ok {
+			u.SetLabels(labels)
+			if mask != nil {
+				u.SetLabelsMask(mask)
+			}
+			changed = changed || !f.Has(ctnetlink.FlowAttrLabels) || string(labels) != string(f.Labels)
+		}
+	}
+	return u, changed
+}
+
+// newLabels computes the labels and mask --label-add or --label-del sends
+// for flow f, as conntrack's copy_label does.
+func (c *cmdLine) newLabels(f *ctnetlink.Flow) (labels, mask []byte, ok bool) {
+	cur := f.Labels
+	if !f.Has(ctnetlink.FlowAttrLabels) {
+		cur = nil
+	}
+	if c.options&bit(optAddLabel) != 0 {
+		if cur == nil {
+			return append([]byte(nil), c.modifyBits...), nil, true
+		}
+		labels = make([]byte, len(cur))
+		mask = make([]byte, len(cur))
+		for i := 0; i < len(cur)*8; i++ {
+			if labelBitSet(c.modifyBits, i) {
+				labels[i/8] |= 1 << (i % 8)
+				mask[i/8] |= 1 << (i % 8)
+			}
+		}
+		return labels, mask, true
+	}
+	if cur == nil {
+		return nil, nil, false
+	}
+	if c.labelDelAll && c.modifyBits == nil {
+		return make([]byte, 4), nil, true
+	}
+	labels = append([]byte(nil), cur...)
+	mask = make([]byte, len(cur))
+	for i := 0; i < len(cur)*8; i++ {
+		if labelBitSet(c.modifyBits, i) {
+			labels[i/8] &^= 1 << (i % 8)
+			mask[i/8] |= 1 << (i % 8)
+		}
+	}
+	return labels, mask, true
+}
+
+// loadFile runs -R FILE: every line is a command (-I, -A, -U, -D or -F)
+// without the program name; "-" is standard input. The whole file is
+// parsed first; then consecutive creations go to the kernel in pipelined
+// batches, and the other commands run in order.
+func (a *app) loadFile(argv0, name string) (int, error) {
+	var r *bufio.Scanner
+	if name == "-" {
+		r = bufio.NewScanner(a.stdin)
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return 0, paramError("Failed to open file %s for reading", name)
+		}
+		defer f.Close()
+		r = bufio.NewScanner(f)
+	}
+	r.Buffer(make([]byte, 64<<10), 1<<20)
+	var lines []*cmdLine
+	for r.Scan() {
+		line := strings.TrimLeft(r.Text(), " \t")
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		args, err := splitLine(line)
+		if err != nil {
+			return 0, err
+		}
+		c, err := parseCmdLine(append([]string{argv0}, args...), a.warn)
+		if err != nil {
+			return 0, err
+		}
+		lines = append(lines, c)
+	}
+	for _, c := range lines {
+		switch c.cmd {
+		case ctCreate, ctAdd, ctUpdate, ctDelete, ctFlush:
+		default:
+			return 0, paramError("Cannot use command `%s' with --load-file", unsupportedInFile(c))
+		}
+	}
+	if err := a.dial(); err != nil {
+		return 0, err
+	}
+	defer a.conn.Close()
+	for i := 0; i < len(lines); {
+		c := lines[i]
+		if c.cmd == ctCreate || c.cmd == ctAdd {
+			j := i
+			for j < len(lines) && (lines[j].cmd == ctCreate || lines[j].cmd == ctAdd) {
+				j++
+			}
+			if _, err := a.create(lines[i:j]); err != nil {
+				return 0, err
+			}
+			i = j
+			continue
+		}
+		if _, err := a.do(c); err != nil {
+			return 0, err
+		}
+		i++
+	}
+	a.out.Flush()
+	return 0, nil
+}
+
+func unsupportedInFile(c *cmdLine) string {
+	return map[int]string{
+		ctList: "-L", ctGet: "-G", ctEvent: "-E", ctVersion: "-V", ctHelp: "-h",
+		expList: "-L expect", expCreate: "-C expect", expDelete: "-D expect", expGet: "-G expect",
+		expFlush: "-F expect", expEvent: "-E expect", ctCount: "-C", expCount: "-C expect",
+		ctStats: "-S", expStats: "-S expect",
+	}[c.cmd]
+}
+
+// splitLine splits a line of a -R file into arguments: white space
+// separates them, double quotes group, and a backslash inside quotes
+// escapes the next character.
+func splitLine(s string) ([]string, error) {
+	var args []string
+	var cur []byte
+	inQuote, escaped := false, false
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case inQuote && escaped:
+			cur = append(cur, ch)
+			escaped = false
+		case inQuote && ch == '\\':
+			escaped = true
+		case inQuote && ch == '"':
+			// A closing quote ends the argument, even an empty one.
+			inQuote = false
+			args = append(args, string(cur))
+			cur = cur[:0:0]
+		case inQuote:
+			cur = append(cur, ch)
+		case ch == '"':
+			inQuote = true
+		case ch == ' ' || ch == '\t' || ch == '\n':
+			if len(cur) > 0 {
+				args = append(args, string(cur))
+				cur = cur[:0:0]
+			}
+		default:
+			cur = append(cur, ch)
+		}
+		if len(cur) >= 1024 {
+			return nil, paramError("Parameter too long!")
+		}
+	}
+	if len(cur) > 0 {
+		args = append(args, string(cur))
+	}
+	if len(args)+1 >= 255 {
+		return nil, paramError("too many arguments")
+	}
+	return args, nil
+}
