@@ -1,0 +1,870 @@
+package ctnetlink
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// OneOf is one condition of an EventFilter: the event's value is one of
+// Values. With Negate the condition is turned around: the value is none of
+// Values. An empty Values is no condition at all, whatever Negate says.
+type OneOf[T any] struct {
+	Values []T
+	Negate bool
+}
+
+// test evaluates the condition with eq telling whether the event's value
+// equals one list value. An empty list passes.
+func (c *OneOf[T]) test(eq func(T) bool) bool {
+	if len(c.Values) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(c.Values, eq) != c.Negate
+}
+
+func (c *OneOf[T]) clone() OneOf[T] {
+	return OneOf[T]{Values: slices.Clone(c.Values), Negate: c.Negate}
+}
+
+// MarkMatch matches a flow whose mark, ANDed with Mask, equals Mark ANDed
+// with Mask. A zero Mask means all 32 bits, as in conntrack's -m MARK[/MASK].
+type MarkMatch struct {
+	Mark, Mask uint32
+}
+
+func (m MarkMatch) mask() uint32 {
+	if m.Mask == 0 {
+		return ^uint32(0)
+	}
+	return m.Mask
+}
+
+// StatusMatch matches a flow whose status bits, ANDed with Mask, equal
+// Status ANDed with Mask. A zero Mask means Status: the flow has every bit
+// of Status set, as in conntrack's -u ASSURED,SEEN_REPLY. So
+// StatusMatch{Mask: StatusAssured} matches flows that are not assured, and
+// the zero StatusMatch matches every flow.
+type StatusMatch struct {
+	Status, Mask Status
+}
+
+func (m StatusMatch) mask() Status {
+	if m.Mask == 0 {
+		return m.Status
+	}
+	return m.Mask
+}
+
+// EventFilter selects the events of a Listener. Set it as
+// ListenConfig.Filter: Listen compiles it into a classic BPF program that
+// the kernel runs on the Listener's socket, so events it rejects are never
+// queued, take no room in the receive buffer and cause no overrun. Events
+// then checks every event again with Match. The zero EventFilter selects
+// every event.
+//
+// # Conditions
+//
+// Every field is one condition, and an event is selected when it passes
+// all of them (AND). A list passes when the event's value is one of its
+// values (OR); its Negate turns that result around, so that the condition
+// passes when the value is none of them. An empty list is no condition,
+// negated or not.
+//
+// Types applies to every event. All other fields test attributes of flows
+// and apply to flow events only: expectation events (EventExpNew and
+// EventExpDestroy) pass them.
+//
+// # Addresses of two families
+//
+// The prefixes of one address field may mix IPv4 and IPv6, and each
+// prefix applies to the events of its own family only. An event is tested
+// against the field's prefixes of its family, and an event whose family
+// has no prefix in the field passes the condition, negated or not. So
+//
+//	OrigSrc: OneOf[netip.Prefix]{Values: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}, Negate: true}
+//
+// drops the IPv6 flows from 2001:db8::/32 and keeps every IPv4 flow; a
+// filter of IPv6 prefixes never hides IPv4 events, negated or not, and the
+// other way round. To select one family, set Family. The family of an
+// event is that of its original tuple's addresses (Flow.Family). An
+// IPv4-mapped IPv6 prefix such as ::ffff:192.0.2.0/120 is an IPv6 prefix:
+// the kernel reports IPv4 flows with IPv4 addresses. The host bits of a
+// prefix are ignored.
+//
+// # Attributes that events leave out
+//
+// The kernel puts the original and reply tuples (addresses, protocol,
+// ports), the status and the ID in every flow event, NEW, UPDATE and
+// DESTROY alike. Three attributes the filter tests may be missing, and the
+// filter reads them as the kernel means them:
+//
+//   - The mark (CTA_MARK) is sent when it is not 0, and in an UPDATE that
+//     reports a change of the mark, also to 0. An event without it has mark
+//     0, and Mark conditions compare 0: MarkMatch{Mark: 0} selects those
+//     events, and DESTROY events of unmarked flows too.
+//   - The zone (CTA_ZONE) is sent when it is not the default zone 0. A
+//     zone that applies to one direction only is sent in the tuple
+//     (Tuple.Zone) instead, and such a flow counts as zone 0 here, as in
+//     Flow.Zone.
+//   - Ports (CTA_PROTO_SRC_PORT and CTA_PROTO_DST_PORT) exist for TCP,
+//     UDP, UDP-Lite, SCTP and DCCP (GRE sends its keys in them). An event
+//     without them, such as an ICMP flow, has no port: a port condition
+//     fails for it, and passes when negated.
+//
+// # Kernel and user space
+//
+// The kernel program decides every flow and expectation event that the
+// kernel sends: nothing in an EventFilter needs user space. It passes on,
+// undecided, the messages it cannot judge: messages that are neither flow
+// nor expectation events (so that Events still reports a message it
+// cannot decode), and flow events whose original tuple, reply tuple,
+// addresses or protocol it cannot find. Events checks every message with
+// Match, so it never yields an event that the filter rejects, and counts
+// those it drops in Listener.Discarded, which stays 0 unless the kernel
+// program had to pass events on.
+//
+// The program grows with the lists: 2 or 3 instructions per IPv4 prefix
+// and per 32 bits of an IPv6 prefix, 1 to 3 per other value, one more for
+// a jump further than 255 instructions, and up to 200 for the rest. The
+// kernel takes at most 4096 (BPF_MAXINSNS), which holds about 1000 to 1400
+// IPv4 prefixes, or 400 to 800 IPv6 prefixes. Listen fails with a filter
+// that needs more.
+//
+// # The conntrack command line
+//
+// conntrack -E options map onto the fields: -e onto Types (better: onto
+// ListenConfig.Groups, so that the kernel does not even build the other
+// events), -f onto Family, -p onto Proto, -s, -d, -r and -q (--orig-src,
+// --orig-dst, --reply-src, --reply-dst, with an optional /BITS) onto
+// OrigSrc, OrigDst, ReplySrc and ReplyDst, --sport and --dport onto
+// OrigSrcPort and OrigDstPort, -m MARK[/MASK] onto Mark, -w onto Zone and
+// -u onto Status. Two differences remain. conntrack's address options fix
+// the family, so that -s 192.0.2.1 shows no IPv6 flow: set Family to the
+// address's family as well. And conntrack -m compares only events that
+// carry CTA_MARK, so an event of an unmarked flow fails -m 0, where Mark
+// reads it as mark 0; the two differ only when MARK ANDed with MASK is 0.
+//
+// An EventFilter is a plain value: Listen copies it, so changing it later
+// does not affect a Listener.
+type EventFilter struct {
+	// Types selects the kinds of events, by their message type and flags:
+	// EventNew (IPCTNL_MSG_CT_NEW with NLM_F_CREATE), EventUpdate
+	// (IPCTNL_MSG_CT_NEW without it), EventDestroy, EventExpNew and
+	// EventExpDestroy.
+	Types OneOf[EventType]
+
+	// Family, when not 0, selects the flow events of one address family,
+	// unix.AF_INET or unix.AF_INET6. Negating it is setting the other one.
+	Family uint8
+
+	// Proto selects layer 4 protocol numbers (unix.IPPROTO_TCP, ...) of
+	// the original tuple.
+	Proto OneOf[uint8]
+
+	// OrigSrc, OrigDst, ReplySrc and ReplyDst select the source and
+	// destination addresses of the original and the reply tuple. Each
+	// prefix applies to the events of its family only; see the type's
+	// documentation. A host address is a prefix of 32 or 128 bits, for
+	// example netip.PrefixFrom(addr, addr.BitLen()).
+	OrigSrc, OrigDst, ReplySrc, ReplyDst OneOf[netip.Prefix]
+
+	// OrigSrcPort and OrigDstPort select the ports of the original tuple.
+	// Events without ports fail them; see the type's documentation.
+	OrigSrcPort, OrigDstPort OneOf[uint16]
+
+	// Mark selects marks under masks. An event without mark has mark 0.
+	Mark OneOf[MarkMatch]
+
+	// Zone selects conntrack zones (CTA_ZONE, Flow.Zone). An event without
+	// zone is in zone 0.
+	Zone OneOf[uint16]
+
+	// Status selects status bits under masks.
+	Status OneOf[StatusMatch]
+}
+
+// empty reports whether f sets no condition.
+func (f *EventFilter) empty() bool {
+	return f == nil || len(f.Types.Values) == 0 && f.Family == 0 && !f.flowConds()
+}
+
+// flowConds reports whether f sets a condition on flow attributes other
+// than Family.
+func (f *EventFilter) flowConds() bool {
+	return len(f.Proto.Values) > 0 || len(f.OrigSrc.Values) > 0 || len(f.OrigDst.Values) > 0 ||
+		len(f.ReplySrc.Values) > 0 || len(f.ReplyDst.Values) > 0 || len(f.OrigSrcPort.Values) > 0 ||
+		len(f.OrigDstPort.Values) > 0 || len(f.Mark.Values) > 0 || len(f.Zone.Values) > 0 || len(f.Status.Values) > 0
+}
+
+// clone returns a deep copy of f.
+func (f *EventFilter) clone() *EventFilter {
+	return &EventFilter{
+		Types:       f.Types.clone(),
+		Family:      f.Family,
+		Proto:       f.Proto.clone(),
+		OrigSrc:     f.OrigSrc.clone(),
+		OrigDst:     f.OrigDst.clone(),
+		ReplySrc:    f.ReplySrc.clone(),
+		ReplyDst:    f.ReplyDst.clone(),
+		OrigSrcPort: f.OrigSrcPort.clone(),
+		OrigDstPort: f.OrigDstPort.clone(),
+		Mark:        f.Mark.clone(),
+		Zone:        f.Zone.clone(),
+		Status:      f.Status.clone(),
+	}
+}
+
+// Match reports whether the filter selects ev. A nil filter selects every
+// event. It is the filter's definition: the kernel program selects the
+// same events.
+func (f *EventFilter) Match(ev *Event) bool {
+	if f == nil {
+		return true
+	}
+	if !f.Types.test(func(t EventType) bool { return t == ev.Type }) {
+		return false
+	}
+	fl := ev.Flow
+	if fl == nil {
+		return true
+	}
+	fam := fl.Family()
+	if f.Family != 0 && f.Family != fam {
+		return false
+	}
+	orig, reply := &fl.TupleOrig, &fl.TupleReply
+	if !f.Proto.test(func(p uint8) bool { return p == orig.Proto.Num }) {
+		return false
+	}
+	if !matchAddr(&f.OrigSrc, fam, orig.IP.V4Src, orig.IP.V6Src) ||
+		!matchAddr(&f.OrigDst, fam, orig.IP.V4Dst, orig.IP.V6Dst) ||
+		!matchAddr(&f.ReplySrc, fam, reply.IP.V4Src, reply.IP.V6Src) ||
+		!matchAddr(&f.ReplyDst, fam, reply.IP.V4Dst, reply.IP.V6Dst) {
+		return false
+	}
+	if !matchPort(&f.OrigSrcPort, orig, TupleProtoAttrSrcPort, orig.Proto.SrcPort) ||
+		!matchPort(&f.OrigDstPort, orig, TupleProtoAttrDstPort, orig.Proto.DstPort) {
+		return false
+	}
+	if !f.Mark.test(func(m MarkMatch) bool { return fl.Mark&m.mask() == m.Mark&m.mask() }) {
+		return false
+	}
+	if !f.Zone.test(func(z uint16) bool { return z == fl.Zone }) {
+		return false
+	}
+	return f.Status.test(func(s StatusMatch) bool { return fl.Status&s.mask() == s.Status&s.mask() })
+}
+
+// matchAddr evaluates an address condition for an event of family fam
+// with the addresses v4 and v6 of one tuple field.
+func matchAddr(c *OneOf[netip.Prefix], fam uint8, v4, v6 netip.Addr) bool {
+	if len(c.Values) == 0 || fam != unix.AF_INET && fam != unix.AF_INET6 {
+		return true
+	}
+	a := v4
+	if fam == unix.AF_INET6 {
+		a = v6
+	}
+	applies := false
+	for _, p := range c.Values {
+		if p.Addr().Is4() != (fam == unix.AF_INET) {
+			continue
+		}
+		applies = true
+		if p.Contains(a) {
+			return !c.Negate
+		}
+	}
+	return !applies || c.Negate
+}
+
+func matchPort(c *OneOf[uint16], t *Tuple, attr TupleProtoAttr, port uint16) bool {
+	return c.test(func(p uint16) bool { return t.Proto.Has(attr) && p == port })
+}
+
+// validate checks the values the kernel program cannot express.
+func (f *EventFilter) validate() error {
+	for _, t := range f.Types.Values {
+		if t < EventNew || t > EventExpDestroy {
+			return fmt.Errorf("types: unknown event type %d", uint8(t))
+		}
+	}
+	if f.Family != 0 && f.Family != unix.AF_INET && f.Family != unix.AF_INET6 {
+		return fmt.Errorf("family: %d is neither AF_INET nor AF_INET6", f.Family)
+	}
+	for _, a := range []struct {
+		name string
+		c    *OneOf[netip.Prefix]
+	}{{"orig-src", &f.OrigSrc}, {"orig-dst", &f.OrigDst}, {"reply-src", &f.ReplySrc}, {"reply-dst", &f.ReplyDst}} {
+		for _, p := range a.c.Values {
+			if !p.IsValid() {
+				return fmt.Errorf("%s: invalid prefix %v", a.name, p)
+			}
+		}
+	}
+	return nil
+}
+
+// maxProgramLen is BPF_MAXINSNS (include/uapi/linux/bpf_common.h), the most
+// instructions the kernel takes in a classic BPF program.
+const maxProgramLen = 4096
+
+var errProgramTooLong = errors.New("program too long")
+
+// Program returns the classic BPF program that Listen attaches to the
+// socket for the filter. The program returns 0 to drop a message and
+// 0xffffffff to keep it. It fails for an invalid filter (an unknown event
+// type or family, an invalid prefix), and when the program would exceed
+// the kernel's limit of 4096 instructions (BPF_MAXINSNS). The error is an
+// *Error with Op "event-filter".
+//
+// A nil or empty filter compiles to a program that keeps every message.
+func (f *EventFilter) Program() ([]bpf.Instruction, error) {
+	p, err := f.program()
+	if err != nil {
+		return nil, &Error{Op: "event-filter", Err: err}
+	}
+	return p, nil
+}
+
+func (f *EventFilter) program() ([]bpf.Instruction, error) {
+	if f.empty() {
+		return []bpf.Instruction{bpf.RetConstant{Val: keepMsg}}, nil
+	}
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
+	var c filterCompiler
+	c.compile(f)
+	p, err := c.b.assemble()
+	if err != nil {
+		return nil, err
+	}
+	if len(p) > maxProgramLen {
+		return nil, fmt.Errorf("%w: %d instructions, the kernel takes at most %d (BPF_MAXINSNS)",
+			errProgramTooLong, len(p), maxProgramLen)
+	}
+	return p, nil
+}
+
+// Verdicts of the program.
+const (
+	dropMsg = 0
+	keepMsg = 0xffffffff
+)
+
+// Offsets in a message: the nlmsghdr, then the nfgenmsg, then the
+// attributes (include/uapi/linux/netlink.h, linux/netfilter/nfnetlink.h).
+const (
+	msgTypeOff  = 4  // nlmsg_type, host byte order
+	msgFlagsOff = 6  // nlmsg_flags, host byte order
+	msgAttrsOff = 20 // NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg))
+	nlaHdrLen   = 4
+)
+
+// hostByteOff returns the offset of the high or low byte of the host-order
+// u16 at off: BPF loads bytes, and loads words in network order.
+func hostByteOff(off uint32, high bool) uint32 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], 1)
+	little := b[0] == 1
+	if high == little {
+		return off + 1
+	}
+	return off
+}
+
+// Scratch memory slots of the program.
+const (
+	slotOrig      = iota // offset of tuple-orig
+	slotOrigIP           // offset of tuple-orig.tuple-ip
+	slotOrigProto        // offset of tuple-orig.tuple-proto
+	slotReplyIP          // offset of tuple-reply.tuple-ip
+	slotFamily           // unix.AF_INET or unix.AF_INET6
+)
+
+// filterCompiler turns an EventFilter into a program.
+//
+// The program first sorts the message by subsystem, message type and
+// flags, which settles Types, and then tests the flow conditions one after
+// the other: a condition that fails jumps to drop, one that passes falls
+// through to the next, and the last one falls through to keep. Attributes
+// are found with the kernel's netlink helpers: ld #nla (SKF_AD_NLATTR)
+// finds an attribute by type among those from offset A to the end of the
+// message, ld #nlan (SKF_AD_NLATTR_NEST) among those nested in the
+// attribute at offset A; both take the type in X and return the offset of
+// the attribute's header, or 0. Offsets the conditions share are kept in
+// scratch memory. Whatever the program cannot find, it keeps: Match
+// decides.
+type filterCompiler struct {
+	b             progBuilder
+	keep, drop    label
+	needFamily    bool
+	needOrigIP    bool
+	needOrigProto bool
+	needReplyIP   bool
+}
+
+func (c *filterCompiler) compile(f *EventFilter) {
+	b := &c.b
+	c.keep, c.drop = b.newLabel(), b.newLabel()
+	flow, conds := b.newLabel(), b.newLabel()
+	typeTo := func(t EventType, pass label) label {
+		if f.Types.test(func(v EventType) bool { return v == t }) {
+			return pass
+		}
+		return c.drop
+	}
+	subsys := hostByteOff(msgTypeOff, true)
+	msg := hostByteOff(msgTypeOff, false)
+
+	b.emit(bpf.LoadAbsolute{Off: subsys, Size: 1})
+	b.jumpIf(bpf.JumpEqual, uint32(MsgNew>>8), flow, next)
+	b.jumpIf(bpf.JumpEqual, uint32(MsgExpNew>>8), next, c.keep)
+	b.emit(bpf.LoadAbsolute{Off: msg, Size: 1})
+	b.jumpIf(bpf.JumpEqual, uint32(MsgExpNew&0xff), typeTo(EventExpNew, c.keep), next)
+	b.jumpIf(bpf.JumpEqual, uint32(MsgExpDelete&0xff), typeTo(EventExpDestroy, c.keep), c.keep)
+
+	b.place(flow)
+	b.emit(bpf.LoadAbsolute{Off: msg, Size: 1})
+	b.jumpIf(bpf.JumpEqual, uint32(MsgDelete&0xff), typeTo(EventDestroy, conds), next)
+	b.jumpIf(bpf.JumpEqual, uint32(MsgNew&0xff), next, c.keep)
+	b.emit(bpf.LoadAbsolute{Off: hostByteOff(msgFlagsOff, true), Size: 1})
+	b.jumpIf(bpf.JumpBitsSet, unix.NLM_F_CREATE>>8, typeTo(EventNew, conds), typeTo(EventUpdate, conds))
+
+	b.place(conds)
+	c.flowConditions(f)
+	b.place(c.keep)
+	b.emit(bpf.RetConstant{Val: keepMsg})
+	b.place(c.drop)
+	b.emit(bpf.RetConstant{Val: dropMsg})
+}
+
+func (c *filterCompiler) flowConditions(f *EventFilter) {
+	b := &c.b
+	addrs := len(f.OrigSrc.Values) > 0 || len(f.OrigDst.Values) > 0 || len(f.ReplySrc.Values) > 0 || len(f.ReplyDst.Values) > 0
+	c.needFamily = f.Family != 0 || addrs
+	c.needOrigIP = c.needFamily
+	c.needOrigProto = len(f.Proto.Values) > 0 || len(f.OrigSrcPort.Values) > 0 || len(f.OrigDstPort.Values) > 0
+	c.needReplyIP = len(f.ReplySrc.Values) > 0 || len(f.ReplyDst.Values) > 0
+
+	// Conditions on single top-level attributes come first: they are the
+	// cheapest.
+	c.field(f.Mark.Negate, len(f.Mark.Values) > 0, func(match label) {
+		masks := make([]uint32, len(f.Mark.Values))
+		for i, m := range f.Mark.Values {
+			masks[i] = m.mask()
+		}
+		c.loadTop(FlowAttrMark, 4)
+		c.maskedEqual(masks, func(i int) uint32 { return f.Mark.Values[i].Mark & masks[i] }, match)
+	})
+	c.field(f.Status.Negate, len(f.Status.Values) > 0, func(match label) {
+		masks := make([]uint32, len(f.Status.Values))
+		for i, s := range f.Status.Values {
+			masks[i] = uint32(s.mask())
+		}
+		c.loadTop(FlowAttrStatus, 4)
+		c.maskedEqual(masks, func(i int) uint32 { return uint32(f.Status.Values[i].Status) & masks[i] }, match)
+	})
+	c.field(f.Zone.Negate, len(f.Zone.Values) > 0, func(match label) {
+		c.loadTop(FlowAttrZone, 2)
+		for _, z := range f.Zone.Values {
+			b.jumpIf(bpf.JumpEqual, uint32(z), match, next)
+		}
+	})
+
+	// Offsets of the nested attributes the tuple conditions read.
+	if c.needOrigIP || c.needOrigProto {
+		b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+		c.find(false, uint32(FlowAttrTupleOrig), c.keep)
+		b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrig})
+		if c.needOrigIP {
+			c.find(true, uint32(TupleAttrIP), c.keep)
+			b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrigIP})
+		}
+		if c.needOrigProto {
+			b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrig})
+			c.find(true, uint32(TupleAttrProto), c.keep)
+			b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrigProto})
+		}
+	}
+	if c.needReplyIP {
+		b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+		c.find(false, uint32(FlowAttrTupleReply), c.keep)
+		c.find(true, uint32(TupleAttrIP), c.keep)
+		b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotReplyIP})
+	}
+	if c.needFamily {
+		c.family()
+	}
+	if f.Family != 0 {
+		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotFamily})
+		b.jumpIf(bpf.JumpEqual, uint32(f.Family), next, c.drop)
+	}
+
+	c.field(f.Proto.Negate, len(f.Proto.Values) > 0, func(match label) {
+		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
+		c.find(true, uint32(TupleProtoAttrNum), c.keep)
+		b.emit(bpf.TAX{})
+		b.emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 1})
+		for _, p := range f.Proto.Values {
+			b.jumpIf(bpf.JumpEqual, uint32(p), match, next)
+		}
+	})
+	for _, pf := range []struct {
+		c    *OneOf[uint16]
+		attr TupleProtoAttr
+	}{{&f.OrigSrcPort, TupleProtoAttrSrcPort}, {&f.OrigDstPort, TupleProtoAttrDstPort}} {
+		c.field(pf.c.Negate, len(pf.c.Values) > 0, func(match label) {
+			nomatch := b.newLabel()
+			b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
+			c.find(true, uint32(pf.attr), nomatch) // no ports: no match
+			b.emit(bpf.TAX{})
+			b.emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 2})
+			for _, p := range pf.c.Values {
+				b.jumpIf(bpf.JumpEqual, uint32(p), match, next)
+			}
+			b.place(nomatch)
+		})
+	}
+	for _, af := range []struct {
+		c      *OneOf[netip.Prefix]
+		slot   uint32
+		v4, v6 TupleIPAttr
+	}{
+		{&f.OrigSrc, slotOrigIP, TupleIPAttrV4Src, TupleIPAttrV6Src},
+		{&f.OrigDst, slotOrigIP, TupleIPAttrV4Dst, TupleIPAttrV6Dst},
+		{&f.ReplySrc, slotReplyIP, TupleIPAttrV4Src, TupleIPAttrV6Src},
+		{&f.ReplyDst, slotReplyIP, TupleIPAttrV4Dst, TupleIPAttrV6Dst},
+	} {
+		c.addrField(af.c, af.slot, af.v4, af.v6)
+	}
+}
+
+// field compiles one condition. body jumps to match when the event's value
+// is in the list and falls through when it is not.
+func (c *filterCompiler) field(negate, set bool, body func(match label)) {
+	if !set {
+		return
+	}
+	b := &c.b
+	pass := b.newLabel()
+	if negate {
+		body(c.drop)
+		b.place(pass)
+		return
+	}
+	body(pass)
+	b.jump(c.drop)
+	b.place(pass)
+}
+
+// find looks up the attribute of type typ: among the attributes from
+// offset A on, or, if nested, among those nested in the attribute at
+// offset A. It leaves the attribute's offset in A, and jumps to missing if
+// there is none.
+func (c *filterCompiler) find(nested bool, typ uint32, missing label) {
+	ext := bpf.ExtNetlinkAttr
+	if nested {
+		ext = bpf.ExtNetlinkAttrNested
+	}
+	c.b.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: typ}, bpf.LoadExtension{Num: ext})
+	c.b.jumpIf(bpf.JumpEqual, 0, missing, next)
+}
+
+// loadTop loads the big-endian value of size bytes of the top-level
+// attribute attr into A, or 0 if the message has no such attribute.
+func (c *filterCompiler) loadTop(attr FlowAttr, size int) {
+	b := &c.b
+	have := b.newLabel()
+	b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+	c.find(false, uint32(attr), have) // A is 0
+	b.emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: size})
+	b.place(have)
+}
+
+// maskedEqual jumps to match if A ANDed with masks[i] equals want(i) for
+// some i.
+func (c *filterCompiler) maskedEqual(masks []uint32, want func(int) uint32, match label) {
+	b := &c.b
+	b.emit(bpf.TAX{})
+	dirty := false
+	for i, m := range masks {
+		if dirty {
+			b.emit(bpf.TXA{})
+		}
+		dirty = m != ^uint32(0)
+		if dirty {
+			b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+		}
+		b.jumpIf(bpf.JumpEqual, want(i), match, next)
+	}
+}
+
+// family stores the address family of tuple-orig's addresses in
+// slotFamily, as Flow.Family finds it, and keeps a message whose
+// tuple-orig has no address.
+func (c *filterCompiler) family() {
+	b := &c.b
+	v4, v6, store := b.newLabel(), b.newLabel(), b.newLabel()
+	for _, a := range []struct {
+		attr TupleIPAttr
+		to   label
+	}{{TupleIPAttrV4Src, v4}, {TupleIPAttrV4Dst, v4}, {TupleIPAttrV6Src, v6}, {TupleIPAttrV6Dst, v6}} {
+		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigIP})
+		b.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: uint32(a.attr)}, bpf.LoadExtension{Num: bpf.ExtNetlinkAttrNested})
+		b.jumpIf(bpf.JumpEqual, 0, next, a.to)
+	}
+	b.jump(c.keep)
+	b.place(v4)
+	b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: unix.AF_INET})
+	b.jump(store)
+	b.place(v6)
+	b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: unix.AF_INET6})
+	b.place(store)
+	b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotFamily})
+}
+
+// addrField compiles an address condition: the prefixes of the event's
+// family decide, and a family without prefixes passes.
+func (c *filterCompiler) addrField(cond *OneOf[netip.Prefix], slot uint32, v4Attr, v6Attr TupleIPAttr) {
+	if len(cond.Values) == 0 {
+		return
+	}
+	b := &c.b
+	var p4, p6 []netip.Prefix
+	for _, p := range cond.Values {
+		if p.Addr().Is4() {
+			p4 = append(p4, p.Masked())
+		} else {
+			p6 = append(p6, p.Masked())
+		}
+	}
+	pass := b.newLabel()
+	match, nomatch := pass, c.drop
+	if cond.Negate {
+		match, nomatch = c.drop, pass
+	}
+	v4, v6 := pass, pass
+	if len(p4) > 0 {
+		v4 = b.newLabel()
+	}
+	if len(p6) > 0 {
+		v6 = b.newLabel()
+	}
+	b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotFamily})
+	b.jumpIf(bpf.JumpEqual, unix.AF_INET, v4, v6)
+	if len(p6) > 0 {
+		b.place(v6)
+		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: int(slot)})
+		c.find(true, uint32(v6Attr), c.keep)
+		b.emit(bpf.TAX{})
+		for _, p := range p6 {
+			if p.Bits() == 0 {
+				b.jump(match)
+				break
+			}
+			a := p.Addr().As16()
+			words := (p.Bits() + 31) / 32
+			nextPrefix := b.newLabel()
+			for w := 0; w < words; w++ {
+				m := prefixMask(p.Bits() - 32*w)
+				b.emit(bpf.LoadIndirect{Off: uint32(nlaHdrLen + 4*w), Size: 4})
+				if m != ^uint32(0) {
+					b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+				}
+				to := next
+				if w == words-1 {
+					to = match
+				}
+				b.jumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(a[4*w:]), to, nextPrefix)
+			}
+			b.place(nextPrefix)
+		}
+		b.jump(nomatch)
+	}
+	if len(p4) > 0 {
+		b.place(v4)
+		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: int(slot)})
+		c.find(true, uint32(v4Attr), c.keep)
+		b.emit(bpf.TAX{})
+		for _, p := range p4 {
+			if p.Bits() == 0 {
+				b.jump(match)
+				break
+			}
+			a := p.Addr().As4()
+			b.emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 4})
+			if m := prefixMask(p.Bits()); m != ^uint32(0) {
+				b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+			}
+			b.jumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(a[:]), match, next)
+		}
+		b.jump(nomatch)
+	}
+	b.place(pass)
+}
+
+// prefixMask returns the mask of the first bits bits of a 32-bit word,
+// for bits of 0 and less (no bit) up to 32 and more (every bit).
+func prefixMask(bits int) uint32 {
+	switch {
+	case bits <= 0:
+		return 0
+	case bits >= 32:
+		return ^uint32(0)
+	}
+	return ^uint32(0) << (32 - bits)
+}
+
+// label names an instruction of a program under construction.
+type label int
+
+// next is the instruction after a jump.
+const next label = -1
+
+// progBuilder assembles a classic BPF program whose jumps name labels. The
+// offsets of a conditional jump have 8 bits: assemble turns a jump that
+// reaches further into a short one to an unconditional jump, which has 32.
+type progBuilder struct {
+	ins    []progIns
+	labels []int // index in ins of each label, -1 until placed
+}
+
+type progIns struct {
+	op     bpf.Instruction // nil for a jump
+	cond   bool            // conditional jump: test, val, jt, jf
+	test   bpf.JumpTest
+	val    uint32
+	jt, jf label // targets; an unconditional jump goes to jt
+}
+
+func (b *progBuilder) newLabel() label {
+	b.labels = append(b.labels, -1)
+	return label(len(b.labels) - 1)
+}
+
+// place puts l at the next instruction. An unconditional jump to l right
+// before it is dropped: it would jump nowhere.
+func (b *progBuilder) place(l label) {
+	if n := len(b.ins); n > 0 {
+		if last := b.ins[n-1]; last.op == nil && !last.cond && last.jt == l {
+			b.ins = b.ins[:n-1]
+		}
+	}
+	b.labels[l] = len(b.ins)
+}
+
+func (b *progBuilder) emit(ops ...bpf.Instruction) {
+	for _, op := range ops {
+		b.ins = append(b.ins, progIns{op: op})
+	}
+}
+
+func (b *progBuilder) jumpIf(test bpf.JumpTest, val uint32, jt, jf label) {
+	b.ins = append(b.ins, progIns{cond: true, test: test, val: val, jt: jt, jf: jf})
+}
+
+func (b *progBuilder) jump(l label) {
+	b.ins = append(b.ins, progIns{jt: l})
+}
+
+// assemble resolves the labels. A conditional jump whose target is more
+// than 255 instructions away gets an unconditional jump right after it,
+// which it jumps to; the extra instructions push other targets further,
+// so the layout is repeated until no jump needs to grow.
+func (b *progBuilder) assemble() ([]bpf.Instruction, error) {
+	n := len(b.ins)
+	for l, i := range b.labels {
+		if i < 0 || i >= n {
+			return nil, fmt.Errorf("label %d not placed before an instruction", l)
+		}
+	}
+	longT := make([]bool, n)
+	longF := make([]bool, n)
+	pos := make([]int, n+1)
+	size := func(i int) int {
+		s := 1
+		if longT[i] {
+			s++
+		}
+		if longF[i] {
+			s++
+		}
+		return s
+	}
+	target := func(i int, l label) int {
+		if l == next {
+			return pos[i+1]
+		}
+		return pos[b.labels[l]]
+	}
+	for {
+		p := 0
+		for i := range b.ins {
+			pos[i] = p
+			p += size(i)
+		}
+		pos[n] = p
+		grew := false
+		for i, in := range b.ins {
+			if !in.cond {
+				continue
+			}
+			if !longT[i] && target(i, in.jt)-pos[i]-1 > 255 {
+				longT[i], grew = true, true
+			}
+			if !longF[i] && target(i, in.jf)-pos[i]-1 > 255 {
+				longF[i], grew = true, true
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	out := make([]bpf.Instruction, 0, pos[n])
+	for i, in := range b.ins {
+		switch {
+		case in.op != nil:
+			out = append(out, in.op)
+		case !in.cond:
+			d := target(i, in.jt) - pos[i] - 1
+			if d < 0 {
+				return nil, fmt.Errorf("backward jump at instruction %d", pos[i])
+			}
+			out = append(out, bpf.Jump{Skip: uint32(d)})
+		default:
+			t, f := target(i, in.jt), target(i, in.jf)
+			var st, sf int
+			tramp := pos[i] + 1
+			if longT[i] {
+				st = tramp - pos[i] - 1
+				tramp++
+			} else {
+				st = t - pos[i] - 1
+			}
+			if longF[i] {
+				sf = tramp - pos[i] - 1
+			} else {
+				sf = f - pos[i] - 1
+			}
+			if st < 0 || sf < 0 {
+				return nil, fmt.Errorf("backward jump at instruction %d", pos[i])
+			}
+			out = append(out, bpf.JumpIf{Cond: in.test, Val: in.val, SkipTrue: uint8(st), SkipFalse: uint8(sf)})
+			if longT[i] {
+				out = append(out, bpf.Jump{Skip: uint32(t - len(out) - 1)})
+			}
+			if longF[i] {
+				out = append(out, bpf.Jump{Skip: uint32(f - len(out) - 1)})
+			}
+		}
+	}
+	return out, nil
+}
