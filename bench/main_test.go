@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	if tool := os.Getenv(childToolEnv); tool != "" {
+		if err := runChildDump(tool); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		kib, err := vmHWM()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("maxrss %d\n", kib)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runChildDump is the child side of childPeakRSS: it opens the namespace
+// the parent names, dials every tool and runs one dump with the one asked
+// for. TestMain then prints the peak RSS.
+func runChildDump(name string) error {
+	path := os.Getenv(childNetNSEnv)
+	want, err := strconv.Atoi(os.Getenv(childWantEnv))
+	if err != nil {
+		return fmt.Errorf("%s: %w", childWantEnv, err)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	ns := &netNS{fd: fd}
+	defer ns.Close()
+	tools, closeTools, err := dumpTools(ns)
+	if err != nil {
+		return err
+	}
+	defer closeTools()
+	if name == "idle" {
+		return nil
+	}
+	for _, t := range tools {
+		if t.name != name {
+			continue
+		}
+		got, err := t.run()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if got != want {
+			return fmt.Errorf("%s saw %d flows, want %d", name, got, want)
+		}
+		return nil
+	}
+	return fmt.Errorf("no dump tool %q", name)
+}
