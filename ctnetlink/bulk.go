@@ -138,6 +138,9 @@ func newPipeline(s *sock) (*pipeline, error) {
 	return &pipeline{s: s, window: max(16, min(w, 2048))}, nil
 }
 
+// ackOK stands for the answer of a request that succeeded silently.
+var ackOK nfnl.Error
+
 // maxWrite bounds the bytes of one write: the kernel refuses a message
 // larger than the socket's send buffer (net.core.wmem_default, 208 KiB).
 const maxWrite = 128 << 10
@@ -200,7 +203,7 @@ func (p *pipeline) run(ctx context.Context, n int, typ MsgType, flags netlink.He
 			if h.Seq == last {
 				// Requests without an answer succeeded.
 				for j := 0; j < n-answered; j++ {
-					done(-1, &nfnl.Error{}, nil)
+					done(-1, &ackOK, nil)
 				}
 				return n, nil
 			}

@@ -228,19 +228,21 @@ func (e *Event) Time() (time.Time, bool) {
 // such an overrun with an error matching ErrEventsLost and carries on. It
 // yields the error after the events that were already queued when the
 // kernel dropped the first one, so a dump started after it reflects every
-// change whose event was lost. To keep a table of flows in sync, key it by flow ID, listen
-// before the first dump, and dump again after each loss:
+// change whose event was lost. To keep a table of flows in sync, listen
+// before the first dump and dump again after each loss; Mirror does all of
+// this. Flow IDs are 32-bit hashes that collide in large tables, so key the
+// table by KeyOf (ID, zone and original tuple), not by ID alone:
 //
 //	l, err := ctnetlink.Listen(nil)
 //	...
-//	table := map[uint32]ctnetlink.Flow{}
+//	table := map[ctnetlink.EntryKey]ctnetlink.Flow{}
 //	resync := func() error {
 //		clear(table)
 //		for f, err := range conn.Dump(ctx, nil) {
 //			if err != nil {
 //				return err
 //			}
-//			table[f.ID] = *f
+//			table[ctnetlink.KeyOf(f)] = *f
 //		}
 //		return nil
 //	}
@@ -256,9 +258,9 @@ func (e *Event) Time() (time.Time, bool) {
 //		case err != nil:
 //			log.Print(err) // the loop ends by itself after a fatal error
 //		case ev.Type == ctnetlink.EventDestroy:
-//			delete(table, ev.Flow.ID)
+//			delete(table, ctnetlink.KeyOf(ev.Flow))
 //		default:
-//			table[ev.Flow.ID] = *ev.Flow // UPDATE carries no counters: merge if needed
+//			table[ctnetlink.KeyOf(ev.Flow)] = *ev.Flow // UPDATE carries no counters: merge if needed
 //		}
 //	}
 //
@@ -271,11 +273,11 @@ func (e *Event) Time() (time.Time, bool) {
 // # When the kernel sends events
 //
 // The kernel needs CONFIG_NF_CONNTRACK_EVENTS. The sysctl
-// net.netfilter.nf_conntrack_events, per network namespace, decides which
+// net.netfilter.nf_conntrack_events of the flow's namespace decides which
 // flows have events: 0 none (except flows a ruleset assigns events to,
 // such as nft ct event set), 1 all of them, and 2, the default since Linux
-// 5.19, only the flows created while some socket of the namespace listened
-// on a conntrack group. On 2 a flow created before the first listener has
+// 5.19, only the flows created while some socket listened on a conntrack
+// group; since Linux 6.3 a listener in any namespace counts. On 2 a flow created before the first listener has
 // no events at all, not even its DESTROY: an initial dump then shows flows
 // whose end no event will report. Set the sysctl to 1 when that matters.
 // Listen cannot tell whether events will come: a kernel without events
@@ -299,6 +301,8 @@ type Listener struct {
 	ev     Event
 	flow   Flow
 	exp    Expect
+
+	readBlock, readNow func(fd uintptr) bool
 }
 
 // Listen opens a Listener and joins its multicast groups. Events start
@@ -585,16 +589,26 @@ func (l *Listener) yieldLost(yield func(*Event, error) bool) bool {
 // read reads one datagram into the socket's buffer. If block is false it
 // returns unix.EAGAIN rather than wait for one.
 func (l *Listener) read(block bool) (int, error) {
-	var n int
-	var rerr error
-	err := l.s.raw.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), l.s.buf)
-		return !block || rerr != unix.EAGAIN
-	})
-	if err != nil {
+	// The callbacks are made once, so that a read does not allocate.
+	if l.readBlock == nil {
+		l.readBlock = func(fd uintptr) bool {
+			l.s.n, l.s.rerr = unix.Read(int(fd), l.s.buf)
+			return l.s.rerr != unix.EAGAIN
+		}
+		l.readNow = func(fd uintptr) bool {
+			l.s.n, l.s.rerr = unix.Read(int(fd), l.s.buf)
+			return true
+		}
+	}
+	fn := l.readNow
+	if block {
+		fn = l.readBlock
+	}
+	l.s.n, l.s.rerr = 0, nil
+	if err := l.s.raw.Read(fn); err != nil {
 		return 0, err
 	}
-	return n, rerr
+	return l.s.n, l.s.rerr
 }
 
 // next decodes the first message of l.rest. It returns nil, nil for a
