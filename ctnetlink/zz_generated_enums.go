@@ -3,8 +3,8 @@
 package ctnetlink
 
 import (
+	nlattr "github.com/ctspec/ctspec/internal/nlattr"
 	"strconv"
-	"strings"
 )
 
 // TCPFlags is a set of flags: the spec's nf-ct-tcp-flags.
@@ -31,34 +31,20 @@ const (
 	TCPFlagsSimultaneousOpen TCPFlags = 0x80 // IP_CT_TCP_SIMULTANEOUS_OPEN
 )
 
-var tCPFlagsNames = []struct {
-	bit  TCPFlags
-	name string
-}{{TCPFlagsWindowScale, "window-scale"}, {TCPFlagsSACKPerm, "sack-perm"}, {TCPFlagsCloseInit, "close-init"}, {TCPFlagsBeLiberal, "be-liberal"}, {TCPFlagsDataUnacknowledged, "data-unacknowledged"}, {TCPFlagsMaxackSet, "maxack-set"}, {TCPFlagsChallengeACK, "challenge-ack"}, {TCPFlagsSimultaneousOpen, "simultaneous-open"}}
+var tCPFlagsNames = []nlattr.FlagName[TCPFlags]{
+	{Bit: TCPFlagsWindowScale, Name: "window-scale"},
+	{Bit: TCPFlagsSACKPerm, Name: "sack-perm"},
+	{Bit: TCPFlagsCloseInit, Name: "close-init"},
+	{Bit: TCPFlagsBeLiberal, Name: "be-liberal"},
+	{Bit: TCPFlagsDataUnacknowledged, Name: "data-unacknowledged"},
+	{Bit: TCPFlagsMaxackSet, Name: "maxack-set"},
+	{Bit: TCPFlagsChallengeACK, Name: "challenge-ack"},
+	{Bit: TCPFlagsSimultaneousOpen, Name: "simultaneous-open"},
+}
 
 // String returns the names of the set bits joined by |, with unknown bits in hex.
 func (v TCPFlags) String() string {
-	if v == 0 {
-		return "0"
-	}
-	var b strings.Builder
-	for _, n := range tCPFlagsNames {
-		if v&n.bit != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(n.name)
-			v &^= n.bit
-		}
-	}
-	if v != 0 {
-		if b.Len() > 0 {
-			b.WriteByte('|')
-		}
-		b.WriteString("0x")
-		b.WriteString(strconv.FormatUint(uint64(v), 16))
-	}
-	return b.String()
+	return nlattr.FlagsString(v, tCPFlagsNames)
 }
 
 // TCPState is an enum: the spec's nf-ct-tcp-state.
@@ -313,34 +299,28 @@ const (
 	StatusHWOffload Status = 0x8000 // IPS_HW_OFFLOAD
 )
 
-var statusNames = []struct {
-	bit  Status
-	name string
-}{{StatusExpected, "expected"}, {StatusSeenReply, "seen-reply"}, {StatusAssured, "assured"}, {StatusConfirmed, "confirmed"}, {StatusSrcNAT, "src-nat"}, {StatusDstNAT, "dst-nat"}, {StatusSeqAdjust, "seq-adjust"}, {StatusSrcNATDone, "src-nat-done"}, {StatusDstNATDone, "dst-nat-done"}, {StatusDying, "dying"}, {StatusFixedTimeout, "fixed-timeout"}, {StatusTemplate, "template"}, {StatusUntracked, "untracked"}, {StatusHelper, "helper"}, {StatusOffload, "offload"}, {StatusHWOffload, "hw-offload"}}
+var statusNames = []nlattr.FlagName[Status]{
+	{Bit: StatusExpected, Name: "expected"},
+	{Bit: StatusSeenReply, Name: "seen-reply"},
+	{Bit: StatusAssured, Name: "assured"},
+	{Bit: StatusConfirmed, Name: "confirmed"},
+	{Bit: StatusSrcNAT, Name: "src-nat"},
+	{Bit: StatusDstNAT, Name: "dst-nat"},
+	{Bit: StatusSeqAdjust, Name: "seq-adjust"},
+	{Bit: StatusSrcNATDone, Name: "src-nat-done"},
+	{Bit: StatusDstNATDone, Name: "dst-nat-done"},
+	{Bit: StatusDying, Name: "dying"},
+	{Bit: StatusFixedTimeout, Name: "fixed-timeout"},
+	{Bit: StatusTemplate, Name: "template"},
+	{Bit: StatusUntracked, Name: "untracked"},
+	{Bit: StatusHelper, Name: "helper"},
+	{Bit: StatusOffload, Name: "offload"},
+	{Bit: StatusHWOffload, Name: "hw-offload"},
+}
 
 // String returns the names of the set bits joined by |, with unknown bits in hex.
 func (v Status) String() string {
-	if v == 0 {
-		return "0"
-	}
-	var b strings.Builder
-	for _, n := range statusNames {
-		if v&n.bit != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(n.name)
-			v &^= n.bit
-		}
-	}
-	if v != 0 {
-		if b.Len() > 0 {
-			b.WriteByte('|')
-		}
-		b.WriteString("0x")
-		b.WriteString(strconv.FormatUint(uint64(v), 16))
-	}
-	return b.String()
+	return nlattr.FlagsString(v, statusNames)
 }
 
 // ExpectFlags is a set of flags: the spec's nf-ct-expect-flags.
@@ -357,34 +337,15 @@ const (
 	ExpectFlagsUserspace ExpectFlags = 0x4 // NF_CT_EXPECT_USERSPACE
 )
 
-var expectFlagsNames = []struct {
-	bit  ExpectFlags
-	name string
-}{{ExpectFlagsPermanent, "permanent"}, {ExpectFlagsInactive, "inactive"}, {ExpectFlagsUserspace, "userspace"}}
+var expectFlagsNames = []nlattr.FlagName[ExpectFlags]{
+	{Bit: ExpectFlagsPermanent, Name: "permanent"},
+	{Bit: ExpectFlagsInactive, Name: "inactive"},
+	{Bit: ExpectFlagsUserspace, Name: "userspace"},
+}
 
 // String returns the names of the set bits joined by |, with unknown bits in hex.
 func (v ExpectFlags) String() string {
-	if v == 0 {
-		return "0"
-	}
-	var b strings.Builder
-	for _, n := range expectFlagsNames {
-		if v&n.bit != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(n.name)
-			v &^= n.bit
-		}
-	}
-	if v != 0 {
-		if b.Len() > 0 {
-			b.WriteByte('|')
-		}
-		b.WriteString("0x")
-		b.WriteString(strconv.FormatUint(uint64(v), 16))
-	}
-	return b.String()
+	return nlattr.FlagsString(v, expectFlagsNames)
 }
 
 // FilterFlags is a set of flags: the spec's nf-ct-filter-flags.
@@ -418,34 +379,24 @@ const (
 	FilterFlagsProtoICMPv6ID FilterFlags = 0x800 // CTA_FILTER_F_CTA_PROTO_ICMPV6_ID
 )
 
-var filterFlagsNames = []struct {
-	bit  FilterFlags
-	name string
-}{{FilterFlagsIPSrc, "ip-src"}, {FilterFlagsIPDst, "ip-dst"}, {FilterFlagsTupleZone, "tuple-zone"}, {FilterFlagsProtoNum, "proto-num"}, {FilterFlagsProtoSrcPort, "proto-src-port"}, {FilterFlagsProtoDstPort, "proto-dst-port"}, {FilterFlagsProtoICMPType, "proto-icmp-type"}, {FilterFlagsProtoICMPCode, "proto-icmp-code"}, {FilterFlagsProtoICMPID, "proto-icmp-id"}, {FilterFlagsProtoICMPv6Type, "proto-icmpv6-type"}, {FilterFlagsProtoICMPv6Code, "proto-icmpv6-code"}, {FilterFlagsProtoICMPv6ID, "proto-icmpv6-id"}}
+var filterFlagsNames = []nlattr.FlagName[FilterFlags]{
+	{Bit: FilterFlagsIPSrc, Name: "ip-src"},
+	{Bit: FilterFlagsIPDst, Name: "ip-dst"},
+	{Bit: FilterFlagsTupleZone, Name: "tuple-zone"},
+	{Bit: FilterFlagsProtoNum, Name: "proto-num"},
+	{Bit: FilterFlagsProtoSrcPort, Name: "proto-src-port"},
+	{Bit: FilterFlagsProtoDstPort, Name: "proto-dst-port"},
+	{Bit: FilterFlagsProtoICMPType, Name: "proto-icmp-type"},
+	{Bit: FilterFlagsProtoICMPCode, Name: "proto-icmp-code"},
+	{Bit: FilterFlagsProtoICMPID, Name: "proto-icmp-id"},
+	{Bit: FilterFlagsProtoICMPv6Type, Name: "proto-icmpv6-type"},
+	{Bit: FilterFlagsProtoICMPv6Code, Name: "proto-icmpv6-code"},
+	{Bit: FilterFlagsProtoICMPv6ID, Name: "proto-icmpv6-id"},
+}
 
 // String returns the names of the set bits joined by |, with unknown bits in hex.
 func (v FilterFlags) String() string {
-	if v == 0 {
-		return "0"
-	}
-	var b strings.Builder
-	for _, n := range filterFlagsNames {
-		if v&n.bit != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(n.name)
-			v &^= n.bit
-		}
-	}
-	if v != 0 {
-		if b.Len() > 0 {
-			b.WriteByte('|')
-		}
-		b.WriteString("0x")
-		b.WriteString(strconv.FormatUint(uint64(v), 16))
-	}
-	return b.String()
+	return nlattr.FlagsString(v, filterFlagsNames)
 }
 
 // Direction is an enum: the spec's ip-conntrack-dir.

@@ -96,32 +96,16 @@ func genEnum(f *jen.File, e *Enum) {
 		return
 	}
 	// Flags print as the names of the set bits joined by |, unknown bits in hex.
-	names := jen.Var().Id(lowerFirst(e.GoName)+"Names").Op("=").Index().Struct(
-		jen.Id("bit").Id(e.GoName),
-		jen.Id("name").String(),
-	).ValuesFunc(func(g *jen.Group) {
+	names := lowerFirst(e.GoName) + "Names"
+	f.Var().Id(names).Op("=").Index().Qual(nlattrPkg, "FlagName").Types(jen.Id(e.GoName)).ValuesFunc(func(g *jen.Group) {
 		for _, en := range e.Entries {
-			g.Values(jen.Id(en.GoName), jen.Lit(en.Entry.Name))
+			g.Line().Values(jen.Id("Bit").Op(":").Id(en.GoName), jen.Id("Name").Op(":").Lit(en.Entry.Name))
 		}
+		g.Line()
 	})
-	f.Add(names)
-	f.Comment(fmt.Sprintf("String returns the names of the set bits joined by |, with unknown bits in hex."))
+	f.Comment("String returns the names of the set bits joined by |, with unknown bits in hex.")
 	f.Func().Params(jen.Id("v").Id(e.GoName)).Id("String").Params().String().Block(
-		jen.If(jen.Id("v").Op("==").Lit(0)).Block(jen.Return(jen.Lit("0"))),
-		jen.Var().Id("b").Qual("strings", "Builder"),
-		jen.For(jen.List(jen.Id("_"), jen.Id("n")).Op(":=").Range().Id(lowerFirst(e.GoName)+"Names")).Block(
-			jen.If(jen.Id("v").Op("&").Id("n").Dot("bit").Op("!=").Lit(0)).Block(
-				jen.If(jen.Id("b").Dot("Len").Call().Op(">").Lit(0)).Block(jen.Id("b").Dot("WriteByte").Call(jen.LitRune('|'))),
-				jen.Id("b").Dot("WriteString").Call(jen.Id("n").Dot("name")),
-				jen.Id("v").Op("&^=").Id("n").Dot("bit"),
-			),
-		),
-		jen.If(jen.Id("v").Op("!=").Lit(0)).Block(
-			jen.If(jen.Id("b").Dot("Len").Call().Op(">").Lit(0)).Block(jen.Id("b").Dot("WriteByte").Call(jen.LitRune('|'))),
-			jen.Id("b").Dot("WriteString").Call(jen.Lit("0x")),
-			jen.Id("b").Dot("WriteString").Call(jen.Qual("strconv", "FormatUint").Call(jen.Uint64().Call(jen.Id("v")), jen.Lit(16))),
-		),
-		jen.Return(jen.Id("b").Dot("String").Call()),
+		jen.Return(jen.Qual(nlattrPkg, "FlagsString").Call(jen.Id("v"), jen.Id(names))),
 	)
 }
 

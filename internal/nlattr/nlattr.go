@@ -384,3 +384,34 @@ func (e *Encoder) Begin(t uint16) int {
 func (e *Encoder) End(off int) {
 	binary.NativeEndian.PutUint16(e.b[off:], uint16(len(e.b)-off))
 }
+
+// FlagName names one bit of a flags type.
+type FlagName[T ~uint8 | ~uint16 | ~uint32 | ~uint64] struct {
+	Bit  T
+	Name string
+}
+
+// FlagsString returns the names of the bits set in v joined by |, with bits
+// that names lacks in hex, or "0".
+func FlagsString[T ~uint8 | ~uint16 | ~uint32 | ~uint64](v T, names []FlagName[T]) string {
+	if v == 0 {
+		return "0"
+	}
+	var b strings.Builder
+	for _, n := range names {
+		if v&n.Bit != 0 {
+			if b.Len() > 0 {
+				b.WriteByte('|')
+			}
+			b.WriteString(n.Name)
+			v &^= n.Bit
+		}
+	}
+	if v != 0 {
+		if b.Len() > 0 {
+			b.WriteByte('|')
+		}
+		fmt.Fprintf(&b, "0x%x", uint64(v))
+	}
+	return b.String()
+}

@@ -3,8 +3,8 @@
 package basic
 
 import (
+	nlattr "github.com/ctspec/ctspec/internal/nlattr"
 	"strconv"
-	"strings"
 )
 
 // Colour is an enum: the spec's nf-ct-colour.
@@ -47,34 +47,15 @@ const (
 	BitsHigh Bits = 0x4 // DEMO_BIT_HIGH
 )
 
-var bitsNames = []struct {
-	bit  Bits
-	name string
-}{{BitsLow, "low"}, {BitsMid, "mid"}, {BitsHigh, "high"}}
+var bitsNames = []nlattr.FlagName[Bits]{
+	{Bit: BitsLow, Name: "low"},
+	{Bit: BitsMid, Name: "mid"},
+	{Bit: BitsHigh, Name: "high"},
+}
 
 // String returns the names of the set bits joined by |, with unknown bits in hex.
 func (v Bits) String() string {
-	if v == 0 {
-		return "0"
-	}
-	var b strings.Builder
-	for _, n := range bitsNames {
-		if v&n.bit != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(n.name)
-			v &^= n.bit
-		}
-	}
-	if v != 0 {
-		if b.Len() > 0 {
-			b.WriteByte('|')
-		}
-		b.WriteString("0x")
-		b.WriteString(strconv.FormatUint(uint64(v), 16))
-	}
-	return b.String()
+	return nlattr.FlagsString(v, bitsNames)
 }
 
 const (
