@@ -148,6 +148,7 @@ func (c *Conn) probeFlushTuple(ctx context.Context) (bool, error) {
 	q.TupleOrig.IP.SetV4Src(zeroV4)
 	q.TupleOrig.IP.SetV4Dst(zeroV4)
 	q.TupleOrig.Proto.SetNum(255)
+	q.Filter = &Filter{}
 	q.Filter.SetOrigFlags(FilterFlagsIPSrc | FilterFlagsIPDst | FilterFlagsProtoNum)
 	q.Filter.SetReplyFlags(0)
 	q.SetMark(0xffffffff)

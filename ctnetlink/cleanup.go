@@ -103,7 +103,7 @@ func (m *Matcher) Match(f *Flow) bool {
 	if len(m.DCCPStates) > 0 && (f.TupleOrig.Proto.Num != unix.IPPROTO_DCCP || !contains(m.DCCPStates, f.ProtoInfo.DCCP.State)) {
 		return false
 	}
-	if m.Helper != "" && m.Helper != f.Help.Name {
+	if m.Helper != "" && (f.Help == nil || m.Helper != f.Help.Name) {
 		return false
 	}
 	return true

@@ -34,7 +34,11 @@ func randomTable(r *rand.Rand, n int) []Flow {
 		src, dst := host(1), host(2)
 		sport, dport := uint16(1000+r.Intn(4000)), []uint16{53, 80, 443, 5060}[r.Intn(4)]
 		zone := uint16(r.Intn(3))
-		key := fmt.Sprint(proto, src, dst, sport, dport, zone)
+		kport := dport // an ICMP tuple has an id, no ports
+		if proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 {
+			kport = 0
+		}
+		key := fmt.Sprint(proto, src, dst, sport, kport, zone)
 		if seen[key] {
 			continue
 		}

@@ -231,6 +231,7 @@ func (f *DumpFilter) request() (uint8, *Flow) {
 			family = f.Orig.family()
 		}
 		if fl := f.Orig.request(&q.TupleOrig); fl != 0 {
+			q.Filter = &Filter{}
 			q.Filter.SetOrigFlags(fl)
 			q.Filter.SetReplyFlags(0)
 		}

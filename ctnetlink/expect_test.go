@@ -134,7 +134,7 @@ func createMaster(t *testing.T, c *Conn, src, dst string, sport, dport uint16, h
 	t.Helper()
 	f := testFlow(src, dst, sport, dport)
 	if helper != "" {
-		f.Help.SetName(helper)
+		f.SetHelp(&Help{Name: helper})
 	}
 	if err := c.Create(ctx(t), f); err != nil {
 		t.Fatalf("create master flow %s:%d -> %s:%d: %v", src, sport, dst, dport, err)
@@ -366,7 +366,10 @@ func TestKernelExpectFromFTPHelper(t *testing.T) {
 	if related.Status&StatusExpected == 0 {
 		t.Errorf("data flow status %v, want expected", related.Status)
 	}
-	if diff := cmp.Diff(ctl, related.TupleMaster, expectCmp); diff != "" {
+	if related.TupleMaster == nil {
+		t.Fatal("the data flow has no master tuple")
+	}
+	if diff := cmp.Diff(ctl, *related.TupleMaster, expectCmp); diff != "" {
 		t.Errorf("data flow's master (-want +got):\n%s", diff)
 	}
 	if exps, err := c.ListExpect(ctx, unix.AF_UNSPEC); err != nil || len(exps) != 0 {
@@ -383,7 +386,7 @@ func TestKernelExpectCreateGetUpdateDelete(t *testing.T) {
 	ns, c := dialNS(t)
 	ctx := ctx(t)
 	master := createMaster(t, c, "192.0.2.1", "192.0.2.2", 40000, 21, "ftp")
-	if m, err := c.Get(ctx, master); err != nil || m.Help.Name != "ftp" {
+	if m, err := c.Get(ctx, master); err != nil || helperOf(m) != "ftp" {
 		t.Fatalf("master flow: %+v, %v; want helper ftp", m, err)
 	}
 
@@ -524,7 +527,7 @@ func TestKernelExpectZone(t *testing.T) {
 	_, c := dialNS(t)
 	ctx := ctx(t)
 	master := testFlow("192.0.2.1", "192.0.2.2", 40000, 21)
-	master.Help.SetName("ftp")
+	master.SetHelp(&Help{Name: "ftp"})
 	master.SetZone(7)
 	if err := c.Create(ctx, master); err != nil {
 		t.Fatalf("create master in zone 7: %v", err)

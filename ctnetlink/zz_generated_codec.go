@@ -956,13 +956,21 @@ func (v *Flow) UnmarshalAttributes(b []byte) error {
 			}
 		case FlowAttrHelp:
 			v.present |= 1 << FlowAttrHelp
-			if err := v.Help.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(Help)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.Help = x
 			}
 		case FlowAttrNATSrc:
 			v.present |= 1 << FlowAttrNATSrc
-			if err := v.NATSrc.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(NAT)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.NATSrc = x
 			}
 		case FlowAttrTimeout:
 			v.present |= 1 << FlowAttrTimeout
@@ -988,23 +996,39 @@ func (v *Flow) UnmarshalAttributes(b []byte) error {
 			v.ID = d.Uint32BE()
 		case FlowAttrNATDst:
 			v.present |= 1 << FlowAttrNATDst
-			if err := v.NATDst.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(NAT)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.NATDst = x
 			}
 		case FlowAttrTupleMaster:
 			v.present |= 1 << FlowAttrTupleMaster
-			if err := v.TupleMaster.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(Tuple)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.TupleMaster = x
 			}
 		case FlowAttrSeqAdjOrig:
 			v.present |= 1 << FlowAttrSeqAdjOrig
-			if err := v.SeqAdjOrig.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(SeqAdj)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.SeqAdjOrig = x
 			}
 		case FlowAttrSeqAdjReply:
 			v.present |= 1 << FlowAttrSeqAdjReply
-			if err := v.SeqAdjReply.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(SeqAdj)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.SeqAdjReply = x
 			}
 		case FlowAttrSecmark:
 			v.present |= 1 << FlowAttrSecmark
@@ -1014,8 +1038,12 @@ func (v *Flow) UnmarshalAttributes(b []byte) error {
 			v.Zone = d.Uint16BE()
 		case FlowAttrSecCtx:
 			v.present |= 1 << FlowAttrSecCtx
-			if err := v.SecCtx.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(SecCtx)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.SecCtx = x
 			}
 		case FlowAttrTimestamp:
 			v.present |= 1 << FlowAttrTimestamp
@@ -1038,8 +1066,12 @@ func (v *Flow) UnmarshalAttributes(b []byte) error {
 			}
 		case FlowAttrFilter:
 			v.present |= 1 << FlowAttrFilter
-			if err := v.Filter.UnmarshalAttributes(d.Bytes()); err != nil {
-				d.Fail(err)
+			{
+				x := new(Filter)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.Filter = x
 			}
 		case FlowAttrStatusMask:
 			v.present |= 1 << FlowAttrStatusMask
@@ -1083,9 +1115,11 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 	if v.present&(1<<FlowAttrMark) != 0 || v.Mark != 0 {
 		e.Uint32BE(uint16(FlowAttrMark), v.Mark)
 	}
-	if v.present&(1<<FlowAttrSecCtx) != 0 || !v.SecCtx.empty() {
+	if v.present&(1<<FlowAttrSecCtx) != 0 || v.SecCtx != nil && !v.SecCtx.empty() {
 		off := e.Begin(uint16(FlowAttrSecCtx))
-		v.SecCtx.encode(e)
+		if v.SecCtx != nil {
+			v.SecCtx.encode(e)
+		}
 		e.End(off)
 	}
 	if v.present&(1<<FlowAttrID) != 0 || v.ID != 0 {
@@ -1094,9 +1128,11 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 	if v.present&(1<<FlowAttrUse) != 0 || v.Use != 0 {
 		e.Uint32BE(uint16(FlowAttrUse), v.Use)
 	}
-	if v.present&(1<<FlowAttrTupleMaster) != 0 || !v.TupleMaster.empty() {
+	if v.present&(1<<FlowAttrTupleMaster) != 0 || v.TupleMaster != nil && !v.TupleMaster.empty() {
 		off := e.Begin(uint16(FlowAttrTupleMaster))
-		v.TupleMaster.encode(e)
+		if v.TupleMaster != nil {
+			v.TupleMaster.encode(e)
+		}
 		e.End(off)
 	}
 	if v.present&(1<<FlowAttrTimeout) != 0 || v.Timeout != 0 {
@@ -1122,22 +1158,28 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		v.Timestamp.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrHelp) != 0 || !v.Help.empty() {
+	if v.present&(1<<FlowAttrHelp) != 0 || v.Help != nil && !v.Help.empty() {
 		off := e.Begin(uint16(FlowAttrHelp))
-		v.Help.encode(e)
+		if v.Help != nil {
+			v.Help.encode(e)
+		}
 		e.End(off)
 	}
 	if v.present&(1<<FlowAttrLabels) != 0 || len(v.Labels) != 0 {
 		e.BytesAttr(uint16(FlowAttrLabels), v.Labels)
 	}
-	if v.present&(1<<FlowAttrSeqAdjOrig) != 0 || !v.SeqAdjOrig.empty() {
+	if v.present&(1<<FlowAttrSeqAdjOrig) != 0 || v.SeqAdjOrig != nil && !v.SeqAdjOrig.empty() {
 		off := e.Begin(uint16(FlowAttrSeqAdjOrig))
-		v.SeqAdjOrig.encode(e)
+		if v.SeqAdjOrig != nil {
+			v.SeqAdjOrig.encode(e)
+		}
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrSeqAdjReply) != 0 || !v.SeqAdjReply.empty() {
+	if v.present&(1<<FlowAttrSeqAdjReply) != 0 || v.SeqAdjReply != nil && !v.SeqAdjReply.empty() {
 		off := e.Begin(uint16(FlowAttrSeqAdjReply))
-		v.SeqAdjReply.encode(e)
+		if v.SeqAdjReply != nil {
+			v.SeqAdjReply.encode(e)
+		}
 		e.End(off)
 	}
 	if v.present&(1<<FlowAttrSynProxy) != 0 || !v.SynProxy.empty() {
@@ -1145,14 +1187,18 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		v.SynProxy.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrNATSrc) != 0 || !v.NATSrc.empty() {
+	if v.present&(1<<FlowAttrNATSrc) != 0 || v.NATSrc != nil && !v.NATSrc.empty() {
 		off := e.Begin(uint16(FlowAttrNATSrc))
-		v.NATSrc.encode(e)
+		if v.NATSrc != nil {
+			v.NATSrc.encode(e)
+		}
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrNATDst) != 0 || !v.NATDst.empty() {
+	if v.present&(1<<FlowAttrNATDst) != 0 || v.NATDst != nil && !v.NATDst.empty() {
 		off := e.Begin(uint16(FlowAttrNATDst))
-		v.NATDst.encode(e)
+		if v.NATDst != nil {
+			v.NATDst.encode(e)
+		}
 		e.End(off)
 	}
 	if v.present&(1<<FlowAttrSecmark) != 0 || v.Secmark != 0 {
@@ -1164,9 +1210,11 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 	if v.present&(1<<FlowAttrLabelsMask) != 0 || len(v.LabelsMask) != 0 {
 		e.BytesAttr(uint16(FlowAttrLabelsMask), v.LabelsMask)
 	}
-	if v.present&(1<<FlowAttrFilter) != 0 || !v.Filter.empty() {
+	if v.present&(1<<FlowAttrFilter) != 0 || v.Filter != nil && !v.Filter.empty() {
 		off := e.Begin(uint16(FlowAttrFilter))
-		v.Filter.encode(e)
+		if v.Filter != nil {
+			v.Filter.encode(e)
+		}
 		e.End(off)
 	}
 	if v.present&(1<<FlowAttrStatusMask) != 0 || v.StatusMask != 0 {
@@ -1609,7 +1657,7 @@ var schema = []schemaSet{
 	{"secctx-attrs", []schemaAttr{{"", -1}, {"secctx-name", -1}}},
 	{"synproxy-attrs", []schemaAttr{{"", -1}, {"isn", -1}, {"its", -1}, {"tsoff", -1}}},
 	{"filter-attrs", []schemaAttr{{"", -1}, {"orig-flags", -1}, {"reply-flags", -1}}},
-	{"conntrack-attrs", []schemaAttr{{"", -1}, {"tuple-orig", 4}, {"tuple-reply", 4}, {"status", -1}, {"protoinfo", 8}, {"help", 9}, {"nat-src", 11}, {"timeout", -1}, {"mark", -1}, {"counters-orig", 0}, {"counters-reply", 0}, {"use", -1}, {"id", -1}, {"nat-dst", 11}, {"tuple-master", 4}, {"seq-adj-orig", 12}, {"seq-adj-reply", 12}, {"secmark", -1}, {"zone", -1}, {"secctx", 14}, {"timestamp", 1}, {"mark-mask", -1}, {"labels", -1}, {"labels-mask", -1}, {"synproxy", 15}, {"filter", 16}, {"status-mask", -1}, {"timestamp-event", -1}}},
+	{"conntrack-attrs", []schemaAttr{{"", -1}, {"tuple-orig", 4}, {"tuple-reply", 4}, {"status", -1}, {"protoinfo", 8}, {"help", -1}, {"nat-src", -1}, {"timeout", -1}, {"mark", -1}, {"counters-orig", 0}, {"counters-reply", 0}, {"use", -1}, {"id", -1}, {"nat-dst", -1}, {"tuple-master", -1}, {"seq-adj-orig", -1}, {"seq-adj-reply", -1}, {"secmark", -1}, {"zone", -1}, {"secctx", -1}, {"timestamp", 1}, {"mark-mask", -1}, {"labels", -1}, {"labels-mask", -1}, {"synproxy", 15}, {"filter", -1}, {"status-mask", -1}, {"timestamp-event", -1}}},
 	{"conntrack-stats-attrs", []schemaAttr{{"", -1}, {"searched", -1}, {"found", -1}, {"new", -1}, {"invalid", -1}, {"ignore", -1}, {"delete", -1}, {"delete-list", -1}, {"insert", -1}, {"insert-failed", -1}, {"drop", -1}, {"early-drop", -1}, {"error", -1}, {"search-restart", -1}, {"clash-resolve", -1}, {"chain-toolong", -1}}},
 	{"stats-global-attrs", []schemaAttr{{"", -1}, {"entries", -1}, {"max-entries", -1}}},
 	{"expect-nat-attrs", []schemaAttr{{"", -1}, {"dir", -1}, {"tuple", 4}}},

@@ -48,7 +48,11 @@ type Counters struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Counters) Has(a CountersAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -141,7 +145,11 @@ type Timestamp struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Timestamp) Has(a TimestampAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -226,7 +234,11 @@ type TupleProto struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *TupleProto) Has(a TupleProtoAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -378,7 +390,11 @@ type TupleIP struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *TupleIP) Has(a TupleIPAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -473,7 +489,11 @@ type Tuple struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Tuple) Has(a TupleAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -561,7 +581,11 @@ type ProtoInfoTCP struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *ProtoInfoTCP) Has(a ProtoInfoTCPAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -667,7 +691,11 @@ type ProtoInfoDCCP struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *ProtoInfoDCCP) Has(a ProtoInfoDCCPAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -751,7 +779,11 @@ type ProtoInfoSCTP struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *ProtoInfoSCTP) Has(a ProtoInfoSCTPAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -835,7 +867,11 @@ type ProtoInfo struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *ProtoInfo) Has(a ProtoInfoAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -917,7 +953,11 @@ type Help struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Help) Has(a HelpAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -988,7 +1028,11 @@ type NATProto struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *NATProto) Has(a NATProtoAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1065,7 +1109,11 @@ type NAT struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *NAT) Has(a NATAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1171,7 +1219,11 @@ type SeqAdj struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *SeqAdj) Has(a SeqAdjAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1255,7 +1307,11 @@ type NATSeq struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *NATSeq) Has(a NATSeqAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1335,7 +1391,11 @@ type SecCtx struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *SecCtx) Has(a SecCtxAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1397,7 +1457,11 @@ type SynProxy struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *SynProxy) Has(a SynProxyAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1479,7 +1543,11 @@ type Filter struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Filter) Has(a FilterAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1548,9 +1616,9 @@ type Flow struct {
 	// ProtoInfo is protoinfo (CTA_PROTOINFO, nest of protoinfo-attrs): Layer 4 protocol state.
 	ProtoInfo ProtoInfo
 	// Help is help (CTA_HELP, nest of help-attrs): Attached helper.
-	Help Help
+	Help *Help
 	// NATSrc is nat-src (CTA_NAT_SRC, nest of nat-attrs): Source NAT range to set up; input only, on creation.
-	NATSrc NAT
+	NATSrc *NAT
 	// Timeout is timeout (CTA_TIMEOUT, u32, big-endian): Time left before the entry expires, in seconds.
 	Timeout uint32
 	// Mark is mark (CTA_MARK, u32, big-endian): Connection mark.
@@ -1564,19 +1632,19 @@ type Flow struct {
 	// ID is id (CTA_ID, u32, big-endian): Opaque entry id, stable for the life of the entry.
 	ID uint32
 	// NATDst is nat-dst (CTA_NAT_DST, nest of nat-attrs): Destination NAT range to set up; input only, on creation.
-	NATDst NAT
+	NATDst *NAT
 	// TupleMaster is tuple-master (CTA_TUPLE_MASTER, nest of tuple-attrs): Original tuple of the master connection of an expected connection.
-	TupleMaster Tuple
+	TupleMaster *Tuple
 	// SeqAdjOrig is seq-adj-orig (CTA_SEQ_ADJ_ORIG, nest of seqadj-attrs): Sequence adjustment of the original direction.
-	SeqAdjOrig SeqAdj
+	SeqAdjOrig *SeqAdj
 	// SeqAdjReply is seq-adj-reply (CTA_SEQ_ADJ_REPLY, nest of seqadj-attrs): Sequence adjustment of the reply direction.
-	SeqAdjReply SeqAdj
+	SeqAdjReply *SeqAdj
 	// Secmark is secmark (CTA_SECMARK, u32, big-endian): Obsolete numeric security mark, replaced by secctx in the 2.6 series; neither sent nor parsed.
 	Secmark uint32
 	// Zone is zone (CTA_ZONE, u16, big-endian): Zone id of the entry, or zone to match in dumps and flushes.
 	Zone uint16
 	// SecCtx is secctx (CTA_SECCTX, nest of secctx-attrs): Security context; output only.
-	SecCtx SecCtx
+	SecCtx *SecCtx
 	// Timestamp is timestamp (CTA_TIMESTAMP, nest of timestamp-attrs): Start and stop time; output only.
 	Timestamp Timestamp
 	// MarkMask is mark-mask (CTA_MARK_MASK, u32, big-endian): Bits of mark to set, or to compare in dumps and flushes.
@@ -1588,7 +1656,7 @@ type Flow struct {
 	// SynProxy is synproxy (CTA_SYNPROXY, nest of synproxy-attrs): SYN proxy state.
 	SynProxy SynProxy
 	// Filter is filter (CTA_FILTER, nest of filter-attrs): Tuple fields a dump or flush compares against tuple-orig and tuple-reply.
-	Filter Filter
+	Filter *Filter
 	// StatusMask is status-mask (CTA_STATUS_MASK, u32, big-endian, flags Status): Status bits to compare in dumps and flushes; defaults to status.
 	StatusMask Status
 	// TimestampEvent is timestamp-event (CTA_TIMESTAMP_EVENT, u64, big-endian): Time of the event, in nanoseconds since the Unix epoch; events only, rejected on input (since 6.14).
@@ -1600,7 +1668,11 @@ type Flow struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Flow) Has(a FlowAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -1614,9 +1686,9 @@ func (v *Flow) Has(a FlowAttr) bool {
 	case FlowAttrProtoInfo:
 		return !v.ProtoInfo.empty()
 	case FlowAttrHelp:
-		return !v.Help.empty()
+		return v.Help != nil && !v.Help.empty()
 	case FlowAttrNATSrc:
-		return !v.NATSrc.empty()
+		return v.NATSrc != nil && !v.NATSrc.empty()
 	case FlowAttrTimeout:
 		return v.Timeout != 0
 	case FlowAttrMark:
@@ -1630,19 +1702,19 @@ func (v *Flow) Has(a FlowAttr) bool {
 	case FlowAttrID:
 		return v.ID != 0
 	case FlowAttrNATDst:
-		return !v.NATDst.empty()
+		return v.NATDst != nil && !v.NATDst.empty()
 	case FlowAttrTupleMaster:
-		return !v.TupleMaster.empty()
+		return v.TupleMaster != nil && !v.TupleMaster.empty()
 	case FlowAttrSeqAdjOrig:
-		return !v.SeqAdjOrig.empty()
+		return v.SeqAdjOrig != nil && !v.SeqAdjOrig.empty()
 	case FlowAttrSeqAdjReply:
-		return !v.SeqAdjReply.empty()
+		return v.SeqAdjReply != nil && !v.SeqAdjReply.empty()
 	case FlowAttrSecmark:
 		return v.Secmark != 0
 	case FlowAttrZone:
 		return v.Zone != 0
 	case FlowAttrSecCtx:
-		return !v.SecCtx.empty()
+		return v.SecCtx != nil && !v.SecCtx.empty()
 	case FlowAttrTimestamp:
 		return !v.Timestamp.empty()
 	case FlowAttrMarkMask:
@@ -1654,7 +1726,7 @@ func (v *Flow) Has(a FlowAttr) bool {
 	case FlowAttrSynProxy:
 		return !v.SynProxy.empty()
 	case FlowAttrFilter:
-		return !v.Filter.empty()
+		return v.Filter != nil && !v.Filter.empty()
 	case FlowAttrStatusMask:
 		return v.StatusMask != 0
 	case FlowAttrTimestampEvent:
@@ -1689,10 +1761,10 @@ func (v *Flow) Clear(a FlowAttr) {
 		var zero ProtoInfo
 		v.ProtoInfo = zero
 	case FlowAttrHelp:
-		var zero Help
+		var zero *Help
 		v.Help = zero
 	case FlowAttrNATSrc:
-		var zero NAT
+		var zero *NAT
 		v.NATSrc = zero
 	case FlowAttrTimeout:
 		var zero uint32
@@ -1713,16 +1785,16 @@ func (v *Flow) Clear(a FlowAttr) {
 		var zero uint32
 		v.ID = zero
 	case FlowAttrNATDst:
-		var zero NAT
+		var zero *NAT
 		v.NATDst = zero
 	case FlowAttrTupleMaster:
-		var zero Tuple
+		var zero *Tuple
 		v.TupleMaster = zero
 	case FlowAttrSeqAdjOrig:
-		var zero SeqAdj
+		var zero *SeqAdj
 		v.SeqAdjOrig = zero
 	case FlowAttrSeqAdjReply:
-		var zero SeqAdj
+		var zero *SeqAdj
 		v.SeqAdjReply = zero
 	case FlowAttrSecmark:
 		var zero uint32
@@ -1731,7 +1803,7 @@ func (v *Flow) Clear(a FlowAttr) {
 		var zero uint16
 		v.Zone = zero
 	case FlowAttrSecCtx:
-		var zero SecCtx
+		var zero *SecCtx
 		v.SecCtx = zero
 	case FlowAttrTimestamp:
 		var zero Timestamp
@@ -1749,7 +1821,7 @@ func (v *Flow) Clear(a FlowAttr) {
 		var zero SynProxy
 		v.SynProxy = zero
 	case FlowAttrFilter:
-		var zero Filter
+		var zero *Filter
 		v.Filter = zero
 	case FlowAttrStatusMask:
 		var zero Status
@@ -1785,13 +1857,13 @@ func (v *Flow) SetProtoInfo(x ProtoInfo) {
 }
 
 // SetHelp sets help and marks it present.
-func (v *Flow) SetHelp(x Help) {
+func (v *Flow) SetHelp(x *Help) {
 	v.Help = x
 	v.present |= 1 << FlowAttrHelp
 }
 
 // SetNATSrc sets nat-src and marks it present.
-func (v *Flow) SetNATSrc(x NAT) {
+func (v *Flow) SetNATSrc(x *NAT) {
 	v.NATSrc = x
 	v.present |= 1 << FlowAttrNATSrc
 }
@@ -1833,25 +1905,25 @@ func (v *Flow) SetID(x uint32) {
 }
 
 // SetNATDst sets nat-dst and marks it present.
-func (v *Flow) SetNATDst(x NAT) {
+func (v *Flow) SetNATDst(x *NAT) {
 	v.NATDst = x
 	v.present |= 1 << FlowAttrNATDst
 }
 
 // SetTupleMaster sets tuple-master and marks it present.
-func (v *Flow) SetTupleMaster(x Tuple) {
+func (v *Flow) SetTupleMaster(x *Tuple) {
 	v.TupleMaster = x
 	v.present |= 1 << FlowAttrTupleMaster
 }
 
 // SetSeqAdjOrig sets seq-adj-orig and marks it present.
-func (v *Flow) SetSeqAdjOrig(x SeqAdj) {
+func (v *Flow) SetSeqAdjOrig(x *SeqAdj) {
 	v.SeqAdjOrig = x
 	v.present |= 1 << FlowAttrSeqAdjOrig
 }
 
 // SetSeqAdjReply sets seq-adj-reply and marks it present.
-func (v *Flow) SetSeqAdjReply(x SeqAdj) {
+func (v *Flow) SetSeqAdjReply(x *SeqAdj) {
 	v.SeqAdjReply = x
 	v.present |= 1 << FlowAttrSeqAdjReply
 }
@@ -1869,7 +1941,7 @@ func (v *Flow) SetZone(x uint16) {
 }
 
 // SetSecCtx sets secctx and marks it present.
-func (v *Flow) SetSecCtx(x SecCtx) {
+func (v *Flow) SetSecCtx(x *SecCtx) {
 	v.SecCtx = x
 	v.present |= 1 << FlowAttrSecCtx
 }
@@ -1905,7 +1977,7 @@ func (v *Flow) SetSynProxy(x SynProxy) {
 }
 
 // SetFilter sets filter and marks it present.
-func (v *Flow) SetFilter(x Filter) {
+func (v *Flow) SetFilter(x *Filter) {
 	v.Filter = x
 	v.present |= 1 << FlowAttrFilter
 }
@@ -1924,7 +1996,7 @@ func (v *Flow) SetTimestampEvent(x uint64) {
 
 // empty reports whether no attribute of v is present or non-zero.
 func (v *Flow) empty() bool {
-	return v.present == 0 && v.TupleOrig.empty() && v.TupleReply.empty() && v.Status == 0 && v.ProtoInfo.empty() && v.Help.empty() && v.NATSrc.empty() && v.Timeout == 0 && v.Mark == 0 && v.CountersOrig.empty() && v.CountersReply.empty() && v.Use == 0 && v.ID == 0 && v.NATDst.empty() && v.TupleMaster.empty() && v.SeqAdjOrig.empty() && v.SeqAdjReply.empty() && v.Secmark == 0 && v.Zone == 0 && v.SecCtx.empty() && v.Timestamp.empty() && v.MarkMask == 0 && len(v.Labels) == 0 && len(v.LabelsMask) == 0 && v.SynProxy.empty() && v.Filter.empty() && v.StatusMask == 0 && v.TimestampEvent == 0
+	return v.present == 0 && v.TupleOrig.empty() && v.TupleReply.empty() && v.Status == 0 && v.ProtoInfo.empty() && v.Help == nil || v.Help.empty() && v.NATSrc == nil || v.NATSrc.empty() && v.Timeout == 0 && v.Mark == 0 && v.CountersOrig.empty() && v.CountersReply.empty() && v.Use == 0 && v.ID == 0 && v.NATDst == nil || v.NATDst.empty() && v.TupleMaster == nil || v.TupleMaster.empty() && v.SeqAdjOrig == nil || v.SeqAdjOrig.empty() && v.SeqAdjReply == nil || v.SeqAdjReply.empty() && v.Secmark == 0 && v.Zone == 0 && v.SecCtx == nil || v.SecCtx.empty() && v.Timestamp.empty() && v.MarkMask == 0 && len(v.Labels) == 0 && len(v.LabelsMask) == 0 && v.SynProxy.empty() && v.Filter == nil || v.Filter.empty() && v.StatusMask == 0 && v.TimestampEvent == 0
 }
 
 // StatsCPU holds the attributes of the set conntrack-stats-attrs.
@@ -1972,7 +2044,11 @@ type StatsCPU struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *StatsCPU) Has(a StatsCPUAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -2186,7 +2262,11 @@ type StatsGlobal struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *StatsGlobal) Has(a StatsGlobalAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -2257,7 +2337,11 @@ type ExpectNAT struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *ExpectNAT) Has(a ExpectNATAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -2346,7 +2430,11 @@ type Expect struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Expect) Has(a ExpectAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -2518,7 +2606,11 @@ type ExpectStatsCPU struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *ExpectStatsCPU) Has(a ExpectStatsCPUAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}

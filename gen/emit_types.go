@@ -159,8 +159,10 @@ func genSet(f *jen.File, set *Set) {
 	recv := func() *jen.Statement { return jen.Id("v").Op("*").Id(set.GoName) }
 
 	// Has
-	f.Comment(fmt.Sprintf("Has reports whether attribute a is present in v or has a non-zero value."))
+	f.Comment("Has reports whether attribute a is present in v or has a non-zero value.")
+	f.Comment("A nil v has no attribute.")
 	f.Func().Params(recv()).Id("Has").Params(jen.Id("a").Id(set.AttrType)).Bool().BlockFunc(func(g *jen.Group) {
+		g.If(jen.Id("v").Op("==").Nil()).Block(jen.Return(jen.False()))
 		g.If(jen.Id("a").Op("<").Lit(set.Bits).Op("&&").Id("v").Dot("present").Op("&").Parens(jen.Lit(1).Op("<<").Id("a")).Op("!=").Lit(0)).Block(jen.Return(jen.True()))
 		g.Switch(jen.Id("a")).BlockFunc(func(s *jen.Group) {
 			for _, a := range set.Attrs {

@@ -307,3 +307,39 @@ func (k structKind) NonZero(src func() *jen.Statement) jen.Code {
 }
 
 func (padKind) NonZero(func() *jen.Statement) jen.Code { return jen.False() }
+
+// ptrNestKind is a nest held behind a pointer: nil when absent. It is used
+// for nests listed in pointerNests. Decoding always allocates a new value,
+// so a copy of the enclosing struct never shares it with the next decode.
+type ptrNestKind struct{ set *Set }
+
+func (k ptrNestKind) GoType() jen.Code { return jen.Op("*").Id(k.set.GoName) }
+
+func (k ptrNestKind) Decode(dst func() *jen.Statement) jen.Code {
+	return jen.Block(
+		jen.Id("x").Op(":=").New(jen.Id(k.set.GoName)),
+		jen.If(
+			jen.Err().Op(":=").Id("x").Dot("UnmarshalAttributes").Call(jen.Id("d").Dot("Bytes").Call()),
+			jen.Err().Op("!=").Nil(),
+		).Block(jen.Id("d").Dot("Fail").Call(jen.Err())),
+		dst().Op("=").Id("x"),
+	)
+}
+
+func (k ptrNestKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{
+		jen.Id("off").Op(":=").Id("e").Dot("Begin").Call(t),
+		jen.If(src().Op("!=").Nil()).Block(src().Dot("encode").Call(jen.Id("e"))),
+		jen.Id("e").Dot("End").Call(jen.Id("off")),
+	}
+}
+
+func (k ptrNestKind) Zero(src func() *jen.Statement) jen.Code {
+	return src().Op("==").Nil().Op("||").Add(src()).Dot("empty").Call()
+}
+
+func (k ptrNestKind) NonZero(src func() *jen.Statement) jen.Code {
+	return src().Op("!=").Nil().Op("&&").Op("!").Add(src()).Dot("empty").Call()
+}
+
+func (k ptrNestKind) Wire() string { return "nest of " + k.set.AS.Name }

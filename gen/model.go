@@ -210,6 +210,9 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 			if err != nil {
 				return nil, &spec.Error{File: s.File, Line: a.Line, Msg: fmt.Sprintf("attribute set %s: attribute %s: %v", set.AS.Name, a.Name, err)}
 			}
+			if nk, ok := k.(nestKind); ok && pointerNests[set.AS.Name+"/"+a.Name] {
+				k = ptrNestKind(nk)
+			}
 			at.Kind = k
 			set.Attrs = append(set.Attrs, at)
 			set.MaxValue = max(set.MaxValue, a.Num)

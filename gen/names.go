@@ -72,6 +72,26 @@ var goNameOverrides = map[string]string{
 	"field:protoinfo-sctp-attrs/sctp-state": "State",
 }
 
+// pointerNests lists, as "SET/ATTR", the nests held behind a pointer rather
+// than by value. They are large nests the kernel sends rarely or never in a
+// dump (request-only, or tied to a helper, NAT sequence adjustment or
+// SELinux): by value they would make every decoded flow, and so every slice of
+// a large table, twice as large for nothing. A nest the kernel sends for
+// common flows stays a value, because a pointer costs an allocation per
+// decode: synproxy is sent for every flow created over ctnetlink.
+var pointerNests = map[string]bool{
+	"conntrack-attrs/help":          true,
+	"conntrack-attrs/nat-src":       true,
+	"conntrack-attrs/nat-dst":       true,
+	"conntrack-attrs/tuple-master":  true,
+	"conntrack-attrs/seq-adj-orig":  true,
+	"conntrack-attrs/seq-adj-reply": true,
+	"conntrack-attrs/secctx":        true,
+	"conntrack-attrs/filter":        true,
+	// The golden case gen/testdata/basic.
+	"outer-attrs/spare": true,
+}
+
 // goName applies the rule to a kebab-case name.
 func goName(s string) string {
 	parts := strings.Split(s, "-")

@@ -235,11 +235,11 @@ func hasTimestampStop(f *ctnetlink.Flow) bool {
 }
 
 func hasHelper(f *ctnetlink.Flow) bool {
-	return f.Has(ctnetlink.FlowAttrHelp) && f.Help.Has(ctnetlink.HelpAttrName)
+	return f.Help != nil && f.Help.Has(ctnetlink.HelpAttrName)
 }
 
 func hasSecCtx(f *ctnetlink.Flow) bool {
-	return f.Has(ctnetlink.FlowAttrSecCtx) && f.SecCtx.Has(ctnetlink.SecCtxAttrSecCtxName)
+	return f.SecCtx != nil && f.SecCtx.Has(ctnetlink.SecCtxAttrSecCtxName)
 }
 
 // ctime formats seconds since the epoch as ctime(3) does, in local time,

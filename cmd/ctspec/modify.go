@@ -156,10 +156,12 @@ func (c *cmdLine) buildFlow(full bool) ctnetlink.Flow {
 		}
 	}
 	if c.hasSNAT {
-		f.SetNATSrc(natAttr(c.snat, proto))
+		n := natAttr(c.snat, proto)
+		f.SetNATSrc(&n)
 	}
 	if c.hasDNAT {
-		f.SetNATDst(natAttr(c.dnat, proto))
+		n := natAttr(c.dnat, proto)
+		f.SetNATDst(&n)
 	}
 	if c.modifyBits != nil && c.options&bit(optAddLabel) != 0 {
 		f.SetLabels(c.modifyBits)

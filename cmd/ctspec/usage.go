@@ -233,14 +233,18 @@ func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 		j.Secmark = &v
 	}
 	if hasSecCtx(f) {
-		j.SecCtx = f.SecCtx.SecCtxName
+		if f.SecCtx != nil {
+			j.SecCtx = f.SecCtx.SecCtxName
+		}
 	}
 	if f.Has(ctnetlink.FlowAttrZone) {
 		v := f.Zone
 		j.Zone = &v
 	}
 	if hasHelper(f) {
-		j.Helper = f.Help.Name
+		if f.Help != nil {
+			j.Helper = f.Help.Name
+		}
 	}
 	if f.Has(ctnetlink.FlowAttrLabels) {
 		j.Labels = []string{}

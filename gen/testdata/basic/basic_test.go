@@ -31,6 +31,7 @@ func sample() *Outer {
 	v.Host = 7
 	v.Pair = Pair{Flags: BitsMid, Mask: BitsMid | BitsLow, Port: 8080}
 	v.Enabled = true
+	v.SetSpare(&Inner{Port: 53})
 	return &v
 }
 
@@ -52,6 +53,17 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if !got.Inner.Has(InnerAttrPort) || got.Inner.Port != 0 {
 		t.Error("a zero attribute marked present was not encoded")
+	}
+	if got.Spare == nil || got.Spare == want.Spare || got.Spare.Port != 53 {
+		t.Errorf("pointer nest decoded as %+v", got.Spare)
+	}
+	var again Outer
+	if err := again.UnmarshalAttributes(b); err != nil || again.Spare == got.Spare {
+		t.Error("a decode reused the pointer nest of another value")
+	}
+	var none Outer
+	if none.Has(OuterAttrSpare) || none.Spare.Has(InnerAttrPort) {
+		t.Error("a nil pointer nest reports attributes")
 	}
 	if got.Has(OuterAttrCounter) != true || got.Has(OuterAttrPad) {
 		t.Error("Has is wrong")

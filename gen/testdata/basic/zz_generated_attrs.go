@@ -60,6 +60,8 @@ const (
 	OuterAttrPair OuterAttr = 9 // DEMO_PAIR
 	// OuterAttrEnabled is enabled: a flag.
 	OuterAttrEnabled OuterAttr = 10 // DEMO_ENABLED
+	// OuterAttrSpare is spare: a nest held behind a pointer.
+	OuterAttrSpare OuterAttr = 11 // DEMO_SPARE
 )
 
 // String returns the spec name of v, or OuterAttr(N) for an unknown value.
@@ -85,6 +87,8 @@ func (v OuterAttr) String() string {
 		return "pair"
 	case OuterAttrEnabled:
 		return "enabled"
+	case OuterAttrSpare:
+		return "spare"
 	default:
 		return "OuterAttr(" + strconv.FormatUint(uint64(v), 10) + ")"
 	}

@@ -99,6 +99,15 @@ func (v *Outer) UnmarshalAttributes(b []byte) error {
 		case OuterAttrEnabled:
 			v.present |= 1 << OuterAttrEnabled
 			v.Enabled = d.Flag()
+		case OuterAttrSpare:
+			v.present |= 1 << OuterAttrSpare
+			{
+				x := new(Inner)
+				if err := x.UnmarshalAttributes(d.Bytes()); err != nil {
+					d.Fail(err)
+				}
+				v.Spare = x
+			}
 		default:
 			v.Unknown++
 		}
@@ -146,6 +155,13 @@ func (v *Outer) encode(e *nlattr.Encoder) {
 	if v.present&(1<<OuterAttrEnabled) != 0 || v.Enabled {
 		e.Flag(uint16(OuterAttrEnabled))
 	}
+	if v.present&(1<<OuterAttrSpare) != 0 || v.Spare != nil && !v.Spare.empty() {
+		off := e.Begin(uint16(OuterAttrSpare))
+		if v.Spare != nil {
+			v.Spare.encode(e)
+		}
+		e.End(off)
+	}
 }
 
 // schemaSet describes an attribute set: its name and, indexed by attribute
@@ -165,5 +181,5 @@ const schemaOuter = 1
 
 var schema = []schemaSet{
 	{"inner-attrs", []schemaAttr{{"", -1}, {"in-v4", -1}, {"in-v6", -1}, {"in-port", -1}}},
-	{"outer-attrs", []schemaAttr{{"", -1}, {"inner", 0}, {"colour", -1}, {"bits", -1}, {"label", -1}, {"blob", -1}, {"counter", -1}, {"pad", -1}, {"host", -1}, {"pair", -1}, {"enabled", -1}}},
+	{"outer-attrs", []schemaAttr{{"", -1}, {"inner", 0}, {"colour", -1}, {"bits", -1}, {"label", -1}, {"blob", -1}, {"counter", -1}, {"pad", -1}, {"host", -1}, {"pair", -1}, {"enabled", -1}, {"spare", -1}}},
 }

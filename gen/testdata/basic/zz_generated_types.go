@@ -52,7 +52,11 @@ type Inner struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Inner) Has(a InnerAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -141,6 +145,8 @@ type Outer struct {
 	Pair Pair
 	// Enabled is enabled (DEMO_ENABLED, flag, no payload): a flag.
 	Enabled bool
+	// Spare is spare (DEMO_SPARE, nest of inner-attrs): a nest held behind a pointer.
+	Spare *Inner
 
 	// Unknown counts the attributes of unknown type that the last decode skipped.
 	Unknown uint16
@@ -148,7 +154,11 @@ type Outer struct {
 }
 
 // Has reports whether attribute a is present in v or has a non-zero value.
+// A nil v has no attribute.
 func (v *Outer) Has(a OuterAttr) bool {
+	if v == nil {
+		return false
+	}
 	if a < 32 && v.present&(1<<a) != 0 {
 		return true
 	}
@@ -171,6 +181,8 @@ func (v *Outer) Has(a OuterAttr) bool {
 		return v.Pair != (Pair{})
 	case OuterAttrEnabled:
 		return v.Enabled
+	case OuterAttrSpare:
+		return v.Spare != nil && !v.Spare.empty()
 	}
 	return false
 }
@@ -215,6 +227,9 @@ func (v *Outer) Clear(a OuterAttr) {
 	case OuterAttrEnabled:
 		var zero bool
 		v.Enabled = zero
+	case OuterAttrSpare:
+		var zero *Inner
+		v.Spare = zero
 	}
 }
 
@@ -272,7 +287,13 @@ func (v *Outer) SetEnabled(x bool) {
 	v.present |= 1 << OuterAttrEnabled
 }
 
+// SetSpare sets spare and marks it present.
+func (v *Outer) SetSpare(x *Inner) {
+	v.Spare = x
+	v.present |= 1 << OuterAttrSpare
+}
+
 // empty reports whether no attribute of v is present or non-zero.
 func (v *Outer) empty() bool {
-	return v.present == 0 && v.Inner.empty() && v.Colour == 0 && v.Bits == 0 && v.Label == "" && len(v.Blob) == 0 && v.Counter == 0 && v.Host == 0 && v.Pair == (Pair{}) && !v.Enabled
+	return v.present == 0 && v.Inner.empty() && v.Colour == 0 && v.Bits == 0 && v.Label == "" && len(v.Blob) == 0 && v.Counter == 0 && v.Host == 0 && v.Pair == (Pair{}) && !v.Enabled && v.Spare == nil || v.Spare.empty()
 }
