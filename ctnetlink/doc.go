@@ -15,7 +15,9 @@
 // Each attribute-type constant carries the kernel's name in a trailing
 // comment, so searching for CTA_TUPLE_ORIG finds FlowAttrTupleOrig. Absent
 // attributes are distinct from zero ones: Has reports whether an attribute
-// was decoded or set.
+// was decoded or set. Nests the kernel rarely sends (Flow.Help,
+// Flow.TupleMaster, the NAT and sequence-adjustment nests, Flow.SecCtx and
+// Flow.Filter) are pointers, nil when absent, so that a Flow stays small.
 //
 // # Decoding
 //
@@ -51,7 +53,20 @@
 // goroutine. Losing events is never silent: a socket overrun is yielded as
 // ErrEventsLost, counted by Overruns, and the stream goes on; resynchronise
 // with a dump. ListenConfig.ReliableDestroy asks the kernel to re-deliver
-// destroy events it failed to deliver.
+// destroy events it failed to deliver. ListenConfig.Filter takes an
+// EventFilter, compiled to a BPF program that the kernel runs on the socket,
+// so unwanted events never reach user space. Diagnose says why events may
+// not arrive at all (the nf_conntrack_events sysctl, a kernel without
+// events).
+//
+// # Mirror
+//
+// NewMirror keeps an in-memory copy of the table, or of a filtered part of
+// it, current: it subscribes, dumps, merges the two by flow, then applies
+// events, and resynchronises by itself after an overrun, handing every
+// change to a callback in order (NEW before UPDATE before DESTROY of a
+// flow), with Synthetic set on those a resynchronisation found. Its entries
+// are compact values without pointers, about 210 bytes per flow.
 //
 // # Errors
 //
