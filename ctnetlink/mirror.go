@@ -144,7 +144,7 @@ type Change struct {
 }
 
 // Entry is the compact copy of a flow that a Mirror keeps: 152 bytes
-// without pointers, where a Flow takes about 1 KiB.
+// without pointers, where a Flow takes about 630 bytes.
 //
 // It keeps both tuples (addresses, layer 4 protocol, and ports or ICMP
 // type, code and identifier), the id, status, mark, zone and timeout, the
@@ -613,7 +613,7 @@ type MirrorStats struct {
 // one slice without pointers, which the garbage collector does not scan,
 // and a slot in the index map from id to position. A mirror of 250,000
 // flows takes about 210 bytes of heap per flow (BenchmarkMirror250k),
-// against over 1 KiB for a slice of Flow. The slice shrinks after a
+// against about 670 for a slice of Flow. The slice shrinks after a
 // resynchronisation finds the table at a quarter of its capacity.
 type Mirror struct {
 	cfg    MirrorConfig
