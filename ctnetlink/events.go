@@ -192,6 +192,16 @@ type Event struct {
 	// Expect is the expectation of EventExpNew and EventExpDestroy, and nil
 	// otherwise.
 	Expect *Expect
+	// PortID is the netlink port ID of the socket whose request caused the
+	// event (the nlmsg_pid of the event's header): a Create, Update,
+	// Delete or Flush of a Conn, or another program's request, such as
+	// conntrack -I. It is 0 when the kernel caused the event itself:
+	// packets, timeouts, the garbage collector, a ruleset. A port ID
+	// names a socket of the event's network namespace while that socket
+	// is open; /proc/net/netlink lists it with the socket's inode, which
+	// leads to the process. conntrack -E prints it as
+	// "[USERSPACE] portid=N".
+	PortID uint32
 }
 
 // Time returns the time the kernel generated the event
@@ -644,7 +654,7 @@ func (l *Listener) next() (*Event, error) {
 	if err != nil {
 		return nil, &Error{Op: "events", Err: fmt.Errorf("%s: %w", typ, err)}
 	}
-	l.ev = Event{Type: typ}
+	l.ev = Event{Type: typ, PortID: h.PID}
 	if typ == EventExpNew || typ == EventExpDestroy {
 		err = l.exp.UnmarshalAttributes(attrs)
 		l.ev.Expect = &l.exp

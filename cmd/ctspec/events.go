@@ -1,9 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
 )
@@ -15,32 +22,17 @@ const enobufsWarning = "WARNING: We have hit ENOBUFS! We are losing events.\n" +
 // events runs -E: it prints flow events until SIGINT or SIGTERM, then the
 // number of events shown. A lost-events overrun is reported on stderr and
 // the stream goes on.
+//
+// conntrack filters events in user space only. ctspec also hands what the
+// kernel can evaluate to it (eventFilter), so that events no option
+// selects never fill the socket's buffer, and then applies conntrack's
+// own filter (matches), which decides what is printed.
 func (a *app) events(c *cmdLine) (int, error) {
-	groups := []ctnetlink.Group{ctnetlink.GroupNew, ctnetlink.GroupUpdate, ctnetlink.GroupDestroy}
-	if c.options&bit(optEventMask) != 0 {
-		groups = groups[:0]
-		if c.eventMask&evNew != 0 {
-			groups = append(groups, ctnetlink.GroupNew)
-		}
-		if c.eventMask&evUpdate != 0 {
-			groups = append(groups, ctnetlink.GroupUpdate)
-		}
-		if c.eventMask&evDestroy != 0 {
-			groups = append(groups, ctnetlink.GroupDestroy)
-		}
-	}
-	cfg := &ctnetlink.ListenConfig{Groups: groups}
-	if c.options&bit(optBufferSize) != 0 {
-		cfg.ReadBuffer = int(c.bufSize)
-		if cfg.ReadBuffer <= 0 {
-			cfg.ReadBuffer = -1
-		}
-	}
-	if len(groups) == 0 {
-		// conntrack subscribes to nothing and waits.
-		cfg.Groups = []ctnetlink.Group{ctnetlink.GroupExpUpdate}
-	}
-	l, err := ctnetlink.Listen(cfg)
+	// Signals that arrive from here on end the stream with the summary.
+	ctx, stop := signalContext(a.ctx)
+	defer stop()
+
+	l, err := ctnetlink.Listen(c.listenConfig())
 	if err != nil {
 		return 0, otherError("Can't open netlink socket")
 	}
@@ -51,11 +43,11 @@ func (a *app) events(c *cmdLine) (int, error) {
 	if err := c.checkNetmask(); err != nil {
 		return 0, err
 	}
-	ctx, stop := signalContext(a.ctx)
-	defer stop()
+	a.warnNoEvents()
 
 	p := c.printer()
 	lp := &lister{a: a, c: c, p: p}
+	var names portNames
 	n := 0
 	var lastErr error
 	for ev, err := range l.Events(ctx) {
@@ -85,7 +77,7 @@ func (a *app) events(c *cmdLine) (int, error) {
 			continue
 		}
 		msg := map[ctnetlink.EventType]int{ctnetlink.EventNew: msgNew, ctnetlink.EventUpdate: msgUpdate, ctnetlink.EventDestroy: msgDestroy}[ev.Type]
-		a.printEvent(lp, ev, msg)
+		a.printEvent(lp, ev, msg, &names)
 		a.out.Flush()
 		n++
 	}
@@ -97,21 +89,78 @@ func (a *app) events(c *cmdLine) (int, error) {
 	return n, nil
 }
 
-func (a *app) printEvent(l *lister, ev *ctnetlink.Event, msg int) {
+// listenConfig returns the Listener's configuration for the command
+// line: the groups of -e, the buffer size of -b and the kernel's part of
+// the filter.
+func (c *cmdLine) listenConfig() *ctnetlink.ListenConfig {
+	groups := []ctnetlink.Group{ctnetlink.GroupNew, ctnetlink.GroupUpdate, ctnetlink.GroupDestroy}
+	if c.options&bit(optEventMask) != 0 {
+		groups = groups[:0]
+		if c.eventMask&evNew != 0 {
+			groups = append(groups, ctnetlink.GroupNew)
+		}
+		if c.eventMask&evUpdate != 0 {
+			groups = append(groups, ctnetlink.GroupUpdate)
+		}
+		if c.eventMask&evDestroy != 0 {
+			groups = append(groups, ctnetlink.GroupDestroy)
+		}
+	}
+	cfg := &ctnetlink.ListenConfig{Groups: groups, Filter: c.eventFilter()}
+	if c.options&bit(optBufferSize) != 0 {
+		cfg.ReadBuffer = int(c.bufSize)
+		if cfg.ReadBuffer <= 0 {
+			cfg.ReadBuffer = -1
+		}
+	}
+	if len(groups) == 0 {
+		// conntrack subscribes to nothing and waits.
+		cfg.Groups = []ctnetlink.Group{ctnetlink.GroupExpUpdate}
+	}
+	return cfg
+}
+
+// warnNoEvents prints, on stderr, why the namespace will have no events,
+// when ctnetlink.Diagnose finds a reason: nf_conntrack_events set to 0, or
+// a kernel without conntrack events. It prints nothing in the usual
+// cases, nf_conntrack_events 1 or 2, so that the output stays conntrack's.
+func (a *app) warnNoEvents() {
+	d, err := ctnetlink.Diagnose(0)
+	if err != nil || d.Conntrack && d.Events > 0 {
+		return
+	}
+	for _, h := range d.Hints() {
+		fmt.Fprintf(a.stderr, "WARNING: %s\n", h)
+	}
+}
+
+// printEvent prints one event as conntrack's event_cb does. Every format
+// but JSON, which conntrack does not have, ends with conntrack 1.4.7's
+// " [USERSPACE] portid=N progname=P" for an event that a netlink request
+// caused. 1.4.7 prints it whether or not -o userspace is given, and so
+// does ctspec: the option is accepted and changes nothing.
+func (a *app) printEvent(l *lister, ev *ctnetlink.Event, msg int, names *portNames) {
 	c := l.c
 	f := ev.Flow
-	if c.output&outSave != 0 || c.output&outJSON != 0 {
+	if c.output&outJSON != 0 {
 		l.print(f, msg)
 		return
 	}
 	b := l.buf[:0]
-	if c.output&outXML != 0 {
+	switch {
+	case c.output&outSave != 0:
+		var warning string
+		b, warning = appendSave(b, f, msg)
+		if warning != "" {
+			a.warn(warning)
+		}
+	case c.output&outXML != 0:
 		if !l.xmlOpen {
 			l.xmlOpen = true
 			a.out.WriteString("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n")
 		}
 		b = l.p.appendXML(b, f, msg, c.output&outTimestamp != 0)
-	} else {
+	default:
 		if c.output&outTimestamp != 0 {
 			t, ok := ev.Time()
 			if !ok {
@@ -121,7 +170,234 @@ func (a *app) printEvent(l *lister, ev *ctnetlink.Event, msg int) {
 		}
 		b = l.p.appendDefault(b, f, msg)
 	}
+	if ev.PortID != 0 {
+		b = fmt.Appendf(b, " [USERSPACE] portid=%d", ev.PortID)
+		if name, ok := names.lookup(ev.PortID); ok {
+			b = append(b, " progname="...)
+			b = append(b, name...)
+		}
+	}
 	b = append(b, '\n')
 	a.out.Write(b)
 	l.buf = b
+}
+
+// eventFilter returns the part of the command line's filter that the
+// kernel can evaluate, as a ctnetlink.EventFilter, or nil for none. It
+// selects a superset of the events that pass the family check and matches
+// (conntrack's nfct_filter), so that it never drops an event conntrack
+// would print; those two decide what is printed.
+//
+// What it leaves to user space: the NAT options, labels, secmark, the
+// tuple zones, ICMP fields, protocol states, reply ports, and the bits of
+// a netmask after its first 0 bit. -u (status) and -i (id) are not
+// allowed with -E.
+func (c *cmdLine) eventFilter() *ctnetlink.EventFilter {
+	var f ctnetlink.EventFilter
+	set := false
+	if c.family == unix.AF_INET || c.family == unix.AF_INET6 {
+		// conntrack compares the family of the message; the kernel's is
+		// that of the original tuple's addresses, as flowFamily.
+		f.Family = c.family
+		set = true
+	}
+	if c.proto != nil && c.options&bit(optProto) != 0 {
+		f.Proto.Values = []uint8{c.protoNum}
+		set = true
+		// compareTuple checks the ports of these protocols only: GRE
+		// keeps its keys in the same attributes.
+		if isPortProto(c.protoNum) {
+			o := &c.tmpl.TupleOrig.Proto
+			if o.Has(ctnetlink.TupleProtoAttrSrcPort) {
+				f.OrigSrcPort.Values = []uint16{o.SrcPort}
+			}
+			if o.Has(ctnetlink.TupleProtoAttrDstPort) {
+				f.OrigDstPort.Values = []uint16{o.DstPort}
+			}
+		}
+	}
+	addr := func(cond *ctnetlink.OneOf[netip.Prefix], a netip.Addr) {
+		if a.IsValid() {
+			cond.Values = []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}
+			set = true
+		}
+	}
+	network := func(cond *ctnetlink.OneOf[netip.Prefix], a, mask netip.Addr) {
+		if a.IsValid() && mask.IsValid() && a.BitLen() == mask.BitLen() {
+			p, err := a.Prefix(leadingOnes(mask))
+			if err == nil {
+				cond.Values = []netip.Prefix{p}
+				set = true
+			}
+		}
+	}
+	if c.options&bit(optOrigSrc) != 0 {
+		if c.options&bit(optMaskSrc) != 0 {
+			network(&f.OrigSrc, c.netSrc, c.mask.Src())
+		} else {
+			addr(&f.OrigSrc, c.tmpl.TupleOrig.Src())
+		}
+	}
+	if c.options&bit(optOrigDst) != 0 {
+		if c.options&bit(optMaskDst) != 0 {
+			network(&f.OrigDst, c.netDst, c.mask.Dst())
+		} else {
+			addr(&f.OrigDst, c.tmpl.TupleOrig.Dst())
+		}
+	}
+	if c.options&bit(optReplSrc) != 0 {
+		addr(&f.ReplySrc, c.tmpl.TupleReply.Src())
+	}
+	if c.options&bit(optReplDst) != 0 {
+		addr(&f.ReplyDst, c.tmpl.TupleReply.Dst())
+	}
+	// matches wants CTA_MARK with mark&mask == value. The kernel program
+	// reads a missing mark as 0 and compares value&mask, which selects
+	// more; a zero mask means all bits to it, so it is left out.
+	if c.options&bit(optMark) != 0 && c.markMask != 0 {
+		f.Mark.Values = []ctnetlink.MarkMatch{{Mark: c.mark, Mask: c.markMask}}
+		set = true
+	}
+	// A flow without CTA_ZONE is in zone 0 for both.
+	if c.options&bit(optZone) != 0 {
+		f.Zone.Values = []uint16{c.tmpl.Zone}
+		set = true
+	}
+	if !set {
+		return nil
+	}
+	return &f
+}
+
+// leadingOnes returns the number of 1 bits at the start of a mask.
+func leadingOnes(mask netip.Addr) int {
+	n := 0
+	for _, b := range mask.AsSlice() {
+		for i := 7; i >= 0; i-- {
+			if b&(1<<i) == 0 {
+				return n
+			}
+			n++
+		}
+	}
+	return n
+}
+
+// portNames finds the program that holds a netlink socket, as conntrack's
+// get_progname does: it looks the port id up in /proc/net/netlink, then
+// looks for a process with a descriptor of that socket, first the one
+// whose pid is the port id, then every other. It remembers the last
+// answer, found or not, for as long as the port id and inode stay the
+// same.
+type portNames struct {
+	port, inode uint32
+	name        string
+	found       bool
+}
+
+// lookup returns the name of the program (its comm) that holds the
+// NETLINK_NETFILTER socket with port id port.
+func (p *portNames) lookup(port uint32) (string, bool) {
+	b, err := os.ReadFile("/proc/net/netlink")
+	if err != nil {
+		return "", false
+	}
+	want := strconv.FormatUint(uint64(port), 10)
+	for _, line := range strings.Split(string(b), "\n") {
+		// sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+		f := strings.Fields(line)
+		if len(f) < 10 || f[1] != strconv.Itoa(unix.NETLINK_NETFILTER) || f[2] != want {
+			continue
+		}
+		ino, err := strconv.ParseUint(f[9], 10, 64)
+		if err != nil {
+			continue
+		}
+		if p.port == port && uint64(p.inode) == ino {
+			return p.name, p.found
+		}
+		p.name, p.found = nameBySocket(port, ino)
+		p.port, p.inode = port, uint32(ino)
+		return p.name, p.found
+	}
+	return "", false
+}
+
+// nameBySocket returns the comm of a process with a descriptor of the
+// socket inode, trying the pid port first.
+func nameBySocket(port uint32, inode uint64) (string, bool) {
+	if name, ok := holderName(uint64(port), inode); ok {
+		return name, true
+	}
+	d, err := os.Open("/proc")
+	if err != nil {
+		return "", false
+	}
+	defer d.Close()
+	// In directory order, as readdir returns it.
+	ents, _ := d.ReadDir(-1)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		pid, err := strconv.ParseUint(e.Name(), 10, 64)
+		if err != nil || pid <= 1 || pid == uint64(port) {
+			continue
+		}
+		if name, ok := holderName(pid, inode); ok {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// holderName returns the comm of process pid if one of its descriptors
+// is the socket inode.
+func holderName(pid, inode uint64) (string, bool) {
+	dir := "/proc/" + strconv.FormatUint(pid, 10) + "/fd/"
+	d, err := os.Open(dir)
+	if err != nil {
+		return "", false
+	}
+	ents, _ := d.ReadDir(-1)
+	d.Close()
+	want := "socket:[" + strconv.FormatUint(inode, 10) + "]"
+	for _, e := range ents {
+		if e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		if l, err := os.Readlink(dir + e.Name()); err == nil && l == want {
+			return commOf(pid)
+		}
+	}
+	return "", false
+}
+
+// commOf reads the program name from /proc/PID/stat as conntrack's
+// "%*u (%m[^)]" does: what follows the pid and " (" up to the first ")".
+func commOf(pid uint64) (string, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(pid, 10) + "/stat")
+	if err != nil {
+		return "", false
+	}
+	b = bytes.TrimLeft(b, " \t\n")
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return "", false
+	}
+	b = bytes.TrimLeft(b[i:], " \t\n")
+	if len(b) == 0 || b[0] != '(' {
+		return "", false
+	}
+	b = b[1:]
+	if j := bytes.IndexByte(b, ')'); j >= 0 {
+		b = b[:j]
+	}
+	if len(b) == 0 {
+		return "", false
+	}
+	return string(b), true
 }
