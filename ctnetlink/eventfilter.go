@@ -138,13 +138,15 @@ func (m StatusMatch) mask() Status {
 //
 // # The conntrack command line
 //
-// conntrack -E options map onto the fields: -e onto Types (better: onto
-// ListenConfig.Groups, so that the kernel does not even build the other
-// events), -f onto Family, -p onto Proto, -s, -d, -r and -q (--orig-src,
-// --orig-dst, --reply-src, --reply-dst, with an optional /BITS) onto
-// OrigSrc, OrigDst, ReplySrc and ReplyDst, --sport and --dport onto
-// OrigSrcPort and OrigDstPort, -m MARK[/MASK] onto Mark, -w onto Zone and
-// -u onto Status. Two differences remain. conntrack's address options fix
+// conntrack -E (conntrack-tools 1.4.7) filters its events in user space;
+// its options map onto the fields of a filter that the kernel evaluates
+// instead: -e onto Types (better: onto ListenConfig.Groups, so that the
+// kernel does not even build the other events), -f onto Family, -p onto
+// Proto, -s, -d, -r and -q (--orig-src, --orig-dst, --reply-src,
+// --reply-dst, with an optional /BITS) onto OrigSrc, OrigDst, ReplySrc and
+// ReplyDst, --sport and --dport onto OrigSrcPort and OrigDstPort,
+// -m MARK[/MASK] onto Mark and -w onto Zone (conntrack refuses -u with -E;
+// Status has no option there). Two differences remain. conntrack's address options fix
 // the family, so that -s 192.0.2.1 shows no IPv6 flow: set Family to the
 // address's family as well. And conntrack -m compares only events that
 // carry CTA_MARK, so an event of an unmarked flow fails -m 0, where Mark
