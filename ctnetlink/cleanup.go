@@ -24,6 +24,11 @@ type Endpoints struct {
 // Matcher selects flows for Cleanup. Every field that is set must match
 // (AND); Cleanup deletes the flows that any of its matchers selects (OR).
 // The zero Matcher selects every flow.
+//
+// The fields are what the planner understands: they decide whether the
+// kernel can flush the matcher's flows by itself, narrow the shared dump in
+// the kernel, and index the matcher so that a flow is tested only against
+// the matchers it may concern. Func adds what the fields cannot express.
 type Matcher struct {
 	// Family is unix.AF_INET or unix.AF_INET6; 0 matches both.
 	Family uint8
@@ -55,9 +60,23 @@ type Matcher struct {
 	DCCPStates []DCCPState
 	// Helper matches the name of the flow's helper.
 	Helper string
+	// Func, if not nil, is ANDed with the fields: a flow that every set
+	// field matches is selected only if Func also returns true. It is
+	// called last, in user space, from the goroutine that called Cleanup
+	// (never concurrently for one Cleanup), and must not keep f, which
+	// the dump reuses for the next flow, nor change it.
+	//
+	// A matcher with Func never becomes a kernel flush, since the kernel
+	// cannot evaluate it; it joins the shared dump, where its fields still
+	// narrow the dump and index it. Setting the fields that Func implies
+	// (for example Proto and Orig.Dst when Func checks a NAT mapping of
+	// such flows) makes that pass cheaper without changing what is
+	// selected.
+	Func func(f *Flow) bool
 }
 
-// Match reports whether the matcher selects flow f.
+// Match reports whether the matcher selects flow f: every field that is
+// set matches, then Func, if any, returns true.
 func (m *Matcher) Match(f *Flow) bool {
 	if m.Family != 0 && m.Family != f.Family() {
 		return false
@@ -106,7 +125,7 @@ func (m *Matcher) Match(f *Flow) bool {
 	if m.Helper != "" && (f.Help == nil || m.Helper != f.Help.Name) {
 		return false
 	}
-	return true
+	return m.Func == nil || m.Func(f)
 }
 
 func contains[T comparable](list []T, v T) bool {
@@ -165,7 +184,7 @@ func hostAddr(p netip.Prefix) (netip.Addr, bool) {
 // flushFilter returns the kernel flush that does exactly what m selects,
 // if the kernel can evaluate every field m sets.
 func (m *Matcher) flushFilter(k Capabilities) (*FlushFilter, bool) {
-	if !m.Reply.empty() || m.OrigZone != nil || m.ReplyZone != nil || len(m.LabelsAll) > 0 || len(m.LabelsAny) > 0 ||
+	if m.Func != nil || !m.Reply.empty() || m.OrigZone != nil || m.ReplyZone != nil || len(m.LabelsAll) > 0 || len(m.LabelsAny) > 0 ||
 		len(m.TCPStates) > 0 || len(m.SCTPStates) > 0 || len(m.DCCPStates) > 0 || m.Helper != "" {
 		return nil, false
 	}
@@ -233,6 +252,20 @@ type CleanupOptions struct {
 	// MaxSamples bounds the failed deletions kept with their errors; the
 	// default, 0, keeps 5.
 	MaxSamples int
+	// OnDelete, if not nil, is called with each flow the scan deleted,
+	// right after the kernel confirmed the deletion, in the order of the
+	// dump. It is called from the goroutine that called Cleanup, never
+	// concurrently, and never for a flow whose delete failed or that was
+	// already gone (AlreadyGone). f is the flow as the dump returned it,
+	// before its deletion; it is valid only during the call: copy it to
+	// keep it.
+	//
+	// A kernel flush does not say which flows it removed, nor how many, so
+	// with OnDelete set no matcher becomes a flush: every matcher goes
+	// through the shared dump, and each deleted flow reaches OnDelete. The
+	// table left behind is the same. While the scan runs, Cleanup holds at
+	// most one window of deleted flows (a few thousand) for OnDelete.
+	OnDelete func(f *Flow)
 }
 
 // Plan is what Cleanup does, worked out before it does it.
@@ -372,8 +405,9 @@ type CleanupError struct {
 // kernel where it can and one shared dump for the rest:
 //
 //  1. Each matcher whose every field the kernel can evaluate in a flush
-//     (see Capabilities) becomes one flush request per address family, all
-//     pipelined in one write.
+//     (see Capabilities), and that has no Func, becomes one flush request
+//     per address family, all pipelined in one write. With
+//     CleanupOptions.OnDelete or NoKernelFilters set, no matcher does.
 //  2. All other matchers share one streaming dump, narrowed in the kernel
 //     by what they have in common (family, mark). Matchers are indexed by
 //     exact host addresses and ports, so each flow costs a few hash lookups
@@ -384,6 +418,10 @@ type CleanupError struct {
 // Memory is bounded whatever the table size: no copy of the table and no
 // per-flow error list. Cancelling ctx stops promptly; the result then
 // counts what was done and the error is the context's.
+//
+// If the kernel flags the dump as interrupted by a change of the table,
+// Cleanup runs the scan once more and returns ErrDumpInterrupted only if
+// that pass is interrupted too; the result counts both passes.
 func (c *Conn) Cleanup(ctx context.Context, matchers []Matcher, opts *CleanupOptions) (CleanupResult, error) {
 	var o CleanupOptions
 	if opts != nil {
@@ -393,7 +431,7 @@ func (c *Conn) Cleanup(ctx context.Context, matchers []Matcher, opts *CleanupOpt
 		o.MaxSamples = 5
 	}
 	var res CleanupResult
-	plan, idx, err := c.plan(ctx, matchers, o.NoKernelFilters)
+	plan, idx, err := c.plan(ctx, matchers, &o)
 	if err != nil {
 		return res, err
 	}
@@ -413,31 +451,38 @@ func (c *Conn) Cleanup(ctx context.Context, matchers []Matcher, opts *CleanupOpt
 	if len(plan.Scan.Matchers) == 0 {
 		return res, nil
 	}
-	err = c.runScan(ctx, matchers, plan, idx, &res, sample)
+	err = c.runScan(ctx, matchers, plan, idx, o.OnDelete, &res, sample)
 	if errors.Is(err, ErrDumpInterrupted) {
 		// The table changed under the dump; one more pass catches what it
 		// may have missed. Flows deleted already no longer match.
-		err = c.runScan(ctx, matchers, plan, idx, &res, sample)
+		err = c.runScan(ctx, matchers, plan, idx, o.OnDelete, &res, sample)
 	}
 	return res, err
 }
 
-// Plan works out what Cleanup would do, without doing it.
+// Plan works out what Cleanup would do with the same options, without
+// doing it.
 func (c *Conn) Plan(ctx context.Context, matchers []Matcher, opts *CleanupOptions) (*Plan, error) {
-	noKernel := opts != nil && opts.NoKernelFilters
-	p, _, err := c.plan(ctx, matchers, noKernel)
+	var o CleanupOptions
+	if opts != nil {
+		o = *opts
+	}
+	p, _, err := c.plan(ctx, matchers, &o)
 	return p, err
 }
 
-func (c *Conn) plan(ctx context.Context, matchers []Matcher, noKernel bool) (*Plan, *matcherIndex, error) {
+func (c *Conn) plan(ctx context.Context, matchers []Matcher, o *CleanupOptions) (*Plan, *matcherIndex, error) {
 	k, err := c.Capabilities(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	noKernel := o.NoKernelFilters
+	// A flush cannot report the flows it removed to OnDelete.
+	flush := !noKernel && o.OnDelete == nil
 	p := &Plan{Capabilities: k, Scan: PlannedScan{Indexed: map[string]int{}}}
 	var scan []int
 	for i := range matchers {
-		if !noKernel {
+		if flush {
 			if f, ok := matchers[i].flushFilter(k); ok {
 				if f.Family != 0 {
 					p.Flushes = append(p.Flushes, PlannedFlush{Matcher: i, Filter: *f})
@@ -538,8 +583,10 @@ func flushRequest(f *FlushFilter) (uint8, Flow) {
 }
 
 // runScan streams one dump and deletes the flows that a scanned matcher
-// selects, in pipelined windows on a second socket.
-func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx *matcherIndex, res *CleanupResult, sample func(CleanupError)) error {
+// selects, in pipelined windows on a second socket. With onDelete, each
+// window also keeps the flows it deletes, to report those the kernel
+// confirmed.
+func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx *matcherIndex, onDelete func(*Flow), res *CleanupResult, sample func(CleanupError)) error {
 	ds, err := c.get()
 	if err != nil {
 		return &Error{Op: "cleanup", Err: err}
@@ -551,7 +598,11 @@ func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx 
 		return &Error{Op: "cleanup", Err: err}
 	}
 	defer c.put(ds)
-	del := &deleter{p: p, window: make([]Flow, 0, p.window)}
+	del := &deleter{p: p, window: make([]Flow, 0, p.window), onDelete: onDelete}
+	if onDelete != nil {
+		del.flows = make([]Flow, 0, p.window)
+		del.failed = make([]bool, p.window)
+	}
 	flush := func() error {
 		stop := ds.watch(ctx)
 		defer stop()
@@ -573,7 +624,7 @@ func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx 
 		cands = idx.candidates(f, cands[:0])
 		for _, i := range cands {
 			if matchers[i].Match(f) {
-				del.window = append(del.window, lookupKey(f))
+				del.add(f)
 				break
 			}
 		}
@@ -594,7 +645,21 @@ func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx 
 // deleter batches flow deletes for a pipeline.
 type deleter struct {
 	p      *pipeline
-	window []Flow
+	window []Flow // lookup keys of the flows to delete
+	// With onDelete: flows holds the window's flows as dumped, and failed
+	// marks those whose delete did not succeed.
+	onDelete func(*Flow)
+	flows    []Flow
+	failed   []bool
+}
+
+func (d *deleter) add(f *Flow) {
+	d.window = append(d.window, lookupKey(f))
+	if d.onDelete != nil {
+		// Dump decodes every byte slice into fresh memory, so a shallow
+		// copy stays valid after the dump reuses f.
+		d.flows = append(d.flows, *f)
+	}
 }
 
 func (d *deleter) flush(ctx context.Context, res *CleanupResult, sample func(CleanupError)) error {
@@ -602,10 +667,17 @@ func (d *deleter) flush(ctx context.Context, res *CleanupResult, sample func(Cle
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		sent, err := d.p.run(ctx, len(d.window)-start, MsgDelete, 0, func(i int) (uint8, *Flow) {
+		n := len(d.window) - start
+		if d.onDelete != nil {
+			clear(d.failed[:n])
+		}
+		sent, err := d.p.run(ctx, n, MsgDelete, 0, func(i int) (uint8, *Flow) {
 			f := &d.window[start+i]
 			return flowFamily(f), f
 		}, func(i int, e *nfnl.Error, req []byte) {
+			if e.Errno != 0 && d.onDelete != nil {
+				d.failed[i] = true
+			}
 			switch e.Errno {
 			case 0:
 				res.Deleted++
@@ -618,9 +690,20 @@ func (d *deleter) flush(ctx context.Context, res *CleanupResult, sample func(Cle
 		if err != nil {
 			return &Error{Op: "cleanup", Err: err}
 		}
+		if d.onDelete != nil {
+			for i := 0; i < sent; i++ {
+				if !d.failed[i] {
+					d.onDelete(&d.flows[start+i])
+				}
+			}
+		}
 		start += sent
 	}
 	d.window = d.window[:0]
+	if d.onDelete != nil {
+		clear(d.flows) // drop references to label and helper memory
+		d.flows = d.flows[:0]
+	}
 	return nil
 }
 

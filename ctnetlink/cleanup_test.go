@@ -366,3 +366,181 @@ func TestCapabilitiesFor(t *testing.T) {
 		t.Error("garbage release parsed")
 	}
 }
+
+// TestKernelCleanupOnDelete checks that OnDelete sees exactly the flows the
+// cleanup deleted, once each, and that it keeps every matcher out of
+// kernel flushes. Flows that Func deletes behind the cleanup's back come
+// back ENOENT and must not reach OnDelete.
+func TestKernelCleanupOnDelete(t *testing.T) {
+	ns, c := dialNS(t)
+	reserveLabels(t, ns)
+	ctx := ctx(t)
+	r := rand.New(rand.NewSource(3))
+	// More matching flows than one delete window holds.
+	table := randomTable(r, 6000)
+	if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("fill: %v, %d errors", err, len(res.Errors))
+	}
+	before, err := c.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u16 := func(v uint16) *uint16 { return &v }
+	stolen := map[string]bool{}
+	matchers := []Matcher{
+		// Flushable without OnDelete on kernels with mark and tuple flushes.
+		{Mark: 1, MarkMask: 0xff},
+		{Proto: unix.IPPROTO_SCTP},
+		{Proto: unix.IPPROTO_UDP, Orig: Endpoints{DstPort: u16(53)}},
+		// Deletes some of its flows itself before the cleanup does.
+		{Proto: unix.IPPROTO_TCP, Func: func(f *Flow) bool {
+			if f.TupleOrig.Proto.SrcPort%10 == 0 {
+				k := lookupKey(f)
+				if err := c.Delete(ctx, &k); err != nil {
+					t.Errorf("delete from Func: %v", err)
+				}
+				stolen[flowKey(f)] = true
+			}
+			return true
+		}},
+	}
+	plain, err := c.Plan(ctx, matchers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := plain.Capabilities
+	if k.FlushMark && k.FlushTuple && len(plain.Flushes) == 0 {
+		t.Fatalf("without OnDelete the plan flushes nothing; the test proves nothing:\n%s", plain)
+	}
+	var seen []string
+	dup := map[string]bool{}
+	opts := &CleanupOptions{OnDelete: func(f *Flow) {
+		key := flowKey(f)
+		if dup[key] {
+			t.Errorf("OnDelete called twice for %s", key)
+		}
+		dup[key] = true
+		seen = append(seen, key)
+	}}
+	p, err := c.Plan(ctx, matchers, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Flushes) != 0 || len(p.Scan.Matchers) != len(matchers) {
+		t.Fatalf("plan with OnDelete flushes in the kernel:\n%s", p)
+	}
+	res, err := c.Cleanup(ctx, matchers, opts)
+	if err != nil || res.Failed != 0 {
+		t.Fatalf("cleanup: %v %+v", err, res.Samples)
+	}
+	if res.Flushes != 0 || len(res.Plan.Flushes) != 0 {
+		t.Fatalf("cleanup with OnDelete ran %d flushes:\n%s", res.Flushes, res.Plan.String())
+	}
+	after, err := c.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[string]bool{}
+	for i := range after {
+		left[flowKey(&after[i])] = true
+	}
+	var gone []string
+	for i := range before {
+		if key := flowKey(&before[i]); !left[key] && !stolen[key] {
+			gone = append(gone, key)
+		}
+	}
+	slices.Sort(gone)
+	slices.Sort(seen)
+	if len(stolen) == 0 || res.AlreadyGone != len(stolen) {
+		t.Errorf("%d flows deleted by Func, %d counted already gone", len(stolen), res.AlreadyGone)
+	}
+	if !slices.Equal(seen, gone) {
+		t.Fatalf("OnDelete saw %d flows, the cleanup removed %d", len(seen), len(gone))
+	}
+	if res.Deleted != len(seen) || len(seen) < 2048 {
+		t.Fatalf("deleted %d, reported %d (want more than one window)", res.Deleted, len(seen))
+	}
+	for i := range after {
+		if slices.ContainsFunc(matchers[:3], func(m Matcher) bool { return m.Match(&after[i]) }) ||
+			after[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
+			t.Fatalf("a matching flow survived: %s", flowKey(&after[i]))
+		}
+	}
+}
+
+// TestKernelCleanupFunc checks that Func restricts what the fields select,
+// sees only flows the fields select, and keeps a flushable matcher out of
+// kernel flushes.
+func TestKernelCleanupFunc(t *testing.T) {
+	_, c := dialNS(t)
+	ctx := ctx(t)
+	table := manyFlows(3000) // UDP to 192.0.2.53:53, marks 0..3
+	if _, err := c.CreateMany(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+	selected := func(f *Flow) bool { return f.TupleOrig.Src().As4()[3]&4 == 0 }
+	var calls, outside int
+	m := Matcher{Mark: 2, MarkMask: 3, Proto: unix.IPPROTO_UDP, Func: func(f *Flow) bool {
+		calls++
+		if f.Mark&3 != 2 || f.TupleOrig.Proto.Num != unix.IPPROTO_UDP {
+			outside++
+		}
+		return selected(f)
+	}}
+	// The same fields without Func make a kernel flush where the kernel
+	// can do it.
+	noFunc := m
+	noFunc.Func = nil
+	p, err := c.Plan(ctx, []Matcher{noFunc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := p.Capabilities; k.FlushMark && k.FlushTuple && len(p.Flushes) == 0 {
+		t.Fatalf("fields alone are not flushed; the test proves nothing:\n%s", p)
+	}
+	p, err = c.Plan(ctx, []Matcher{m}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Flushes) != 0 || len(p.Scan.Matchers) != 1 {
+		t.Fatalf("a matcher with Func is flushed:\n%s", p)
+	}
+	res, err := c.Cleanup(ctx, []Matcher{m}, nil)
+	if err != nil || res.Failed != 0 {
+		t.Fatalf("cleanup: %v %+v", err, res.Samples)
+	}
+	if res.Flushes != 0 || len(res.Plan.Flushes) != 0 {
+		t.Fatalf("cleanup flushed a matcher with Func:\n%s", res.Plan.String())
+	}
+	want := 0
+	for i := range table {
+		if table[i].Mark&3 != 2 || !selected(&table[i]) {
+			want++
+		}
+	}
+	after, err := c.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != want || res.Deleted != len(table)-want || res.Deleted == 0 {
+		t.Fatalf("%d flows left, want %d; deleted %d", len(after), want, res.Deleted)
+	}
+	for i := range after {
+		if after[i].Mark&3 == 2 && selected(&after[i]) {
+			t.Fatalf("flow %s survived", flowKey(&after[i]))
+		}
+	}
+	if outside != 0 {
+		t.Errorf("Func saw %d flows the fields do not select", outside)
+	}
+	if calls == 0 || calls > len(table)/4 {
+		t.Errorf("Func called %d times for %d flows of mark 2", calls, len(table)/4)
+	}
+	// Match applies Func too.
+	f := table[2]
+	f.TupleOrig.SetSrc(netip.MustParseAddr("10.0.0.6"))
+	if m.Match(&f) {
+		t.Errorf("Match ignores Func")
+	}
+}

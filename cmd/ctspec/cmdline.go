@@ -189,6 +189,11 @@ type cmdLine struct {
 	output    uint32
 	eventMask uint32
 	bufSize   int64
+
+	// dryRun and kernelFlush are ctspec's own options of -D: --dry-run
+	// prints the plan and deletes nothing; --kernel-flush lets the kernel
+	// flush what it can evaluate, printing counts only.
+	dryRun, kernelFlush bool
 }
 
 // exitError is a failure with conntrack's exit status and message.
@@ -217,6 +222,9 @@ const (
 	optCodeDelLabel = '>'
 	optCodeOrigZone = '('
 	optCodeReplZone = ')'
+	// ctspec's own options, which conntrack does not have.
+	optCodeDryRun      = 0x100
+	optCodeKernelFlush = 0x101
 )
 
 const shortOpts = ":LIUDGEFAhVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
@@ -265,6 +273,8 @@ var longOpts = []longOpt{
 	{"label-del", optionalArg, optCodeDelLabel},
 	{"orig-zone", requiredArg, optCodeOrigZone},
 	{"reply-zone", requiredArg, optCodeReplZone},
+	{"dry-run", noArg, optCodeDryRun},
+	{"kernel-flush", noArg, optCodeKernelFlush},
 }
 
 // longName returns the first long option name of code, for messages.
@@ -699,6 +709,10 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 			} else {
 				c.labelModify = append(c.labelModify, arg)
 			}
+		case optCodeDryRun:
+			c.dryRun = true
+		case optCodeKernelFlush:
+			c.kernelFlush = true
 		case 'a':
 			warn("WARNING: ignoring -a, deprecated option.\n")
 		case 'f':
@@ -771,6 +785,9 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 		"you have to specify `--src' and `--dst'",
 		"you have to specify `--reply-src' and `--reply-dst'",
 	}); err != nil {
+		return nil, err
+	}
+	if err := c.checkDeleteOpts(); err != nil {
 		return nil, err
 	}
 	if c.cmd != ctHelp && c.proto != nil && c.proto != unknownHandler {

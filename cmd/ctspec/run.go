@@ -24,6 +24,10 @@ type app struct {
 	out    *bufio.Writer // stdout, buffered as the C library buffers it
 	stderr io.Writer
 	conn   *ctnetlink.Conn
+	// summarised is set by a command that printed its own closing lines
+	// (ctspec's extensions of -D); status is then the exit status.
+	summarised bool
+	status     int
 }
 
 // run runs the command line and returns the exit status.
@@ -124,6 +128,9 @@ var summaries = map[int]string{
 // finish prints the summary and returns the exit status: a command that
 // should have touched flows and touched none fails, as in conntrack.
 func (a *app) finish(c *cmdLine, n int) int {
+	if a.summarised {
+		return a.status
+	}
 	format, ok := summaries[c.cmd]
 	if !ok {
 		return 0
@@ -410,54 +417,6 @@ func (a *app) stats() error {
 		fmt.Fprintf(a.out, "\n")
 	}
 	return nil
-}
-
-// delete removes the flows that match, as conntrack -D: a dump with the
-// kernel-side filter, the user-space filter, then one pipelined batch of
-// deletions by tuple, zone and id. It prints each flow it deleted.
-func (a *app) delete(c *cmdLine) (int, error) {
-	if err := c.checkNetmask(); err != nil {
-		return 0, err
-	}
-	var victims []ctnetlink.Flow
-	for f, err := range a.conn.Dump(a.ctx, c.dumpFilter(false)) {
-		if err != nil {
-			if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
-				break
-			}
-			return 0, opFailed(err, c.cmd)
-		}
-		if c.matches(f) {
-			victims = append(victims, *f)
-		}
-	}
-	res, err := a.conn.DeleteMany(a.ctx, victims)
-	if err != nil {
-		return 0, opFailed(err, c.cmd)
-	}
-	failed := map[int]bool{}
-	for _, e := range res.Errors {
-		failed[e.Index] = true
-	}
-	p := c.printer()
-	p.labels, p.showLabels, p.ktimestamp = nil, false, false
-	l := &lister{a: a, c: c, p: p}
-	n := 0
-	for i := range victims {
-		if failed[i] {
-			continue
-		}
-		if n == res.Done {
-			break
-		}
-		l.print(&victims[i], map[bool]int{true: msgDestroy, false: msgNone}[c.output&outSave != 0])
-		n++
-	}
-	l.close()
-	if len(res.Errors) > 0 {
-		return n, opFailed(res.Errors[0].Err, c.cmd)
-	}
-	return res.Done, nil
 }
 
 // signalContext returns a context cancelled by SIGINT or SIGTERM.

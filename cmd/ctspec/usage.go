@@ -67,6 +67,16 @@ Common parameters and options:
 
 `
 
+// extensionsText documents ctspec's own options. -h prints it only
+// together with one of them (ctspec -h --dry-run), so that plain -h stays
+// conntrack's text.
+const extensionsText = `ctspec extensions of -D (conntrack has none of them):
+  --dry-run			Print the plan and how many flows match; delete nothing
+  --kernel-flush		Let the kernel flush what it can evaluate itself;
+				prints no flows, and no count for what it flushed
+
+`
+
 // protoHelp is each protocol's -h text, as conntrack prints it after the
 // usage when -p names a protocol.
 var protoHelp = map[string]string{
@@ -89,6 +99,9 @@ func (a *app) usage(c *cmdLine) {
 		}
 		fmt.Fprintf(a.out, "Proto `%s' help:\n", name)
 		fmt.Fprint(a.out, protoHelp[c.proto.name])
+	}
+	if c.dryRun || c.kernelFlush {
+		fmt.Fprint(a.out, extensionsText)
 	}
 }
 

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/ctnetlink"
+)
+
+// delete removes the flows that match, as conntrack -D, with
+// ctnetlink's Cleanup: one streaming dump, narrowed in the kernel by what
+// the matcher's fields allow, with pipelined deletions by tuple, zone and
+// id. Each flow the kernel confirms deleted is printed as conntrack prints
+// it, in dump order. Memory does not grow with the table.
+//
+// --dry-run prints the plan instead and deletes nothing. --kernel-flush
+// lets the kernel flush by itself when it can evaluate the whole filter;
+// it then prints no flows and says that the count is unknown.
+func (a *app) delete(c *cmdLine) (int, error) {
+	if err := c.checkNetmask(); err != nil {
+		return 0, err
+	}
+	m, exact := c.matcher()
+	if !c.kernelFlush || !exact {
+		m.Func = c.matches
+	}
+	matchers := []ctnetlink.Matcher{m}
+	opts := &ctnetlink.CleanupOptions{}
+	var l *lister
+	if !c.kernelFlush {
+		p := c.printer()
+		p.labels, p.showLabels, p.ktimestamp = nil, false, false
+		// conntrack 1.4.7 prints the flows it deletes as XML without the
+		// document's header and footer: the lister starts open and is
+		// never closed.
+		l = &lister{a: a, c: c, p: p, xmlOpen: true}
+		msg := msgNone
+		if c.output&outSave != 0 {
+			msg = msgDestroy
+		}
+		opts.OnDelete = func(f *ctnetlink.Flow) { l.print(f, msg) }
+	}
+	if c.dryRun {
+		return 0, a.deletePlan(c, matchers, opts, exact)
+	}
+	res, err := a.conn.Cleanup(a.ctx, matchers, opts)
+	// A dump interrupted twice by table changes ends the deletion as
+	// conntrack's does: with what was deleted so far and no error.
+	if err != nil && !errors.Is(err, ctnetlink.ErrDumpInterrupted) {
+		return res.Deleted, opFailed(err, c.cmd)
+	}
+	if res.Failed > 0 {
+		return res.Deleted, opFailed(res.Samples[0].Err, c.cmd)
+	}
+	if res.Flushes > 0 {
+		// A flush does not report how many flows it removed: say so
+		// rather than print a count.
+		a.summarised, a.status = true, 0
+		fmt.Fprintf(a.stderr, "%s: the kernel flushed the matching flow entries (%d requests); the kernel does not report how many.\n", versionString, res.Flushes)
+		if res.Deleted > 0 {
+			fmt.Fprintf(a.stderr, "%s: %d more flow entries have been deleted one by one.\n", versionString, res.Deleted)
+		}
+	}
+	return res.Deleted, nil
+}
+
+// deletePlan prints what -D would do, and how many flows match now, and
+// deletes nothing.
+func (a *app) deletePlan(c *cmdLine, matchers []ctnetlink.Matcher, opts *ctnetlink.CleanupOptions, exact bool) error {
+	plan, err := a.conn.Plan(a.ctx, matchers, opts)
+	if err != nil {
+		return opFailed(err, c.cmd)
+	}
+	a.out.WriteString(plan.String())
+	flushed := map[int]bool{}
+	for _, f := range plan.Flushes {
+		flushed[f.Matcher] = true
+	}
+	for i := range matchers {
+		var how string
+		switch {
+		case flushed[i]:
+			how = "kernel flush"
+		case !c.kernelFlush:
+			how = "scan, to print each deleted flow (a kernel flush does not report what it removes; see --kernel-flush)"
+		case !exact:
+			how = "scan, since the kernel cannot evaluate every filter given (NAT, netmask, labels, id, timeout or GRE keys)"
+		default:
+			how = "scan, since this kernel cannot flush by these filters"
+		}
+		fmt.Fprintf(a.out, "matcher %d: %s\n", i, how)
+	}
+	// Count what matches now, with conntrack's own filter.
+	m := matchers[0]
+	m.Func = c.matches
+	n := 0
+	for f, err := range a.conn.Dump(a.ctx, &ctnetlink.DumpFilter{Family: m.Family}) {
+		if err != nil {
+			if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
+				break
+			}
+			return opFailed(err, c.cmd)
+		}
+		if m.Match(f) {
+			n++
+		}
+	}
+	fmt.Fprintf(a.out, "dry run: %d flow entries match; nothing has been deleted.\n", n)
+	a.summarised, a.status = true, 0
+	return nil
+}
+
+// matcher returns the command line's filter as a Cleanup matcher, without
+// Func. Every field it sets is a condition that c.matches requires too, so
+// with c.matches as Func the fields only narrow the dump in the kernel and
+// index the matcher: what is selected stays what c.matches selects. exact
+// reports whether the fields alone select what c.matches selects, so that
+// the kernel may evaluate them without c.matches.
+func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
+	exact = true
+	opt := func(o int) bool { return c.options&bit(o) != 0 }
+	host := func(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
+	o, r := &c.tmpl.TupleOrig, &c.tmpl.TupleReply
+
+	m.Family = c.family
+	if c.proto != nil {
+		m.Proto = c.protoNum
+	}
+	if opt(optOrigSrc) {
+		if opt(optMaskSrc) {
+			var ok bool
+			m.Orig.Src, ok = netPrefix(c.netSrc, c.mask.Src())
+			exact = exact && ok
+		} else {
+			m.Orig.Src = host(o.Src())
+		}
+	}
+	if opt(optOrigDst) {
+		if opt(optMaskDst) {
+			var ok bool
+			m.Orig.Dst, ok = netPrefix(c.netDst, c.mask.Dst())
+			exact = exact && ok
+		} else {
+			m.Orig.Dst = host(o.Dst())
+		}
+	}
+	if opt(optReplSrc) {
+		m.Reply.Src = host(r.Src())
+	}
+	if opt(optReplDst) {
+		m.Reply.Dst = host(r.Dst())
+	}
+
+	port := func(p *ctnetlink.TupleProto, a ctnetlink.TupleProtoAttr, v uint16) *uint16 {
+		if !p.Has(a) {
+			return nil
+		}
+		return &v
+	}
+	switch {
+	case c.proto == nil:
+	case isPortProto(c.protoNum):
+		m.Orig.SrcPort = port(&o.Proto, ctnetlink.TupleProtoAttrSrcPort, o.Proto.SrcPort)
+		m.Orig.DstPort = port(&o.Proto, ctnetlink.TupleProtoAttrDstPort, o.Proto.DstPort)
+		m.Reply.SrcPort = port(&r.Proto, ctnetlink.TupleProtoAttrSrcPort, r.Proto.SrcPort)
+		m.Reply.DstPort = port(&r.Proto, ctnetlink.TupleProtoAttrDstPort, r.Proto.DstPort)
+	case c.protoNum == unix.IPPROTO_ICMP || c.protoNum == unix.IPPROTO_ICMPV6:
+		typ, code, id := icmpFields(o)
+		has := func(a4, a6 ctnetlink.TupleProtoAttr) bool {
+			if c.protoNum == unix.IPPROTO_ICMPV6 {
+				return o.Proto.Has(a6)
+			}
+			return o.Proto.Has(a4)
+		}
+		if has(ctnetlink.TupleProtoAttrICMPType, ctnetlink.TupleProtoAttrICMPv6Type) {
+			m.ICMPType = &typ
+		}
+		if has(ctnetlink.TupleProtoAttrICMPCode, ctnetlink.TupleProtoAttrICMPv6Code) {
+			m.ICMPCode = &code
+		}
+		if has(ctnetlink.TupleProtoAttrICMPID, ctnetlink.TupleProtoAttrICMPv6ID) {
+			m.ICMPID = &id
+		}
+	default:
+		// conntrack does not compare GRE keys, nor anything of other
+		// protocols; keep their options out of the kernel.
+		exact = exact && c.l4flags == 0
+	}
+	switch t := &c.tmpl; {
+	case hasTCPState(t):
+		m.TCPStates = []ctnetlink.TCPState{t.ProtoInfo.TCP.State}
+	case hasSCTPState(t):
+		m.SCTPStates = []ctnetlink.SCTPState{t.ProtoInfo.SCTP.State}
+	case hasDCCPState(t):
+		m.DCCPStates = []ctnetlink.DCCPState{t.ProtoInfo.DCCP.State}
+	}
+
+	if opt(optMark) {
+		if c.markMask != 0 {
+			m.Mark, m.MarkMask = c.mark, c.markMask
+		} else {
+			// A zero mask selects every flow, or none: Matcher reads a
+			// zero mask as all bits.
+			exact = false
+		}
+	}
+	if opt(optStatus) && c.status != 0 {
+		// conntrack compares the status bits the option names.
+		m.Status, m.StatusMask = ctnetlink.Status(c.status), ctnetlink.Status(c.status)
+	}
+	if opt(optZone) {
+		z := c.tmpl.Zone
+		m.Zone = &z
+	}
+	if opt(optOrigZone) {
+		z := o.Zone
+		m.OrigZone = &z
+	}
+	if opt(optReplZone) {
+		z := r.Zone
+		m.ReplyZone = &z
+	}
+	if c.filterBits != nil {
+		if anyBit(c.filterBits) {
+			m.LabelsAll = c.filterBits
+		} else {
+			exact = false
+		}
+	}
+	if opt(optID) || opt(optTimeout) {
+		exact = false
+	}
+
+	// NAT: a source NAT to ADDR[:PORT] needs the reply tuple's destination
+	// to be ADDR[:PORT], a destination NAT its source; --any-nat needs
+	// either, which no field expresses.
+	if opt(optSrcNAT) || opt(optDstNAT) || opt(optAnyNAT) {
+		exact = false
+	}
+	if !opt(optAnyNAT) {
+		if opt(optSrcNAT) && c.hasSNAT {
+			natEndpoint(&m.Reply.Dst, &m.Reply.DstPort, c.snat)
+		}
+		if opt(optDstNAT) && c.hasDNAT {
+			natEndpoint(&m.Reply.Src, &m.Reply.SrcPort, c.dnat)
+		}
+	}
+	return m, exact
+}
+
+// natEndpoint sets an address and port a NAT filter requires, unless
+// another option already set them: both are then required, and either
+// will do as a field.
+func natEndpoint(addr *netip.Prefix, port **uint16, spec natSpec) {
+	if !addr.IsValid() && spec.addr.IsValid() {
+		*addr = netip.PrefixFrom(spec.addr, spec.addr.BitLen())
+	}
+	if *port == nil && spec.hasPort {
+		v := spec.port
+		*port = &v
+	}
+}
+
+// netPrefix returns the prefix that address a under netmask mask selects,
+// if the mask is a prefix mask of a's family.
+func netPrefix(a, mask netip.Addr) (netip.Prefix, bool) {
+	if !a.IsValid() || !mask.IsValid() || a.Is4() != mask.Is4() {
+		return netip.Prefix{}, false
+	}
+	fam := uint8(unix.AF_INET)
+	if mask.Is6() {
+		fam = unix.AF_INET6
+	}
+	for bits := 0; bits <= mask.BitLen(); bits++ {
+		if prefixMask(fam, bits) == mask {
+			p, err := a.Prefix(bits)
+			return p, err == nil
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+func anyBit(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDeleteOpts checks ctspec's own options of -D: they need -D on the
+// conntrack table (or -h, which then documents them), and print no flows,
+// so they take no -o.
+func (c *cmdLine) checkDeleteOpts() error {
+	var name string
+	switch {
+	case c.dryRun:
+		name = "dry-run"
+	case c.kernelFlush:
+		name = "kernel-flush"
+	default:
+		return nil
+	}
+	switch {
+	case c.cmd == ctHelp:
+		return nil
+	case c.cmd != ctDelete:
+		return paramError("Illegal option `--%s' with this command", name)
+	case c.options&bit(optOutput) != 0 && c.dryRun:
+		return paramError("--dry-run prints the plan, not flows: it takes no `--output'")
+	case c.options&bit(optOutput) != 0:
+		return paramError("--kernel-flush prints no flows: it takes no `--output'")
+	}
+	return nil
+}
