@@ -173,8 +173,8 @@ func (p *expectPrinter) close() {
 	}
 }
 
-// expectKey is the expectation the command line names: its master's
-// original tuple for -G, its own tuple for -D.
+// expectTuple is the tuple of the command line (-s, -d, -p and ports),
+// which -G and -D look expectations up by.
 func (c *cmdLine) expectTuple() ctnetlink.Tuple {
 	t := c.tmpl.TupleOrig
 	t.Proto.SetNum(c.protoNum)
@@ -200,8 +200,11 @@ func (a *app) expect(c *cmdLine) (int, error) {
 		p.close()
 		return n, nil
 	case expGet:
+		// conntrack sends the tuple of the command line as the master
+		// tuple, which the kernel looks up as an expected tuple: -G finds
+		// the expectation that a connection with that tuple would match.
 		var q ctnetlink.Expect
-		q.SetMaster(c.expectTuple())
+		q.SetTuple(c.expectTuple())
 		e, err := a.conn.GetExpect(ctx, &q)
 		if err != nil {
 			return 0, opFailed(err, c.cmd)
@@ -225,9 +228,8 @@ func (a *app) expect(c *cmdLine) (int, error) {
 		m := c.mask
 		m.Proto.SetNum(c.protoNum)
 		e.SetMask(m)
-		if c.tmpl.Has(ctnetlink.FlowAttrTimeout) {
-			e.SetTimeout(c.tmpl.Timeout)
-		}
+		// conntrack sends -t too, but the kernel starts every new
+		// expectation with its helper's timeout; ctspec leaves it so.
 		if c.options&bit(optStatus) != 0 {
 			e.SetFlags(ctnetlink.ExpectFlags(c.status))
 		}
