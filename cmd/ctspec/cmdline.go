@@ -765,12 +765,15 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 	}
 
 	// A netmask replaces the exact address match (nfct_filter_init).
-	if c.options&bit(optMaskSrc) != 0 && c.options&bit(optOrigSrc) != 0 {
+	// Expectation commands keep the address: there --mask-src and
+	// --mask-dst are the expectation's mask, and -s and -d its master's.
+	isExp := c.cmd >= expList && c.cmd <= expEvent
+	if !isExp && c.options&bit(optMaskSrc) != 0 && c.options&bit(optOrigSrc) != 0 {
 		c.netSrc = c.tmpl.TupleOrig.Src()
 		c.tmpl.TupleOrig.IP.Clear(ctnetlink.TupleIPAttrV4Src)
 		c.tmpl.TupleOrig.IP.Clear(ctnetlink.TupleIPAttrV6Src)
 	}
-	if c.options&bit(optMaskDst) != 0 && c.options&bit(optOrigDst) != 0 {
+	if !isExp && c.options&bit(optMaskDst) != 0 && c.options&bit(optOrigDst) != 0 {
 		c.netDst = c.tmpl.TupleOrig.Dst()
 		c.tmpl.TupleOrig.IP.Clear(ctnetlink.TupleIPAttrV4Dst)
 		c.tmpl.TupleOrig.IP.Clear(ctnetlink.TupleIPAttrV6Dst)

@@ -67,8 +67,114 @@ func appendExpect(b []byte, e *ctnetlink.Expect, msg int) []byte {
 	return b
 }
 
-// expectKey is the expectation the command line names: its master's
-// original tuple for -G, its own tuple for -D.
+// appendExpectXML appends an expectation as one <flow> element, as
+// libnetfilter_conntrack's XML printer does: the addresses of the
+// expected tuple, the mask and the master under <layer3>, their ports
+// under <layer4>, then <meta>. when adds the local time of printing.
+func appendExpectXML(b []byte, e *ctnetlink.Expect, msg int, when bool) []byte {
+	switch msg {
+	case msgNew:
+		b = append(b, `<flow type="new">`...)
+	case msgUpdate:
+		b = append(b, `<flow type="update">`...)
+	case msgDestroy:
+		b = append(b, `<flow type="destroy">`...)
+	default:
+		b = append(b, "<flow>"...)
+	}
+	fam := e.Family()
+	proto := e.Tuple.Proto.Num
+	// The kernel reports the mask's protocol as the tuple's; a mask
+	// without one prints with the tuple's, as in the default format.
+	mask := e.Mask
+	if mask.Proto.Num == 0 {
+		mask.Proto.Num = proto
+	}
+	tuples := []struct {
+		name string
+		t    *ctnetlink.Tuple
+	}{{"expected", &e.Tuple}, {"mask", &mask}, {"master", &e.Master}}
+	b = fmt.Appendf(b, `<layer3 protonum="%d" protoname="%s">`, fam, l3Name(fam))
+	for _, x := range tuples {
+		b = fmt.Appendf(b, "<%s><src>%s</src><dst>%s</dst></%s>", x.name, tupleSrc(x.t, fam), tupleDst(x.t, fam), x.name)
+	}
+	b = append(b, "</layer3>"...)
+	b = fmt.Appendf(b, `<layer4 protonum="%d" protoname="%s">`, proto, l4Name(proto))
+	for _, x := range tuples {
+		b = fmt.Appendf(b, "<%s>", x.name)
+		b = appendL4XML(b, x.t)
+		b = fmt.Appendf(b, "</%s>", x.name)
+	}
+	b = append(b, "</layer4><meta>"...)
+	if e.Has(ctnetlink.ExpectAttrHelpName) {
+		b = fmt.Appendf(b, "<helper-name>%s</helper-name>", e.HelpName)
+	}
+	if e.Has(ctnetlink.ExpectAttrTimeout) {
+		b = fmt.Appendf(b, "<timeout>%d</timeout>", e.Timeout)
+	}
+	if e.Has(ctnetlink.ExpectAttrClass) {
+		b = fmt.Appendf(b, "<class>%d</class>", e.Class)
+	}
+	if e.Has(ctnetlink.ExpectAttrZone) {
+		b = fmt.Appendf(b, "<zone>%d</zone>", e.Zone)
+	}
+	if when {
+		b = appendWhen(b, nowFunc())
+	}
+	if e.Flags&ctnetlink.ExpectFlagsPermanent != 0 {
+		b = append(b, "<permanent/>"...)
+	}
+	if e.Flags&ctnetlink.ExpectFlagsInactive != 0 {
+		b = append(b, "<inactive/>"...)
+	}
+	if e.Flags&ctnetlink.ExpectFlagsUserspace != 0 {
+		b = append(b, "<userspace/>"...)
+	}
+	return append(b, "</meta></flow>"...)
+}
+
+// expectPrinter prints the expectations of a listing or of events, with
+// conntrack's XML header before the first and a closing tag at the end.
+type expectPrinter struct {
+	a       *app
+	c       *cmdLine
+	xmlOpen bool
+	buf     []byte
+}
+
+func (p *expectPrinter) print(e *ctnetlink.Expect, msg int) {
+	b := p.buf[:0]
+	xml := p.c.output&outXML != 0
+	tms := p.c.output&outTimestamp != 0
+	switch {
+	case xml:
+		if !p.xmlOpen {
+			p.xmlOpen = true
+			p.a.out.WriteString("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<expect>\n")
+		}
+		b = appendExpectXML(b, e, msg, tms)
+	default:
+		if tms {
+			t := nowFunc()
+			b = fmt.Appendf(b, "[%-8d.%-6d]\t", t.Unix(), t.Nanosecond()/1000)
+		}
+		b = appendExpect(b, e, msg)
+	}
+	b = append(b, '\n')
+	p.a.out.Write(b)
+	p.buf = b
+}
+
+// close ends the XML document, when one was begun.
+func (p *expectPrinter) close() {
+	if p.xmlOpen {
+		p.a.out.WriteString("</expect>\n")
+		p.xmlOpen = false
+	}
+}
+
+// expectTuple is the tuple of the command line (-s, -d, -p and ports),
+// which -G and -D look expectations up by.
 func (c *cmdLine) expectTuple() ctnetlink.Tuple {
 	t := c.tmpl.TupleOrig
 	t.Proto.SetNum(c.protoNum)
@@ -80,6 +186,7 @@ func (a *app) expect(c *cmdLine) (int, error) {
 	switch c.cmd {
 	case expList:
 		n := 0
+		p := &expectPrinter{a: a, c: c}
 		for e, err := range a.conn.DumpExpect(ctx, c.family) {
 			if err != nil {
 				if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
@@ -87,18 +194,23 @@ func (a *app) expect(c *cmdLine) (int, error) {
 				}
 				return n, opFailed(err, c.cmd)
 			}
-			a.printExpect(c, e, msgNone)
+			p.print(e, msgNone)
 			n++
 		}
+		p.close()
 		return n, nil
 	case expGet:
+		// conntrack sends the tuple of the command line as the master
+		// tuple, which the kernel looks up as an expected tuple: -G finds
+		// the expectation that a connection with that tuple would match.
 		var q ctnetlink.Expect
-		q.SetMaster(c.expectTuple())
+		q.SetTuple(c.expectTuple())
 		e, err := a.conn.GetExpect(ctx, &q)
 		if err != nil {
 			return 0, opFailed(err, c.cmd)
 		}
-		a.printExpect(c, e, msgNone)
+		p := &expectPrinter{a: a, c: c}
+		p.print(e, msgNone)
 		return 1, nil
 	case expDelete:
 		var q ctnetlink.Expect
@@ -116,9 +228,8 @@ func (a *app) expect(c *cmdLine) (int, error) {
 		m := c.mask
 		m.Proto.SetNum(c.protoNum)
 		e.SetMask(m)
-		if c.tmpl.Has(ctnetlink.FlowAttrTimeout) {
-			e.SetTimeout(c.tmpl.Timeout)
-		}
+		// conntrack sends -t too, but the kernel starts every new
+		// expectation with its helper's timeout; ctspec leaves it so.
 		if c.options&bit(optStatus) != 0 {
 			e.SetFlags(ctnetlink.ExpectFlags(c.status))
 		}
@@ -168,17 +279,6 @@ func (a *app) expect(c *cmdLine) (int, error) {
 	return 0, nil
 }
 
-func (a *app) printExpect(c *cmdLine, e *ctnetlink.Expect, msg int) {
-	b := []byte(nil)
-	if c.output&outTimestamp != 0 && c.output&outXML == 0 {
-		t := nowFunc()
-		b = fmt.Appendf(b, "[%-8d.%-6d]\t", t.Unix(), t.Nanosecond()/1000)
-	}
-	b = appendExpect(b, e, msg)
-	b = append(b, '\n')
-	a.out.Write(b)
-}
-
 func (a *app) expectEvents(c *cmdLine) (int, error) {
 	groups := []ctnetlink.Group{ctnetlink.GroupExpNew, ctnetlink.GroupExpDestroy}
 	l, err := ctnetlink.Listen(&ctnetlink.ListenConfig{Groups: groups})
@@ -189,6 +289,7 @@ func (a *app) expectEvents(c *cmdLine) (int, error) {
 	ctx, stop := signalContext(a.ctx)
 	defer stop()
 	n := 0
+	p := &expectPrinter{a: a, c: c}
 	for ev, err := range l.Events(ctx) {
 		if err != nil {
 			if errors.Is(err, ctnetlink.ErrEventsLost) || ctx.Err() == nil {
@@ -203,10 +304,11 @@ func (a *app) expectEvents(c *cmdLine) (int, error) {
 		if ev.Type == ctnetlink.EventExpDestroy {
 			msg = msgDestroy
 		}
-		a.printExpect(c, ev.Expect, msg)
+		p.print(ev.Expect, msg)
 		a.out.Flush()
 		n++
 	}
+	p.close()
 	a.out.Flush()
 	fmt.Fprintf(a.stderr, "%s: %d expectation events have been shown.\n", versionString, n)
 	return 0, nil

@@ -407,12 +407,7 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 		b = fmt.Appendf(b, "<src>%s</src><dst>%s</dst></layer3>", tupleSrc(t, fam), tupleDst(t, fam))
 		n := t.Proto.Num
 		b = fmt.Appendf(b, `<layer4 protonum="%d" protoname="%s">`, n, l4Name(n))
-		switch {
-		case isPortProto(n):
-			b = fmt.Appendf(b, "<sport>%d</sport><dport>%d</dport>", t.Proto.SrcPort, t.Proto.DstPort)
-		case n == unix.IPPROTO_GRE:
-			b = fmt.Appendf(b, "<srckey>0x%x</srckey><dstkey>0x%x</dstkey>", t.Proto.SrcPort, t.Proto.DstPort)
-		}
+		b = appendL4XML(b, t)
 		b = append(b, "</layer4>"...)
 		if t.Has(ctnetlink.TupleAttrZone) {
 			b = fmt.Appendf(b, "<zone>%d</zone>", t.Zone)
@@ -514,14 +509,31 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 		b = append(b, "</meta>"...)
 	}
 	if when {
-		t := p.time()
-		b = fmt.Appendf(b, "<when><hour>%d</hour><min>%02d</min><sec>%02d</sec><wday>%d</wday><day>%d</day><month>%d</month><year>%d</year></when>",
-			t.Hour(), t.Minute(), t.Second(), int(t.Weekday())+1, t.Day(), int(t.Month()), t.Year())
+		b = appendWhen(b, p.time())
 	}
 	if hasHelper(f) {
 		b = fmt.Appendf(b, "<helper>%s</helper>", f.Help.Name)
 	}
 	return append(b, "</flow>"...)
+}
+
+// appendWhen appends the local time t as the <when> element of the XML
+// format.
+func appendWhen(b []byte, t time.Time) []byte {
+	return fmt.Appendf(b, "<when><hour>%d</hour><min>%02d</min><sec>%02d</sec><wday>%d</wday><day>%d</day><month>%d</month><year>%d</year></when>",
+		t.Hour(), t.Minute(), t.Second(), int(t.Weekday())+1, t.Day(), int(t.Month()), t.Year())
+}
+
+// appendL4XML appends the ports (or GRE keys) of a tuple in the XML
+// format; other protocols have none.
+func appendL4XML(b []byte, t *ctnetlink.Tuple) []byte {
+	switch n := t.Proto.Num; {
+	case isPortProto(n):
+		b = fmt.Appendf(b, "<sport>%d</sport><dport>%d</dport>", t.Proto.SrcPort, t.Proto.DstPort)
+	case n == unix.IPPROTO_GRE:
+		b = fmt.Appendf(b, "<srckey>0x%x</srckey><dstkey>0x%x</dstkey>", t.Proto.SrcPort, t.Proto.DstPort)
+	}
+	return b
 }
 
 // isSNAT and isDNAT are libnetfilter_conntrack's NFCT_GOPT_IS_SNAT and

@@ -224,7 +224,9 @@ func natAttr(s natSpec, proto uint8) ctnetlink.NAT {
 }
 
 // create runs -I and -A lines. Consecutive lines go to the kernel in one
-// pipelined batch; -A ignores flows that exist already, as conntrack does.
+// pipelined batch. conntrack 1.4.7 sends -A as it sends -I, with
+// NLM_F_EXCL, and takes EEXIST as success without counting the flow: -A
+// leaves a flow that exists as it is.
 func (a *app) create(lines []*cmdLine) (int, error) {
 	flows := make([]ctnetlink.Flow, len(lines))
 	for i, c := range lines {
@@ -234,9 +236,24 @@ func (a *app) create(lines []*cmdLine) (int, error) {
 	if err != nil {
 		return 0, opFailed(err, lines[0].cmd)
 	}
+	failed := map[int]bool{}
+	for _, e := range res.Errors {
+		failed[e.Index] = true
+	}
 	for _, e := range res.Errors {
 		if lines[e.Index].cmd == ctAdd && errors.Is(e.Err, unix.EEXIST) {
 			continue
+		}
+		// conntrack stops at the failing line. The kernel went on with
+		// the rest of the batch: remove the flows the later lines made.
+		var later []ctnetlink.Flow
+		for j := e.Index + 1; j < len(flows); j++ {
+			if !failed[j] {
+				later = append(later, flows[j])
+			}
+		}
+		if len(later) > 0 {
+			a.conn.DeleteMany(a.ctx, later)
 		}
 		return res.Done, opFailed(e.Err, lines[e.Index].cmd)
 	}
@@ -289,7 +306,9 @@ func (a *app) update(c *cmdLine) (int, error) {
 		}
 		return 0, opFailed(e.Err, c.cmd)
 	}
-	l := &lister{a: a, c: c, p: c.printer()}
+	// conntrack prints updated flows in XML without the document's
+	// header and closing tag.
+	l := &lister{a: a, c: c, p: c.printer(), xmlOpen: true}
 	n := 0
 	for i := range changes {
 		if failed[i] {
@@ -302,7 +321,6 @@ func (a *app) update(c *cmdLine) (int, error) {
 		l.print(f, msgNone)
 		n++
 	}
-	l.close()
 	return n, nil
 }
 
@@ -345,7 +363,9 @@ func (c *cmdLine) updateFor(f *ctnetlink.Flow) (ctnetlink.Flow, bool) {
 			if mask != nil {
 				u.SetLabelsMask(mask)
 			}
-			changed = changed || !f.Has(ctnetlink.FlowAttrLabels) || string(labels) != string(f.Labels)
+			// conntrack compares the mask too, which the flow never has:
+			// a flow with labels always changes.
+			changed = changed || f.Has(ctnetlink.FlowAttrLabels) || string(labels) != string(f.Labels)
 		}
 	}
 	return u, changed
@@ -378,13 +398,17 @@ func (c *cmdLine) newLabels(f *ctnetlink.Flow) (labels, mask []byte, ok bool) {
 	if c.labelDelAll && c.modifyBits == nil {
 		return make([]byte, 4), nil, true
 	}
+	// The labels go with the named bits cleared. conntrack's mask is the
+	// bitmap of the names, which libnetfilter_conntrack drops unless it
+	// is as long as the labels; without one the kernel replaces them all.
 	labels = append([]byte(nil), cur...)
-	mask = make([]byte, len(cur))
 	for i := 0; i < len(cur)*8; i++ {
 		if labelBitSet(c.modifyBits, i) {
 			labels[i/8] &^= 1 << (i % 8)
-			mask[i/8] |= 1 << (i % 8)
 		}
+	}
+	if len(c.modifyBits) == len(cur) {
+		mask = append([]byte(nil), c.modifyBits...)
 	}
 	return labels, mask, true
 }
