@@ -164,7 +164,7 @@ func createExpectations(t *testing.T, ns *nstest.NS) {
 		f.SetTupleOrig(ctnetlink.NewTuple(proto, netip.AddrPortFrom(s, e.sport), netip.AddrPortFrom(d, e.dport)))
 		f.SetTupleReply(ctnetlink.NewTuple(proto, netip.AddrPortFrom(d, e.dport), netip.AddrPortFrom(s, e.sport)))
 		f.SetTimeout(1000)
-		f.Help.SetName(helper)
+		f.SetHelp(&ctnetlink.Help{Name: helper})
 		if e.zone != 0 {
 			f.SetZone(e.zone)
 		}

@@ -246,18 +246,14 @@ func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 		j.Secmark = &v
 	}
 	if hasSecCtx(f) {
-		if f.SecCtx != nil {
-			j.SecCtx = f.SecCtx.SecCtxName
-		}
+		j.SecCtx = f.SecCtx.SecCtxName
 	}
 	if f.Has(ctnetlink.FlowAttrZone) {
 		v := f.Zone
 		j.Zone = &v
 	}
 	if hasHelper(f) {
-		if f.Help != nil {
-			j.Helper = f.Help.Name
-		}
+		j.Helper = f.Help.Name
 	}
 	if f.Has(ctnetlink.FlowAttrLabels) {
 		j.Labels = []string{}
