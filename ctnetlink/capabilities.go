@@ -28,7 +28,9 @@ import (
 // flush whose filter can match no flow (protocol 255 from 0.0.0.0 to
 // 0.0.0.0 with mark 0xffffffff, status TEMPLATE and zone 65535) either
 // fails with EOPNOTSUPP, on kernels whose flush refuses CTA_FILTER, or
-// succeeds without touching the table.
+// succeeds without touching the table. On kernels with the mark filter, a
+// flush for both families at once (AF_UNSPEC) is probed the same way, with
+// a mark filter no flow can pass (mark 1 under mask 0).
 //
 // Beyond the gates, the planner trusts a kernel flush only with what it was
 // seen to do right (Linux 6.18, checked by the randomized cleanup test):
@@ -43,6 +45,10 @@ type Capabilities struct {
 
 	DumpMark, DumpStatus, DumpZone, DumpTuple     bool
 	FlushMark, FlushStatus, FlushZone, FlushTuple bool
+	// FlushUnspec reports that a filtered flush for both families in one
+	// request (AF_UNSPEC) is accepted; without it, Cleanup sends one flush
+	// per family.
+	FlushUnspec bool
 }
 
 func (k Capabilities) atLeast(major, minor int) bool {
@@ -64,7 +70,7 @@ func (k Capabilities) String() string {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{true, "family"}, {k.FlushMark, "mark"}, {k.FlushStatus, "status"}, {k.FlushZone, "zone"}, {k.FlushTuple, "tuple"}} {
+	}{{true, "family"}, {k.FlushMark, "mark"}, {k.FlushStatus, "status"}, {k.FlushZone, "zone"}, {k.FlushTuple, "tuple"}, {k.FlushUnspec, "unspec"}} {
 		if f.on {
 			b.WriteString(" " + f.name)
 		}
@@ -137,9 +143,35 @@ func (c *Conn) Capabilities(ctx context.Context) (Capabilities, error) {
 				return
 			}
 		}
+		if k.FlushMark {
+			k.FlushUnspec, err = c.probeFlushUnspec(ctx)
+			if err != nil {
+				c.caps.err = err
+				return
+			}
+		}
 		c.caps.caps = k
 	})
 	return c.caps.caps, c.caps.err
+}
+
+// probeFlushUnspec sends a flush for both families whose mark filter no
+// flow passes: mark 1 under mask 0. Only kernels that apply a flush's mark
+// filter (FlushMark) may receive it; older ones would flush everything.
+func (c *Conn) probeFlushUnspec(ctx context.Context) (bool, error) {
+	var q Flow
+	q.SetMark(1)
+	q.SetMarkMask(0)
+	q.SetStatus(StatusTemplate)
+	q.SetStatusMask(StatusTemplate)
+	err := c.do(ctx, "probe-flush-unspec", MsgDelete, netlink.Acknowledge, unix.AF_UNSPEC, schemaFlow, q.AppendAttributes, nil)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EAFNOSUPPORT):
+		return false, nil
+	}
+	return false, err
 }
 
 // probeFlushTuple sends a flush with a tuple filter that matches no flow.

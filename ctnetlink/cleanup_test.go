@@ -323,7 +323,11 @@ func TestKernelCleanupDryRunAndPlan(t *testing.T) {
 	}
 	plan := res.Plan.String()
 	k := res.Plan.Capabilities
-	if k.FlushMark && len(res.Plan.Flushes) != 2 {
+	wantFlushes := 2
+	if k.FlushUnspec {
+		wantFlushes = 1
+	}
+	if k.FlushMark && len(res.Plan.Flushes) != wantFlushes {
 		t.Errorf("mark matcher not flushed in the kernel (capabilities %v):\n%s", k, plan)
 	}
 	if len(res.Plan.Scan.Matchers) != 2 || res.Plan.Scan.Indexed["orig-dst+port"] != 1 || res.Plan.Scan.Linear != 1 {
@@ -344,6 +348,51 @@ func TestKernelCleanupDryRunAndPlan(t *testing.T) {
 	}
 	if st, _ := c.Stats(ctx); int(st.Entries) != n {
 		t.Fatalf("%d flows left, want %d", st.Entries, n)
+	}
+}
+
+// TestKernelCleanupManyFlushable gives Cleanup more matchers than it sends
+// as kernel flushes: they share one dump instead, and the table left is the
+// one the matchers select.
+func TestKernelCleanupManyFlushable(t *testing.T) {
+	_, c := dialNS(t)
+	ctx := ctx(t)
+	table := manyFlows(3000)
+	for i := range table {
+		table[i].SetMark(uint32(i % 50))
+	}
+	if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("fill: %v %+v", err, res.Errors)
+	}
+	var matchers []Matcher
+	for m := uint32(0); m < 40; m += 2 {
+		matchers = append(matchers, Matcher{Mark: m, MarkMask: 0xffffffff})
+	}
+	few, err := c.Plan(ctx, matchers[:maxFlushes], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if few.Capabilities.FlushMark && (len(few.Flushes) == 0 || len(few.Notes) != 0) {
+		t.Fatalf("%d flushable matchers were not flushed:\n%s", maxFlushes, few)
+	}
+	res, err := c.Cleanup(ctx, matchers, nil)
+	if err != nil || res.Failed != 0 {
+		t.Fatal(err, res.Samples)
+	}
+	if len(res.Plan.Flushes) != 0 || len(res.Plan.Scan.Matchers) != len(matchers) {
+		t.Fatalf("%d flushable matchers, plan:\n%s", len(matchers), &res.Plan)
+	}
+	if res.Plan.Capabilities.FlushMark && len(res.Plan.Notes) == 0 {
+		t.Errorf("the plan does not say why the kernel flushes nothing:\n%s", &res.Plan)
+	}
+	want := 0
+	for i := range table {
+		if m := table[i].Mark; m >= 40 || m%2 == 1 {
+			want++
+		}
+	}
+	if st, _ := c.Stats(ctx); int(st.Entries) != want || res.Deleted != len(table)-want {
+		t.Fatalf("%d flows left and %d deleted, want %d left", st.Entries, res.Deleted, want)
 	}
 }
 
@@ -390,8 +439,7 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 	matchers := []Matcher{
 		// Flushable without OnDelete on kernels with mark and tuple flushes.
 		{Mark: 1, MarkMask: 0xff},
-		{Proto: unix.IPPROTO_SCTP},
-		{Proto: unix.IPPROTO_UDP, Orig: Endpoints{DstPort: u16(53)}},
+		{Proto: unix.IPPROTO_UDP, Family: unix.AF_INET, Orig: Endpoints{DstPort: u16(53)}},
 		// Deletes some of its flows itself before the cleanup does.
 		{Proto: unix.IPPROTO_TCP, Func: func(f *Flow) bool {
 			if f.TupleOrig.Proto.SrcPort%10 == 0 {
