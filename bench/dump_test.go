@@ -299,13 +299,21 @@ func childPeakRSS(ns *netNS, tool string, want int) (int64, error) {
 			childNetNSEnv+"="+ns.Path(),
 			childWantEnv+"="+strconv.Itoa(want))
 	}
+	return childMaxRSS(cmd, tool, tool != "conntrack-cli")
+}
+
+// childMaxRSS runs a peak-rss child and returns the peak RSS in KiB that
+// it printed on a "maxrss" line: a Go child on standard output (goChild),
+// GNU time on standard error, in which case standard output is discarded.
+// what names the child in errors.
+func childMaxRSS(cmd *exec.Cmd, what string, goChild bool) (int64, error) {
 	var stdout, stderr strings.Builder
 	cmd.Stderr = &stderr
-	if tool != "conntrack-cli" {
+	if goChild {
 		cmd.Stdout = &stdout
 	}
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("peak-rss %s: %v\n%s", tool, err, stderr.String())
+		return 0, fmt.Errorf("peak-rss %s: %v\n%s", what, err, stderr.String())
 	}
 	out := stdout.String() + stderr.String()
 	for _, line := range strings.Split(out, "\n") {
@@ -313,7 +321,7 @@ func childPeakRSS(ns *netNS, tool string, want int) (int64, error) {
 			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("peak-rss %s: no maxrss line in %q", tool, out)
+	return 0, fmt.Errorf("peak-rss %s: no maxrss line in %q", what, out)
 }
 
 // gnuTime is GNU time(1), which reports the peak RSS of the command it runs.
