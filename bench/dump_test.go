@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,24 +95,11 @@ func dumpTools(ns *netNS) ([]dumpTool, func(), error) {
 		{"conntrack-cli", false, func() (int, error) {
 			// Output goes to /dev/null, as with conntrack -L > /dev/null;
 			// the count comes from the summary on standard error.
-			var stderr strings.Builder
-			cmd := ns.Command("conntrack", "-L")
-			cmd.Stderr = &stderr
-			if err := cmd.Run(); err != nil {
-				return 0, fmt.Errorf("conntrack -L: %v: %s", err, stderr.String())
-			}
-			m := cliShown.FindStringSubmatch(stderr.String())
-			if m == nil {
-				return 0, fmt.Errorf("conntrack -L printed no count: %q", stderr.String())
-			}
-			return strconv.Atoi(m[1])
+			return listCommand(ns, "conntrack", "-L")
 		}},
 	}
 	return tools, closeAll, nil
 }
-
-// cliShown matches the summary conntrack -L prints on standard error.
-var cliShown = regexp.MustCompile(`(\d+) flow entries have been shown`)
 
 // vishHandle opens a vishvananda/netlink handle whose netfilter socket
 // lives in ns. NewHandleAt switches the calling thread into the namespace
