@@ -28,11 +28,17 @@
 // also report x-raw, their time as a multiple of the raw receive loop's for
 // the same table. Go code reports allocs/flow and B/flow over all
 // iterations; table setup between iterations is not timed and not counted.
-// The peak-rss benchmarks run one dump of the largest table in a child
-// process (the test binary again, or conntrack under GNU time) and report
-// its peak resident set size, VmHWM, in MiB; the idle child only dials.
+// The peak-rss benchmarks run one dump of the largest table, or one
+// ctspec cleanup of a 250k table, in a child process (the test binary
+// again, or conntrack under GNU time) and report its peak resident set
+// size, VmHWM, in MiB; the idle child only dials. The cleanup benchmarks
+// check after every run that exactly the selected flows are gone. Where
+// conntrack would need one command per endpoint, 1,000 commands of about a
+// second each, the suite runs a sample of them and scales the time up;
+// cli-sample says how many ran.
 //
 // The table of the README comes from the report program, which runs the
-// read-only workloads with the default -benchtime and the ones that change
-// the table with a fixed number of iterations after a warm-up iteration.
+// read-only workloads with the default -benchtime, the ones that change
+// the table with a fixed number of iterations after a warm-up iteration,
+// and the cleanups of 250k tables, some of which take minutes, once.
 package bench

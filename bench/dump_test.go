@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,24 +95,11 @@ func dumpTools(ns *netNS) ([]dumpTool, func(), error) {
 		{"conntrack-cli", false, func() (int, error) {
 			// Output goes to /dev/null, as with conntrack -L > /dev/null;
 			// the count comes from the summary on standard error.
-			var stderr strings.Builder
-			cmd := ns.Command("conntrack", "-L")
-			cmd.Stderr = &stderr
-			if err := cmd.Run(); err != nil {
-				return 0, fmt.Errorf("conntrack -L: %v: %s", err, stderr.String())
-			}
-			m := cliShown.FindStringSubmatch(stderr.String())
-			if m == nil {
-				return 0, fmt.Errorf("conntrack -L printed no count: %q", stderr.String())
-			}
-			return strconv.Atoi(m[1])
+			return listCommand(ns, "conntrack", "-L")
 		}},
 	}
 	return tools, closeAll, nil
 }
-
-// cliShown matches the summary conntrack -L prints on standard error.
-var cliShown = regexp.MustCompile(`(\d+) flow entries have been shown`)
 
 // vishHandle opens a vishvananda/netlink handle whose netfilter socket
 // lives in ns. NewHandleAt switches the calling thread into the namespace
@@ -299,13 +285,21 @@ func childPeakRSS(ns *netNS, tool string, want int) (int64, error) {
 			childNetNSEnv+"="+ns.Path(),
 			childWantEnv+"="+strconv.Itoa(want))
 	}
+	return childMaxRSS(cmd, tool, tool != "conntrack-cli")
+}
+
+// childMaxRSS runs a peak-rss child and returns the peak RSS in KiB that
+// it printed on a "maxrss" line: a Go child on standard output (goChild),
+// GNU time on standard error, in which case standard output is discarded.
+// what names the child in errors.
+func childMaxRSS(cmd *exec.Cmd, what string, goChild bool) (int64, error) {
 	var stdout, stderr strings.Builder
 	cmd.Stderr = &stderr
-	if tool != "conntrack-cli" {
+	if goChild {
 		cmd.Stdout = &stdout
 	}
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("peak-rss %s: %v\n%s", tool, err, stderr.String())
+		return 0, fmt.Errorf("peak-rss %s: %v\n%s", what, err, stderr.String())
 	}
 	out := stdout.String() + stderr.String()
 	for _, line := range strings.Split(out, "\n") {
@@ -313,7 +307,7 @@ func childPeakRSS(ns *netNS, tool string, want int) (int64, error) {
 			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("peak-rss %s: no maxrss line in %q", tool, out)
+	return 0, fmt.Errorf("peak-rss %s: no maxrss line in %q", what, out)
 }
 
 // gnuTime is GNU time(1), which reports the peak RSS of the command it runs.

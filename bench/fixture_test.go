@@ -39,6 +39,9 @@ type flowSpec struct {
 	sport, dport uint16
 	proto        uint8
 	mark         uint32
+	// tcpState is the state of a TCP flow; the zero value stands for
+	// established.
+	tcpState ctnetlink.TCPState
 }
 
 func specOf(i int, proto uint8, mark uint32) flowSpec {
@@ -90,7 +93,11 @@ func ctspecFlows(specs []flowSpec) []ctnetlink.Flow {
 			f.SetMark(s.mark)
 		}
 		if s.proto == unix.IPPROTO_TCP {
-			f.ProtoInfo.TCP.SetState(ctnetlink.TCPStateEstablished)
+			st := s.tcpState
+			if st == ctnetlink.TCPStateNone {
+				st = ctnetlink.TCPStateEstablished
+			}
+			f.ProtoInfo.TCP.SetState(st)
 		}
 	}
 	return flows

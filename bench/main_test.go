@@ -10,8 +10,15 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	var child func() error
 	if tool := os.Getenv(childToolEnv); tool != "" {
-		if err := runChildDump(tool); err != nil {
+		child = func() error { return runChildDump(tool) }
+	}
+	if w := os.Getenv(childCleanupEnv); w != "" {
+		child = func() error { return runChildCleanup(w) }
+	}
+	if child != nil {
+		if err := child(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

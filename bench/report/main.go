@@ -4,23 +4,27 @@
 // Run it from the bench directory, as root:
 //
 //	go run ./report > results.md
-//	go run ./report -bench Dump/n=10k   # a part of the suite
-//	go run ./report -from bench.txt     # the table of saved output
+//	go run ./report -bench Dump/n=10k          # a part of the suite
+//	go run ./report -bench 'Cleanup.*|Command' # several benchmarks
+//	go run ./report -from bench.txt            # the table of saved output
 //
-// It builds the test binary once and runs it in three passes: the
-// read-only workloads (dumps and decoding) with the default -benchtime of
-// one second, the workloads that change the table (create, delete, events)
-// with -benchtime=3x, and the cheap flush with -benchtime=10x. Go runs one
-// iteration before a fixed count of n and discards its figures, so those
-// figures are of a warm process. The raw benchmark output goes to standard
-// error as it comes. The whole suite takes about seven minutes on two cores.
+// It builds the test binary once and runs it in four passes: the
+// read-only workloads (dumps, decoding and the list commands) with the
+// default -benchtime of one second; the workloads that change the table
+// (create, delete, events) with -benchtime=3x; the cheap flush with
+// -benchtime=10x; and the cleanups of 250k tables, whose slowest runs take
+// minutes, with -benchtime=1x. Go runs one iteration before a fixed count
+// of n greater than one and discards its figures, so those figures are of a
+// warm process; a cleanup's single run follows the fill of its table. The
+// raw benchmark output goes to standard error as it comes. The whole suite
+// takes about ten minutes on two cores.
 //
 // In the table, Time/op is the median iteration's time. Ratio is a dump's
 // time as a multiple of the raw receive loop's for the same table, and for
 // the other workloads the time as a multiple of the reference ctspec row's
 // (marked "ref"). Allocs/flow and B/flow are those of Go code; the
 // conntrack command's are not measured. Peak RSS is of a child process that
-// dumps the 250k table once.
+// dumps the 250k table once, or runs ctspec's cleanup once.
 package main
 
 import (
@@ -35,7 +39,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,17 +52,21 @@ type pass struct {
 }
 
 var passes = []pass{
-	{[]string{"Dump", "Decode"}, "1s"},
+	{[]string{"Dump", "Decode", "Command"}, "1s"},
 	{[]string{"Create", "Delete", "Events"}, "3x"},
 	{[]string{"Flush"}, "10x"},
+	{[]string{"CleanupEndpoints", "CleanupMark", "CleanupState"}, "1x"},
 }
 
 // reference names, per workload, the ctspec row that the others' Ratio is
 // relative to. Dumps are relative to "raw" instead.
 var reference = map[string]string{
-	"Create": "ctspec-createmany",
-	"Delete": "ctspec-list-deletemany/mark",
-	"Flush":  "ctspec",
+	"Create":           "ctspec-createmany",
+	"Delete":           "ctspec-list-deletemany/mark",
+	"Flush":            "ctspec",
+	"CleanupEndpoints": "ctspec",
+	"CleanupMark":      "ctspec",
+	"CleanupState":     "ctspec",
 }
 
 // workloadTitle describes each benchmark for the table.
@@ -70,10 +77,15 @@ var workloadTitle = map[string]string{
 	"Delete": "Delete 100k of 200k flows by filter",
 	"Flush":  "Flush 100k flows",
 	"Events": "Events of create 100k + flush (200k)",
+
+	"CleanupEndpoints": "Cleanup of 1,000 UDP endpoints (20k of 250k flows)",
+	"CleanupMark":      "Cleanup by mark 0x300/0xff00 (25k of 250k flows)",
+	"CleanupState":     "Cleanup of TCP TIME_WAIT (50k of 250k flows)",
+	"Command":          "Command %s > /dev/null, %s TCP flows",
 }
 
 func main() {
-	filter := flag.String("bench", "", "run only the benchmarks this -test.bench pattern names, such as Dump/n=10k or Delete")
+	filter := flag.String("bench", "", "run only the benchmarks this pattern names: a regular expression of top-level benchmarks, such as Delete or 'Cleanup.*|Command', then optionally a slash and the -test.bench pattern of their sub-benchmarks, such as Dump/n=10k")
 	from := flag.String("from", "", "print the table of this saved benchmark output instead of running the suite")
 	flag.Parse()
 	var err error
@@ -115,16 +127,12 @@ func run(filter string) error {
 	load0 := loadavg()
 	var results []result
 	for _, p := range passes {
-		pattern := "^Benchmark(" + strings.Join(p.benchmarks, "|") + ")$"
-		if filter != "" {
-			top, sub, _ := strings.Cut(filter, "/")
-			if !slices.Contains(p.benchmarks, top) {
-				continue
-			}
-			pattern = "^Benchmark" + top + "$"
-			if sub != "" {
-				pattern += "/" + sub
-			}
+		pattern, ok, err := passPattern(p, filter)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
 		}
 		out, err := runPass(bin, pattern, p.benchtime)
 		results = append(results, parse(out)...)
@@ -137,6 +145,33 @@ func run(filter string) error {
 	}
 	printTable(os.Stdout, results, time.Since(start), load0, loadavg())
 	return nil
+}
+
+// passPattern returns the -test.bench pattern of pass p narrowed by the
+// -bench filter, and false if the filter leaves nothing of the pass.
+func passPattern(p pass, filter string) (string, bool, error) {
+	top, sub, _ := strings.Cut(filter, "/")
+	if top == "" {
+		top = ".*"
+	}
+	re, err := regexp.Compile("^(?:" + top + ")$")
+	if err != nil {
+		return "", false, fmt.Errorf("-bench: %w", err)
+	}
+	var names []string
+	for _, name := range p.benchmarks {
+		if re.MatchString(name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "", false, nil
+	}
+	pattern := "^Benchmark(" + strings.Join(names, "|") + ")$"
+	if sub != "" {
+		pattern += "/" + sub
+	}
+	return pattern, true, nil
 }
 
 func runPass(bin, pattern, benchtime string) ([]byte, error) {
@@ -198,7 +233,25 @@ type row struct {
 }
 
 // topOrder is the order of the workloads in the table.
-var topOrder = []string{"Dump", "Decode", "Create", "Delete", "Flush", "Events"}
+var topOrder = []string{"Dump", "Command", "Decode", "Create", "Delete", "Flush",
+	"CleanupEndpoints", "CleanupMark", "CleanupState", "Events"}
+
+// rowNotes are the notes of particular rows, by benchmark name.
+var rowNotes = map[string]string{
+	"CleanupEndpoints/ctspec":        "one Cleanup, 1,000 matchers; planned as one kernel flush each",
+	"CleanupEndpoints/ctspec-scan":   "the same with NoKernelFilters: one dump, matchers by hash",
+	"CleanupEndpoints/vishvananda":   "ConntrackDeleteFilters, 1,000 ConntrackFilters",
+	"CleanupEndpoints/conntrack-cli": "conntrack -D -p udp --orig-dst A --dport P, once per endpoint",
+	"CleanupMark/ctspec":             "kernel filtered flush",
+	"CleanupMark/vishvananda":        "ConntrackDeleteFilters, filter function",
+	"CleanupMark/conntrack-cli":      "conntrack -D -m 0x300/0xff00",
+	"CleanupState/ctspec":            "one dump, deletes pipelined",
+	"CleanupState/vishvananda":       "ConntrackDeleteFilters, filter function",
+	"CleanupState/conntrack-cli":     "conntrack -D -p tcp --state TIME_WAIT",
+}
+
+// commandArgs are the arguments of the Command benchmarks' formats.
+var commandArgs = map[string]string{"L": "-L", "L-xml": "-L -o xml"}
 
 func printTable(w io.Writer, results []result, took time.Duration, load0, load1 string) {
 	byName := map[string]result{}
@@ -230,6 +283,7 @@ func printTable(w io.Writer, results []result, took time.Duration, load0, load1 
 				bytes:     m["B/flow"],
 			}
 			_, rw.goAllocs = m["allocs/flow"]
+			rw.notes = rowNotes[r.name]
 			switch top {
 			case "Dump":
 				rw.workload = fmt.Sprintf(rw.workload, strings.TrimPrefix(parts[1], "n="))
@@ -240,16 +294,34 @@ func printTable(w io.Writer, results []result, took time.Duration, load0, load1 
 				if p, ok := byName[parts[0]+"/"+parts[1]+"/peak-rss/"+rw.tool]; ok {
 					rw.rss = fmt.Sprintf("%.0f MiB", p.metrics["peak-MiB"])
 				}
+			case "Command":
+				// Command/n=<size>/<format>/<tool>, relative to ctspec
+				// in the same format and size.
+				rw.workload = fmt.Sprintf(rw.workload, commandArgs[parts[2]], strings.TrimPrefix(parts[1], "n="))
+				rw.tool = strings.Join(parts[3:], "/")
+				ref := strings.Join(parts[:3], "/") + "/ctspec"
+				if rv := byName[ref].metrics["ns/op"]; rv > 0 {
+					rw.ratio = fmtRatio(m["ns/op"] / rv)
+				}
+				if r.name == ref {
+					rw.ratio += " ref"
+				}
 			case "Events":
 				// A listener that lost events finished early: its time
 				// is no match for one that received them all.
 				rw.notes = fmt.Sprintf("received %.1f%% of events, %.0f overruns", 100*m["recv/expected"], m["overruns"])
 			default:
 				if rv := byName[refName].metrics["ns/op"]; rv > 0 {
-					rw.ratio = fmt.Sprintf("%.2f", m["ns/op"]/rv)
+					rw.ratio = fmtRatio(m["ns/op"] / rv)
 				}
 				if r.name == refName {
 					rw.ratio += " ref"
+				}
+				if p, ok := byName[top+"/peak-rss/"+rw.tool]; ok {
+					rw.rss = fmt.Sprintf("%.0f MiB", p.metrics["peak-MiB"])
+				}
+				if v, ok := m["cli-sample"]; ok {
+					rw.notes += fmt.Sprintf("; %.0f of the commands run, time scaled up", v)
 				}
 			}
 			rows = append(rows, rw)
@@ -341,6 +413,15 @@ func fmtDuration(ns float64) string {
 		return fmt.Sprintf("%.2f µs", ns/1e3)
 	}
 	return fmt.Sprintf("%.0f ns", ns)
+}
+
+// fmtRatio prints a ratio with two decimals, or three below 0.1 so that a
+// row much faster than its reference does not show as 0.00.
+func fmtRatio(v float64) string {
+	if v < 0.1 {
+		return fmt.Sprintf("%.3f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func fmtRate(v float64) string {
