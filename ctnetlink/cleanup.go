@@ -421,11 +421,13 @@ type CleanupError struct {
 //     shared dump runs anyway) would cost more than one dump: then these
 //     matchers join the dump instead, and Plan.Notes says so.
 //  2. All other matchers share one streaming dump, narrowed in the kernel
-//     by what they have in common (family, mark). Matchers are indexed by
-//     exact host addresses and ports, so each flow costs a few hash lookups
-//     and the pass is O(table + matches), not O(table × matchers). Matching
-//     flows are deleted by tuple, zone and id with pipelined requests while
-//     the dump streams.
+//     by what they have in common (family, mark, protocol, status; not the
+//     zone, which the kernel compares in both directions where Zone reads
+//     CTA_ZONE).
+//     Matchers are indexed by exact host addresses and ports, so each flow
+//     costs a few hash lookups and the pass is O(table + matches), not
+//     O(table × matchers). Matching flows are deleted by tuple, zone and id
+//     with pipelined requests while the dump streams.
 //
 // Memory is bounded whatever the table size: no copy of the table and no
 // per-flow error list. Cancelling ctx stops promptly; the result then
@@ -556,16 +558,28 @@ func commonDumpFilter(matchers []Matcher, scan []int, k Capabilities, noKernel b
 	}
 	first := &matchers[scan[0]]
 	sameFamily, sameMark := first.Family != 0, (first.Mark != 0 || first.MarkMask != 0) && k.DumpMark
+	sameProto := first.Proto != 0 && k.DumpTuple
+	sameStatus := first.StatusMask != 0 && k.DumpStatus
 	for _, i := range scan[1:] {
 		m := &matchers[i]
 		sameFamily = sameFamily && m.Family == first.Family
 		sameMark = sameMark && m.Mark == first.Mark && m.MarkMask == first.MarkMask
+		sameProto = sameProto && m.Proto == first.Proto
+		sameStatus = sameStatus && m.Status == first.Status && m.StatusMask == first.StatusMask
 	}
 	if sameFamily {
 		d.Family = first.Family
 	}
 	if sameMark {
 		d.Mark, d.MarkMask = first.Mark, first.MarkMask
+	}
+	if sameProto {
+		// The kernel sends only flows of this protocol, which is most of
+		// a dump's cost when the others are many.
+		d.Orig = &TupleFilter{Proto: first.Proto}
+	}
+	if sameStatus {
+		d.Status, d.StatusMask = first.Status, first.StatusMask
 	}
 	return d
 }

@@ -171,7 +171,7 @@ func TestDeleteDryRun(t *testing.T) {
 		{[]string{"-p", "udp"}, []string{
 			`^kernel \S+: dump filters: .*; flush filters: .*$`,
 			`^kernel flushes: 0$`,
-			`^scan: one dump \(ipv4\+ipv6\) for 1 matchers: 1 tested against every flow$`,
+			`^scan: one dump \(ipv4\+ipv6, orig tuple \(proto 17\)\) for 1 matchers: 1 tested against every flow$`,
 			`^matcher 0: scan, to print each deleted flow \(a kernel flush does not report what it removes; see --kernel-flush\)$`,
 			`^dry run: 7 flow entries match; nothing has been deleted\.$`,
 		}},

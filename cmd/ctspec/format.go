@@ -112,21 +112,29 @@ func flowFamily(f *ctnetlink.Flow) uint8 { return f.Family() }
 // ipString prints an address as inet_ntoa and inet_ntop do. A missing
 // address prints as the family's zero address.
 func ipString(a netip.Addr, fam uint8) string {
+	return string(appendIP(nil, a, fam))
+}
+
+// appendIP appends a as ipString formats it.
+func appendIP(s []byte, a netip.Addr, fam uint8) []byte {
 	if !a.IsValid() {
 		if fam == unix.AF_INET6 {
-			return "::"
+			return append(s, "::"...)
 		}
-		return "0.0.0.0"
+		return append(s, "0.0.0.0"...)
 	}
 	if a.Is4() {
-		return a.String()
+		return a.AppendTo(s)
 	}
-	return ntop6(a)
+	return appendNtop6(s, a)
 }
 
 // ntop6 is glibc's inet_ntop for IPv6, which differs from netip in
 // printing IPv4-compatible addresses (::a.b.c.d) with a dotted quad.
-func ntop6(a netip.Addr) string {
+func ntop6(a netip.Addr) string { return string(appendNtop6(nil, a)) }
+
+// appendNtop6 appends a as ntop6 formats it.
+func appendNtop6(s []byte, a netip.Addr) []byte {
 	b := a.As16()
 	var w [8]uint16
 	for i := range w {
@@ -151,7 +159,6 @@ func ntop6(a netip.Addr) string {
 	if bestLen < 2 {
 		bestBase = -1
 	}
-	var s []byte
 	for i := 0; i < 8; i++ {
 		if bestBase >= 0 && i >= bestBase && i < bestBase+bestLen {
 			if i == bestBase {
@@ -163,15 +170,40 @@ func ntop6(a netip.Addr) string {
 			s = append(s, ':')
 		}
 		if i == 6 && bestBase == 0 && (bestLen == 6 || (bestLen == 5 && w[5] == 0xffff)) {
-			s = append(s, netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}).String()...)
-			return string(s)
+			return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}).AppendTo(s)
 		}
 		s = strconv.AppendUint(s, uint64(w[i]), 16)
 	}
 	if bestBase >= 0 && bestBase+bestLen == 8 {
 		s = append(s, ':')
 	}
-	return string(s)
+	return s
+}
+
+// appendField appends name, '=', the decimal v and a space.
+func appendField(b []byte, name string, v uint64) []byte {
+	b = append(append(b, name...), '=')
+	return append(strconv.AppendUint(b, v, 10), ' ')
+}
+
+// appendPadded appends s left-aligned in a field of width w, as %-*s.
+func appendPadded(b []byte, s string, w int) []byte {
+	b = append(b, s...)
+	for i := len(s); i < w; i++ {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// appendTupleAddrs appends "src=... dst=... " for one direction.
+func appendTupleAddrs(b []byte, t *ctnetlink.Tuple, fam uint8) []byte {
+	src, dst := t.IP.V4Src, t.IP.V4Dst
+	if fam == unix.AF_INET6 {
+		src, dst = t.IP.V6Src, t.IP.V6Dst
+	}
+	b = appendIP(append(b, "src="...), src, fam)
+	b = appendIP(append(b, " dst="...), dst, fam)
+	return append(b, ' ')
 }
 
 func tupleSrc(t *ctnetlink.Tuple, fam uint8) string {
@@ -250,16 +282,19 @@ func ctime(sec int64) string {
 
 // appendTuple appends "src=... dst=... PORTS " for one direction.
 func appendTuple(b []byte, t *ctnetlink.Tuple, fam uint8) []byte {
-	b = fmt.Appendf(b, "src=%s dst=%s ", tupleSrc(t, fam), tupleDst(t, fam))
+	b = appendTupleAddrs(b, t, fam)
 	n := t.Proto.Num
 	switch {
 	case isPortProto(n):
-		b = fmt.Appendf(b, "sport=%d dport=%d ", t.Proto.SrcPort, t.Proto.DstPort)
+		b = appendField(b, "sport", uint64(t.Proto.SrcPort))
+		b = appendField(b, "dport", uint64(t.Proto.DstPort))
 	case n == unix.IPPROTO_GRE:
 		b = fmt.Appendf(b, "srckey=0x%x dstkey=0x%x ", t.Proto.SrcPort, t.Proto.DstPort)
 	case n == unix.IPPROTO_ICMP || n == unix.IPPROTO_ICMPV6:
 		typ, code, id := icmpFields(t)
-		b = fmt.Appendf(b, "type=%d code=%d id=%d ", typ, code, id)
+		b = appendField(b, "type", uint64(typ))
+		b = appendField(b, "code", uint64(code))
+		b = appendField(b, "id", uint64(id))
 	}
 	return b
 }
@@ -278,12 +313,14 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 	}
 	fam := flowFamily(f)
 	if p.extended {
-		b = fmt.Appendf(b, "%-8s %d ", l3Name(fam), fam)
+		b = append(appendPadded(b, l3Name(fam), 8), ' ')
+		b = append(strconv.AppendUint(b, uint64(fam), 10), ' ')
 	}
 	proto := f.TupleOrig.Proto.Num
-	b = fmt.Appendf(b, "%-8s %d ", l4Name(proto), proto)
+	b = append(appendPadded(b, l4Name(proto), 8), ' ')
+	b = append(strconv.AppendUint(b, uint64(proto), 10), ' ')
 	if f.Has(ctnetlink.FlowAttrTimeout) {
-		b = fmt.Appendf(b, "%d ", f.Timeout)
+		b = append(strconv.AppendUint(b, uint64(f.Timeout), 10), ' ')
 	}
 	if hasTCPState(f) {
 		b = append(append(b, libTCPState(uint8(f.ProtoInfo.TCP.State))...), ' ')
@@ -304,7 +341,7 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 	}
 	if countersPresent(&f.CountersOrig) {
 		pk, by := counterValues(&f.CountersOrig)
-		b = fmt.Appendf(b, "packets=%d bytes=%d ", pk, by)
+		b = appendField(appendField(b, "packets", pk), "bytes", by)
 	}
 	hasStatus := f.Has(ctnetlink.FlowAttrStatus)
 	if hasStatus && f.Status&ctnetlink.StatusSeenReply == 0 {
@@ -316,7 +353,7 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 	}
 	if countersPresent(&f.CountersReply) {
 		pk, by := counterValues(&f.CountersReply)
-		b = fmt.Appendf(b, "packets=%d bytes=%d ", pk, by)
+		b = appendField(appendField(b, "packets", pk), "bytes", by)
 	}
 	if hasStatus {
 		switch {
@@ -329,7 +366,7 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 		}
 	}
 	if f.Has(ctnetlink.FlowAttrMark) {
-		b = fmt.Appendf(b, "mark=%d ", f.Mark)
+		b = appendField(b, "mark", uint64(f.Mark))
 	}
 	if f.Has(ctnetlink.FlowAttrSecmark) {
 		b = fmt.Appendf(b, "secmark=%d ", f.Secmark)
@@ -359,10 +396,10 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 		b = fmt.Appendf(b, "helper=%s ", f.Help.Name)
 	}
 	if f.Has(ctnetlink.FlowAttrUse) {
-		b = fmt.Appendf(b, "use=%d ", f.Use)
+		b = appendField(b, "use", uint64(f.Use))
 	}
 	if p.id && f.Has(ctnetlink.FlowAttrID) {
-		b = fmt.Appendf(b, "id=%d ", f.ID)
+		b = appendField(b, "id", uint64(f.ID))
 	}
 	if p.showLabels && p.labels != nil && f.Has(ctnetlink.FlowAttrLabels) {
 		b = append(b, "labels="...)
@@ -402,11 +439,17 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 	fam := flowFamily(f)
 	origCounters := countersPresent(&f.CountersOrig)
 	tuple := func(b []byte, dir string, t *ctnetlink.Tuple, c *ctnetlink.Counters) []byte {
-		b = fmt.Appendf(b, `<meta direction="%s">`, dir)
-		b = fmt.Appendf(b, `<layer3 protonum="%d" protoname="%s">`, fam, l3Name(fam))
-		b = fmt.Appendf(b, "<src>%s</src><dst>%s</dst></layer3>", tupleSrc(t, fam), tupleDst(t, fam))
+		b = append(append(append(b, `<meta direction="`...), dir...), `"><layer3 protonum="`...)
+		b = append(append(append(strconv.AppendUint(b, uint64(fam), 10), `" protoname="`...), l3Name(fam)...), `"><src>`...)
+		src, dst := t.IP.V4Src, t.IP.V4Dst
+		if fam == unix.AF_INET6 {
+			src, dst = t.IP.V6Src, t.IP.V6Dst
+		}
+		b = append(appendIP(b, src, fam), "</src><dst>"...)
+		b = append(appendIP(b, dst, fam), "</dst></layer3>"...)
 		n := t.Proto.Num
-		b = fmt.Appendf(b, `<layer4 protonum="%d" protoname="%s">`, n, l4Name(n))
+		b = append(strconv.AppendUint(append(b, `<layer4 protonum="`...), uint64(n), 10), `" protoname="`...)
+		b = append(append(b, l4Name(n)...), `">`...)
 		b = appendL4XML(b, t)
 		b = append(b, "</layer4>"...)
 		if t.Has(ctnetlink.TupleAttrZone) {
@@ -414,7 +457,9 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 		}
 		if origCounters {
 			pk, by := counterValues(c)
-			b = fmt.Appendf(b, "<counters><packets>%d</packets><bytes>%d</bytes></counters>", pk, by)
+			b = strconv.AppendUint(append(b, "<counters><packets>"...), pk, 10)
+			b = strconv.AppendUint(append(b, "</packets><bytes>"...), by, 10)
+			b = append(b, "</bytes></counters>"...)
 		}
 		return append(b, "</meta>"...)
 	}
@@ -432,7 +477,7 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 		b = append(b, `<meta direction="independent">`...)
 	}
 	if hasTCPState(f) {
-		b = fmt.Appendf(b, "<state>%s</state>", libTCPState(uint8(f.ProtoInfo.TCP.State)))
+		b = append(append(append(b, "<state>"...), libTCPState(uint8(f.ProtoInfo.TCP.State))...), "</state>"...)
 	}
 	if hasSCTPState(f) {
 		s := uint8(f.ProtoInfo.SCTP.State)
@@ -451,10 +496,10 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 		b = fmt.Appendf(b, "<state>%s</state>", libTCPState(s))
 	}
 	if f.Has(ctnetlink.FlowAttrTimeout) {
-		b = fmt.Appendf(b, "<timeout>%d</timeout>", f.Timeout)
+		b = append(strconv.AppendUint(append(b, "<timeout>"...), uint64(f.Timeout), 10), "</timeout>"...)
 	}
 	if f.Has(ctnetlink.FlowAttrMark) {
-		b = fmt.Appendf(b, "<mark>%d</mark>", f.Mark)
+		b = append(strconv.AppendUint(append(b, "<mark>"...), uint64(f.Mark), 10), "</mark>"...)
 	}
 	if p.showLabels && p.labels != nil && hasLabels {
 		b = append(b, "<labels>"...)
@@ -477,10 +522,10 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 		b = fmt.Appendf(b, "<zone>%d</zone>", f.Zone)
 	}
 	if f.Has(ctnetlink.FlowAttrUse) {
-		b = fmt.Appendf(b, "<use>%d</use>", f.Use)
+		b = append(strconv.AppendUint(append(b, "<use>"...), uint64(f.Use), 10), "</use>"...)
 	}
 	if f.Has(ctnetlink.FlowAttrID) {
-		b = fmt.Appendf(b, "<id>%d</id>", f.ID)
+		b = append(strconv.AppendUint(append(b, "<id>"...), uint64(f.ID), 10), "</id>"...)
 	}
 	if f.Has(ctnetlink.FlowAttrStatus) && f.Status&ctnetlink.StatusAssured != 0 {
 		b = append(b, "<assured/>"...)
@@ -529,7 +574,9 @@ func appendWhen(b []byte, t time.Time) []byte {
 func appendL4XML(b []byte, t *ctnetlink.Tuple) []byte {
 	switch n := t.Proto.Num; {
 	case isPortProto(n):
-		b = fmt.Appendf(b, "<sport>%d</sport><dport>%d</dport>", t.Proto.SrcPort, t.Proto.DstPort)
+		b = strconv.AppendUint(append(b, "<sport>"...), uint64(t.Proto.SrcPort), 10)
+		b = strconv.AppendUint(append(b, "</sport><dport>"...), uint64(t.Proto.DstPort), 10)
+		b = append(b, "</dport>"...)
 	case n == unix.IPPROTO_GRE:
 		b = fmt.Appendf(b, "<srckey>0x%x</srckey><dstkey>0x%x</dstkey>", t.Proto.SrcPort, t.Proto.DstPort)
 	}
