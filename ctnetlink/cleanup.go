@@ -44,7 +44,9 @@ type Matcher struct {
 	// Mark matches flows whose mark ANDed with MarkMask equals Mark. It
 	// applies when either is non-zero; a zero MarkMask means all bits.
 	Mark, MarkMask uint32
-	// Zone matches the flow's zone (CTA_ZONE); OrigZone and ReplyZone the
+	// Zone matches the flow's zone id as the kernel's filters read it (see
+	// Flow.ZoneID), so a flow whose zone applies to one direction only
+	// matches that zone, not zone 0; OrigZone and ReplyZone match the
 	// zones of its tuples.
 	Zone, OrigZone, ReplyZone *uint16
 	// LabelsAll matches flows that have every bit set here; LabelsAny
@@ -97,7 +99,7 @@ func (m *Matcher) Match(f *Flow) bool {
 	if !markMatch(f.Mark, m.Mark, m.MarkMask) {
 		return false
 	}
-	if m.Zone != nil && *m.Zone != f.Zone {
+	if m.Zone != nil && *m.Zone != f.ZoneID() {
 		return false
 	}
 	if m.OrigZone != nil && *m.OrigZone != f.TupleOrig.Zone {
@@ -421,9 +423,7 @@ type CleanupError struct {
 //     shared dump runs anyway) would cost more than one dump: then these
 //     matchers join the dump instead, and Plan.Notes says so.
 //  2. All other matchers share one streaming dump, narrowed in the kernel
-//     by what they have in common (family, mark, protocol, status; not the
-//     zone, which the kernel compares in both directions where Zone reads
-//     CTA_ZONE).
+//     by what they have in common (family, mark, protocol, status).
 //     Matchers are indexed by exact host addresses and ports, so each flow
 //     costs a few hash lookups and the pass is O(table + matches), not
 //     O(table × matchers). Matching flows are deleted by tuple, zone and id

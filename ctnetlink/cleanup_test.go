@@ -38,11 +38,24 @@ func randomTable(r *rand.Rand, n int) []Flow {
 		if proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 {
 			kport = 0
 		}
-		key := fmt.Sprint(proto, src, dst, sport, kport, zone)
-		if seen[key] {
+		// A zone applies to both directions, or, picked by the source
+		// port, to one only. The kernel refuses a flow when either
+		// direction's tuple, in that direction's zone, exists already.
+		origZone, replyZone := zone, zone
+		if zone != 0 {
+			switch sport % 4 {
+			case 0:
+				replyZone = 0
+			case 1:
+				origZone = 0
+			}
+		}
+		keyO := fmt.Sprint("o", proto, src, dst, sport, kport, origZone)
+		keyR := fmt.Sprint("r", proto, src, dst, sport, kport, replyZone)
+		if seen[keyO] || seen[keyR] {
 			continue
 		}
-		seen[key] = true
+		seen[keyO], seen[keyR] = true, true
 		var f Flow
 		f.SetTupleOrig(NewTuple(proto, netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)))
 		f.SetTupleReply(NewTuple(proto, netip.AddrPortFrom(dst, dport), netip.AddrPortFrom(src, sport)))
@@ -65,8 +78,13 @@ func randomTable(r *rand.Rand, n int) []Flow {
 		}
 		f.SetTimeout(600)
 		f.SetMark(uint32(r.Intn(4)) | uint32(r.Intn(2))<<8)
-		if zone != 0 {
+		switch {
+		case origZone != 0 && replyZone != 0:
 			f.SetZone(zone)
+		case origZone != 0:
+			f.TupleOrig.SetZone(zone)
+		case replyZone != 0:
+			f.TupleReply.SetZone(zone)
 		}
 		if r.Intn(3) == 0 {
 			lab := make([]byte, 16)
@@ -109,7 +127,7 @@ func randomMatcher(r *rand.Rand, table []Flow) Matcher {
 		case 5:
 			m.Mark, m.MarkMask = f.Mark&0xff, 0xff
 		case 6:
-			z := f.Zone
+			z := f.ZoneID()
 			m.Zone = &z
 		case 7:
 			if len(f.Labels) > 0 {
@@ -139,7 +157,7 @@ func reserveLabels(t *testing.T, ns interface {
 
 func flowKey(f *Flow) string {
 	return fmt.Sprint(f.TupleOrig.Proto.Num, f.TupleOrig.Src(), f.TupleOrig.Dst(), f.TupleOrig.Proto.SrcPort, f.TupleOrig.Proto.DstPort,
-		f.TupleOrig.Proto.ICMPID, f.TupleOrig.Proto.ICMPv6ID, f.Zone)
+		f.TupleOrig.Proto.ICMPID, f.TupleOrig.Proto.ICMPv6ID, f.Zone, f.TupleOrig.Zone, f.TupleReply.Zone)
 }
 
 func TestKernelCleanupRandomized(t *testing.T) {

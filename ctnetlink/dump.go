@@ -43,7 +43,9 @@ type DumpFilter struct {
 	// Status. It applies when StatusMask is non-zero.
 	Status, StatusMask Status
 
-	// Zone, if not nil, selects flows of that conntrack zone.
+	// Zone, if not nil, selects flows of that conntrack zone id (see
+	// Flow.ZoneID): the kernel's zone filter compares the id whatever
+	// direction the zone applies to.
 	Zone *uint16
 
 	// Orig and Reply, if not nil, select flows by their original and reply
@@ -192,7 +194,7 @@ func (f *DumpFilter) Match(fl *Flow) bool {
 	if f.StatusMask != 0 && fl.Status&f.StatusMask != f.Status {
 		return false
 	}
-	if f.Zone != nil && *f.Zone != fl.Zone {
+	if f.Zone != nil && *f.Zone != fl.ZoneID() {
 		return false
 	}
 	if f.Orig != nil && !f.Orig.Match(&fl.TupleOrig) {

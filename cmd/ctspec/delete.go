@@ -212,8 +212,14 @@ func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
 		m.Status, m.StatusMask = ctnetlink.Status(c.status), ctnetlink.Status(c.status)
 	}
 	if opt(optZone) {
-		z := c.tmpl.Zone
-		m.Zone = &z
+		// conntrack compares CTA_ZONE, which a flow whose zone applies to
+		// one direction only does not carry: for it -w 0 holds. Matcher
+		// compares the zone id, as the kernel does, so a zone other than
+		// 0 only narrows, and zone 0 is left to the user-space check.
+		if z := c.tmpl.Zone; z != 0 {
+			m.Zone = &z
+		}
+		exact = false
 	}
 	if opt(optOrigZone) {
 		z := o.Zone
