@@ -53,7 +53,7 @@ demo:
 	bash scripts/demo.sh
 
 # Compare ctspec with raw netlink, vishvananda/netlink, ti-mo/conntrack and
-# conntrack(8) in throwaway network namespaces (needs root; about 5 minutes)
+# conntrack(8) in throwaway network namespaces (needs root; about 5 to 8 minutes)
 # and print the results as one Markdown table. bench/ is a module of its own.
 bench:
 	cd bench && $(GO) run ./report

@@ -238,7 +238,7 @@ var topOrder = []string{"Dump", "Command", "Decode", "Create", "Delete", "Flush"
 
 // rowNotes are the notes of particular rows, by benchmark name.
 var rowNotes = map[string]string{
-	"CleanupEndpoints/ctspec":        "one Cleanup, 1,000 matchers; planned as one kernel flush each",
+	"CleanupEndpoints/ctspec":        "one Cleanup, 1,000 matchers; the planner runs them over one dump, matchers by hash",
 	"CleanupEndpoints/ctspec-scan":   "the same with NoKernelFilters: one dump, matchers by hash",
 	"CleanupEndpoints/vishvananda":   "ConntrackDeleteFilters, 1,000 ConntrackFilters",
 	"CleanupEndpoints/conntrack-cli": "conntrack -D -p udp --orig-dst A --dport P, once per endpoint",
