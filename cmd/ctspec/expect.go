@@ -72,16 +72,7 @@ func appendExpect(b []byte, e *ctnetlink.Expect, msg int) []byte {
 // expected tuple, the mask and the master under <layer3>, their ports
 // under <layer4>, then <meta>. when adds the local time of printing.
 func appendExpectXML(b []byte, e *ctnetlink.Expect, msg int, when bool) []byte {
-	switch msg {
-	case msgNew:
-		b = append(b, `<flow type="new">`...)
-	case msgUpdate:
-		b = append(b, `<flow type="update">`...)
-	case msgDestroy:
-		b = append(b, `<flow type="destroy">`...)
-	default:
-		b = append(b, "<flow>"...)
-	}
+	b = appendFlowOpen(b, msg)
 	fam := e.Family()
 	proto := e.Tuple.Proto.Num
 	// The kernel reports the mask's protocol as the tuple's; a mask

@@ -424,18 +424,22 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 	return b
 }
 
-// appendXML appends the flow as one <flow> element.
-func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []byte {
+// appendFlowOpen appends the opening <flow> tag, with the event type of msg.
+func appendFlowOpen(b []byte, msg int) []byte {
 	switch msg {
 	case msgNew:
-		b = append(b, `<flow type="new">`...)
+		return append(b, `<flow type="new">`...)
 	case msgUpdate:
-		b = append(b, `<flow type="update">`...)
+		return append(b, `<flow type="update">`...)
 	case msgDestroy:
-		b = append(b, `<flow type="destroy">`...)
-	default:
-		b = append(b, "<flow>"...)
+		return append(b, `<flow type="destroy">`...)
 	}
+	return append(b, "<flow>"...)
+}
+
+// appendXML appends the flow as one <flow> element.
+func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []byte {
+	b = appendFlowOpen(b, msg)
 	fam := flowFamily(f)
 	origCounters := countersPresent(&f.CountersOrig)
 	tuple := func(b []byte, dir string, t *ctnetlink.Tuple, c *ctnetlink.Counters) []byte {
