@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // cleanupSize is the table size of the cleanup workloads.
@@ -344,7 +345,7 @@ func benchCleanup(b *testing.B, w *cleanupWorkload) {
 	if w.cliSample == 0 {
 		muts = append(muts, mutation{"conntrack-cli", false, func(tb testing.TB) {
 			for _, args := range cli {
-				t.ns.Run(tb, "conntrack", args...)
+				runQuiet(tb, t.ns, "conntrack", args...)
 			}
 		}})
 	}
@@ -360,7 +361,7 @@ func benchCleanup(b *testing.B, w *cleanupWorkload) {
 				setup(b)
 				m.start()
 				for _, args := range sample {
-					t.ns.Run(b, "conntrack", args...)
+					runQuiet(b, t.ns, "conntrack", args...)
 				}
 				m.stop()
 				t.expectCleaned(b, sampleWant, w.sampleSelected)
@@ -419,7 +420,7 @@ const childCleanupEnv = "CTSPEC_BENCH_CLEANUP"
 // childCleanupPeakRSS runs ctspec's Cleanup of workload w, with
 // NoKernelFilters if scan, in a new process and returns the process's peak
 // resident set size (VmHWM) in KiB.
-func childCleanupPeakRSS(ns *netNS, w string, scan bool) (int64, error) {
+func childCleanupPeakRSS(ns *nstest.NS, w string, scan bool) (int64, error) {
 	if scan {
 		w += "/scan"
 	}
@@ -438,11 +439,10 @@ func runChildCleanup(arg string) error {
 		return fmt.Errorf("no cleanup workload %q", name)
 	}
 	path := os.Getenv(childNetNSEnv)
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	ns, err := nstest.Open(path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return err
 	}
-	ns := &netNS{fd: fd}
 	defer ns.Close()
 	c, err := ctnetlink.Dial(&ctnetlink.Config{NetNS: ns.FD()})
 	if err != nil {

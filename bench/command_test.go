@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // Table sizes of the command workloads.
@@ -33,7 +35,7 @@ var cliShown = regexp.MustCompile(`(\d+) flow entries have been shown`)
 // listCommand runs a listing command inside the namespace with its
 // standard output on /dev/null, as in ctspec -L > /dev/null, and returns
 // the number of flows it says it showed on standard error.
-func listCommand(ns *netNS, name string, args ...string) (int, error) {
+func listCommand(ns *nstest.NS, name string, args ...string) (int, error) {
 	var stderr strings.Builder
 	cmd := ns.Command(name, args...)
 	cmd.Stderr = &stderr

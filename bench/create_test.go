@@ -136,7 +136,7 @@ func BenchmarkCreate(b *testing.B) {
 			}
 		}},
 		{"conntrack-cli", false, func(tb testing.TB) {
-			t.ns.Run(tb, "conntrack", "-R", save)
+			runQuiet(tb, t.ns, "conntrack", "-R", save)
 		}},
 		{"vishvananda", true, func(tb testing.TB) {
 			for i := range vflows {

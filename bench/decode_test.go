@@ -98,10 +98,10 @@ func captureMessages(tb testing.TB) []flowMessage {
 	tb.Helper()
 	ctx := context.Background()
 	t := newTable(tb)
-	if err := t.ns.setSysctl("net.netfilter.nf_conntrack_acct", "1"); err != nil {
+	if err := t.ns.SetSysctl("net.netfilter.nf_conntrack_acct", "1"); err != nil {
 		tb.Fatal(err)
 	}
-	if err := t.ns.setSysctl("net.netfilter.nf_conntrack_timestamp", "1"); err != nil {
+	if err := t.ns.SetSysctl("net.netfilter.nf_conntrack_timestamp", "1"); err != nil {
 		tb.Fatal(err)
 	}
 	ap := func(s string, port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(s), port) }

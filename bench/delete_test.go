@@ -83,8 +83,8 @@ func BenchmarkDelete(b *testing.B) {
 		{"ctspec-list-deletemany/tcp", true, listDelete(tcp)},
 		{"ctspec-flush-filter/mark", true, flush(&ctnetlink.FlushFilter{Mark: 1})},
 		{"ctspec-flush-filter/tcp", true, flush(&ctnetlink.FlushFilter{Family: unix.AF_INET, Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_TCP}})},
-		{"conntrack-cli/mark", false, func(tb testing.TB) { t.ns.Run(tb, "conntrack", "-D", "-m", "1") }},
-		{"conntrack-cli/tcp", false, func(tb testing.TB) { t.ns.Run(tb, "conntrack", "-D", "-p", "tcp") }},
+		{"conntrack-cli/mark", false, func(tb testing.TB) { runQuiet(tb, t.ns, "conntrack", "-D", "-m", "1") }},
+		{"conntrack-cli/tcp", false, func(tb testing.TB) { runQuiet(tb, t.ns, "conntrack", "-D", "-p", "tcp") }},
 		{"vishvananda/mark", true, vishDelete(markFilter(1))},
 		{"vishvananda/tcp", true, vishDelete(vishTCP)},
 		{"ti-mo-dump-delete/mark", true, func(tb testing.TB) {
@@ -121,7 +121,7 @@ func BenchmarkFlush(b *testing.B) {
 				tb.Fatalf("Flush: %v", err)
 			}
 		}},
-		{"conntrack-cli", false, func(tb testing.TB) { t.ns.Run(tb, "conntrack", "-F") }},
+		{"conntrack-cli", false, func(tb testing.TB) { runQuiet(tb, t.ns, "conntrack", "-F") }},
 		{"vishvananda", true, func(tb testing.TB) {
 			if err := vh.ConntrackTableFlush(vish.ConntrackTable); err != nil {
 				tb.Fatalf("ConntrackTableFlush: %v", err)

@@ -13,10 +13,10 @@ import (
 	mdnetlink "github.com/mdlayher/netlink"
 	timo "github.com/ti-mo/conntrack"
 	vish "github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // dumpTool is one way to read the whole table. run returns the number of
@@ -31,7 +31,7 @@ type dumpTool struct {
 
 // dumpTools returns the dump implementations under comparison, each with
 // its own connection into the namespace.
-func dumpTools(ns *netNS) ([]dumpTool, func(), error) {
+func dumpTools(ns *nstest.NS) ([]dumpTool, func(), error) {
 	ctx := context.Background()
 	var closers []func()
 	closeAll := func() {
@@ -102,15 +102,14 @@ func dumpTools(ns *netNS) ([]dumpTool, func(), error) {
 }
 
 // vishHandle opens a vishvananda/netlink handle whose netfilter socket
-// lives in ns. NewHandleAt switches the calling thread into the namespace
-// and back; it runs on a thread of its own that is discarded afterwards,
-// so no other goroutine can ever run in a namespace it did not choose.
-func vishHandle(ns *netNS) (*vish.Handle, error) {
+// lives in ns: it is opened on a thread inside the namespace, which is
+// discarded afterwards.
+func vishHandle(ns *nstest.NS) (*vish.Handle, error) {
 	var h *vish.Handle
-	_, err := onNewThread(func() (int, error) {
+	err := ns.Do(func() error {
 		var err error
-		h, err = vish.NewHandleAt(netns.NsHandle(ns.FD()), unix.NETLINK_NETFILTER)
-		return 0, err
+		h, err = vish.NewHandle(unix.NETLINK_NETFILTER)
+		return err
 	})
 	return h, err
 }
@@ -125,7 +124,7 @@ type rawDumper struct {
 	req []byte
 }
 
-func newRawDumper(ns *netNS) (*rawDumper, error) {
+func newRawDumper(ns *nstest.NS) (*rawDumper, error) {
 	d := &rawDumper{fd: -1, buf: make([]byte, 64<<10)}
 	err := ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
@@ -274,7 +273,7 @@ const (
 // its parent's peak in ru_maxrss, and the parent holds the benchmark's
 // tables. For the same reason conntrack runs under GNU time, whose own
 // small peak is all its child can inherit.
-func childPeakRSS(ns *netNS, tool string, want int) (int64, error) {
+func childPeakRSS(ns *nstest.NS, tool string, want int) (int64, error) {
 	var cmd *exec.Cmd
 	if tool == "conntrack-cli" {
 		cmd = ns.Command(gnuTime, "-f", "maxrss %M", "conntrack", "-L")

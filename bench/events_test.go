@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // eventsReadBuffer is the receive buffer the listeners ask for: 256 MiB,
@@ -38,15 +39,6 @@ type eventCounter interface {
 	overruns() int64
 	// stop ends the listener.
 	stop() error
-}
-
-// setSysctl writes a per-namespace net.* sysctl inside ns.
-func (ns *netNS) setSysctl(key, value string) error {
-	if !strings.HasPrefix(key, "net.") || strings.Contains(key, "/") {
-		return fmt.Errorf("sysctl %q: not a per-namespace net.* key", key)
-	}
-	p := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-	return ns.Do(func() error { return os.WriteFile(p, []byte(value), 0) })
 }
 
 // probeFlow is the flow created and deleted to check that a listener is
@@ -92,7 +84,7 @@ type ctspecListener struct {
 	lost   atomic.Int64
 }
 
-func newCtspecListener(ns *netNS) (*ctspecListener, error) {
+func newCtspecListener(ns *nstest.NS) (*ctspecListener, error) {
 	l, err := ctnetlink.Listen(&ctnetlink.ListenConfig{NetNS: ns.FD(), ReadBuffer: eventsReadBuffer})
 	if err != nil {
 		return nil, err
@@ -137,7 +129,7 @@ type cliListener struct {
 	enobuf  atomic.Int64
 }
 
-func newCLIListener(ns *netNS, args ...string) (*cliListener, error) {
+func newCLIListener(ns *nstest.NS, args ...string) (*cliListener, error) {
 	cmd := ns.Command("conntrack", append([]string{"-E"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -187,7 +179,7 @@ func (c *cliListener) stop() error {
 func BenchmarkEvents(b *testing.B) {
 	ctx := context.Background()
 	t := newTable(b)
-	if err := t.ns.setSysctl("net.netfilter.nf_conntrack_events", "1"); err != nil {
+	if err := t.ns.SetSysctl("net.netfilter.nf_conntrack_events", "1"); err != nil {
 		b.Fatal(err)
 	}
 	flows := ctspecFlows(tcpSpecs(bulkSize))

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // Table sizes of the dump workloads.
@@ -105,7 +106,7 @@ func ctspecFlows(specs []flowSpec) []ctnetlink.Flow {
 
 // table is a namespace with a ctspec client dialed into it.
 type table struct {
-	ns *netNS
+	ns *nstest.NS
 	c  *ctnetlink.Conn
 }
 

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 func TestMain(m *testing.M) {
@@ -42,11 +42,10 @@ func runChildDump(name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", childWantEnv, err)
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	ns, err := nstest.Open(path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return err
 	}
-	ns := &netNS{fd: fd}
 	defer ns.Close()
 	tools, closeTools, err := dumpTools(ns)
 	if err != nil {

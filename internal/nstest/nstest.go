@@ -85,6 +85,16 @@ func Create() (*NS, error) {
 	return ns, nil
 }
 
+// Open opens the existing network namespace that path names, such as the
+// Path of an NS in another process. The caller must Close the returned NS.
+func Open(path string) (*NS, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("nstest: open %s: %w", path, err)
+	}
+	return &NS{fd: fd}, nil
+}
+
 // New returns a new network namespace with the loopback interface up and
 // closes it when the test ends. Without privilege it skips the test, or
 // fails it when CTSPEC_REQUIRE_KERNEL=1.
