@@ -129,23 +129,20 @@ func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
 	if c.proto != nil {
 		m.Proto = c.protoNum
 	}
-	if opt(optOrigSrc) {
-		if opt(optMaskSrc) {
-			var ok bool
-			m.Orig.Src, ok = netPrefix(c.netSrc, c.mask.Src())
-			exact = exact && ok
-		} else {
-			m.Orig.Src = host(o.Src())
+	// An original address with --mask-src or --mask-dst is a network.
+	orig := func(addr, network, mask netip.Addr, masked bool) netip.Prefix {
+		if !masked {
+			return host(addr)
 		}
+		p, ok := netPrefix(network, mask)
+		exact = exact && ok
+		return p
+	}
+	if opt(optOrigSrc) {
+		m.Orig.Src = orig(o.Src(), c.netSrc, c.mask.Src(), opt(optMaskSrc))
 	}
 	if opt(optOrigDst) {
-		if opt(optMaskDst) {
-			var ok bool
-			m.Orig.Dst, ok = netPrefix(c.netDst, c.mask.Dst())
-			exact = exact && ok
-		} else {
-			m.Orig.Dst = host(o.Dst())
-		}
+		m.Orig.Dst = orig(o.Dst(), c.netDst, c.mask.Dst(), opt(optMaskDst))
 	}
 	if opt(optReplSrc) {
 		m.Reply.Src = host(r.Src())
@@ -270,23 +267,24 @@ func natEndpoint(addr *netip.Prefix, port **uint16, spec natSpec) {
 	}
 }
 
-// netPrefix returns the prefix that address a under netmask mask selects,
-// if the mask is a prefix mask of a's family.
+// netPrefix returns the prefix of address a as long as the leading 1 bits
+// of netmask mask, and whether that prefix is exactly what a under mask
+// selects (mask is a prefix mask of a's family). Where it is not, the
+// prefix selects more. It returns the zero Prefix for an invalid pair.
 func netPrefix(a, mask netip.Addr) (netip.Prefix, bool) {
-	if !a.IsValid() || !mask.IsValid() || a.Is4() != mask.Is4() {
+	if !a.IsValid() || !mask.IsValid() || a.BitLen() != mask.BitLen() {
 		return netip.Prefix{}, false
 	}
 	fam := uint8(unix.AF_INET)
 	if mask.Is6() {
 		fam = unix.AF_INET6
 	}
-	for bits := 0; bits <= mask.BitLen(); bits++ {
-		if prefixMask(fam, bits) == mask {
-			p, err := a.Prefix(bits)
-			return p, err == nil
-		}
+	bits := leadingOnes(mask)
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}, false
 	}
-	return netip.Prefix{}, false
+	return p, prefixMask(fam, bits) == mask
 }
 
 func anyBit(b []byte) bool {

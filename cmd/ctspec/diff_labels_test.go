@@ -108,9 +108,7 @@ bad line
 func labelTable(t *testing.T, env *labelEnv) {
 	t.Helper()
 	nstest.RequireCommands(t, "nft")
-	env.ns.Run(t, "nft", "add table inet t")
-	env.ns.Run(t, "nft", "add chain inet t out { type filter hook output priority 0 ; }")
-	env.ns.Run(t, "nft", "add rule inet t out ct label 127 counter")
+	nftOutputRule(t, env.ns, "ct label 127 counter")
 	for _, args := range [][]string{
 		{"-p", "tcp", "-s", "192.0.2.1", "-d", "192.0.2.2", "--sport", "10", "--dport", "20", "--state", "ESTABLISHED", "--label-add", "zero,one"},
 		{"-p", "udp", "-s", "192.0.2.1", "-d", "192.0.2.3", "--sport", "10", "--dport", "53", "--label-add", "five-x", "-m", "3"},

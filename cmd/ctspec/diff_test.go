@@ -160,9 +160,7 @@ func richTable(t *testing.T, ns *nstest.NS) {
 	// TCP connection in TIME_WAIT or ESTABLISHED. The kernel tracks
 	// traffic only once a ruleset uses conntrack.
 	if _, err := exec.LookPath("nft"); err == nil {
-		ns.Run(t, "nft", "add table inet t")
-		ns.Run(t, "nft", "add chain inet t out { type filter hook output priority 0 ; }")
-		ns.Run(t, "nft", "add rule inet t out ct state new counter")
+		nftOutputRule(t, ns, "ct state new counter")
 	}
 	err := ns.Do(func() error {
 		for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
@@ -447,3 +445,12 @@ func TestDifferentialLoadFile(t *testing.T) {
 }
 
 // The differential tests of -E are in events_test.go.
+
+// nftOutputRule installs in ns an nftables output chain with one rule: the
+// kernel tracks traffic, or attaches labels, only once a rule uses them.
+func nftOutputRule(t *testing.T, ns *nstest.NS, rule string) {
+	t.Helper()
+	ns.Run(t, "nft", "add table inet t")
+	ns.Run(t, "nft", "add chain inet t out { type filter hook output priority 0 ; }")
+	ns.Run(t, "nft", "add rule inet t out "+rule)
+}

@@ -76,8 +76,7 @@ func (a *app) events(c *cmdLine) (int, error) {
 		if !c.matches(f) {
 			continue
 		}
-		msg := map[ctnetlink.EventType]int{ctnetlink.EventNew: msgNew, ctnetlink.EventUpdate: msgUpdate, ctnetlink.EventDestroy: msgDestroy}[ev.Type]
-		a.printEvent(lp, ev, msg, &names)
+		a.printEvent(lp, ev, eventMsg(ev.Type), &names)
 		a.out.Flush()
 		n++
 	}
@@ -87,6 +86,19 @@ func (a *app) events(c *cmdLine) (int, error) {
 		return n, otherError("failed to received netlink event: %s", lastErr)
 	}
 	return n, nil
+}
+
+// eventMsg returns the message kind conntrack prints for an event type.
+func eventMsg(t ctnetlink.EventType) int {
+	switch t {
+	case ctnetlink.EventNew, ctnetlink.EventExpNew:
+		return msgNew
+	case ctnetlink.EventUpdate:
+		return msgUpdate
+	case ctnetlink.EventDestroy, ctnetlink.EventExpDestroy:
+		return msgDestroy
+	}
+	return msgNone
 }
 
 // listenConfig returns the Listener's configuration for the command
@@ -155,10 +167,7 @@ func (a *app) printEvent(l *lister, ev *ctnetlink.Event, msg int, names *portNam
 			a.warn(warning)
 		}
 	case c.output&outXML != 0:
-		if !l.xmlOpen {
-			l.xmlOpen = true
-			a.out.WriteString("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n")
-		}
+		l.openXML()
 		b = l.p.appendXML(b, f, msg, c.output&outTimestamp != 0)
 	default:
 		if c.output&outTimestamp != 0 {
@@ -223,12 +232,10 @@ func (c *cmdLine) eventFilter() *ctnetlink.EventFilter {
 		}
 	}
 	network := func(cond *ctnetlink.OneOf[netip.Prefix], a, mask netip.Addr) {
-		if a.IsValid() && mask.IsValid() && a.BitLen() == mask.BitLen() {
-			p, err := a.Prefix(leadingOnes(mask))
-			if err == nil {
-				cond.Values = []netip.Prefix{p}
-				set = true
-			}
+		// Exact or not, the prefix selects at least what a and mask do.
+		if p, _ := netPrefix(a, mask); p.IsValid() {
+			cond.Values = []netip.Prefix{p}
+			set = true
 		}
 	}
 	if c.options&bit(optOrigSrc) != 0 {

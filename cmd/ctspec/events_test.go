@@ -268,9 +268,7 @@ func causeEvents(t *testing.T, ns *nstest.NS, c *ctnetlink.Conn) {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err == nil {
 		// The kernel tracks traffic only once a ruleset uses conntrack.
-		ns.Run(t, "nft", "add table inet t")
-		ns.Run(t, "nft", "add chain inet t out { type filter hook output priority 0 ; }")
-		ns.Run(t, "nft", "add rule inet t out ct state new counter")
+		nftOutputRule(t, ns, "ct state new counter")
 		err := ns.Do(func() error {
 			for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
 				u, err := net.ListenPacket("udp", addr)

@@ -291,11 +291,7 @@ func (a *app) expectEvents(c *cmdLine) (int, error) {
 		if ev.Expect == nil {
 			continue
 		}
-		msg := msgNew
-		if ev.Type == ctnetlink.EventExpDestroy {
-			msg = msgDestroy
-		}
-		p.print(ev.Expect, msg)
+		p.print(ev.Expect, eventMsg(ev.Type))
 		a.out.Flush()
 		n++
 	}

@@ -285,10 +285,7 @@ func (l *lister) print(f *ctnetlink.Flow, msg int) {
 	case l.c.output&outJSON != 0:
 		b = appendJSON(b, f, msg, l.p)
 	case l.c.output&outXML != 0:
-		if !l.xmlOpen {
-			l.xmlOpen = true
-			l.a.out.WriteString("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n")
-		}
+		l.openXML()
 		b = l.p.appendXML(b, f, msg, false)
 	default:
 		b = l.p.appendDefault(b, f, msg)
@@ -296,6 +293,14 @@ func (l *lister) print(f *ctnetlink.Flow, msg int) {
 	b = append(b, '\n')
 	l.a.out.Write(b)
 	l.buf = b
+}
+
+// openXML begins the XML document before the first flow.
+func (l *lister) openXML() {
+	if !l.xmlOpen {
+		l.xmlOpen = true
+		l.a.out.WriteString("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n")
+	}
 }
 
 func (l *lister) close() {
