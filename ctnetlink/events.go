@@ -287,9 +287,10 @@ func (e *Event) Time() (time.Time, bool) {
 // flows have events: 0 none (except flows a ruleset assigns events to,
 // such as nft ct event set), 1 all of them, and 2, the default since Linux
 // 5.19, only the flows created while some socket listened on a conntrack
-// group; since Linux 6.3 a listener in any namespace counts. On 2 a flow created before the first listener has
-// no events at all, not even its DESTROY: an initial dump then shows flows
-// whose end no event will report. Set the sysctl to 1 when that matters.
+// group; since Linux 6.3 a listener in any namespace counts. On 2 a flow
+// created before the first listener has no events at all, not even its
+// DESTROY: an initial dump then shows flows whose end no event will
+// report. Set the sysctl to 1 when that matters.
 // Listen cannot tell whether events will come: a kernel without events
 // accepts the subscription and stays silent.
 type Listener struct {

@@ -222,12 +222,12 @@ func (c *cmdLine) compareTuple(t, f *ctnetlink.Tuple, l3 uint8, l4 bool, fam uin
 	return true
 }
 
-// dumpFilter returns what the kernel can filter for the command: the
-// family, the mark (and, for a listing, the status), as conntrack asks;
+// dumpFilter returns what the kernel can filter for a listing: the family,
+// the mark and the status, as conntrack asks;
 // plus the original tuple's exact fields when the family is known, which
 // selects a superset of what matches and keeps the kernel's dump order.
 // Everything is checked again with matches.
-func (c *cmdLine) dumpFilter(withStatus bool) *ctnetlink.DumpFilter {
+func (c *cmdLine) dumpFilter() *ctnetlink.DumpFilter {
 	df := &ctnetlink.DumpFilter{Family: c.family}
 	if c.options&bit(optMark) != 0 && (c.mark != 0 || c.markMask != 0) {
 		df.Mark, df.MarkMask = c.mark, c.markMask
@@ -237,7 +237,7 @@ func (c *cmdLine) dumpFilter(withStatus bool) *ctnetlink.DumpFilter {
 			df.Mark, df.MarkMask = 0, 0
 		}
 	}
-	if withStatus && c.options&bit(optStatus) != 0 && c.statusMask != 0 {
+	if c.options&bit(optStatus) != 0 && c.statusMask != 0 {
 		df.Status, df.StatusMask = ctnetlink.Status(c.status), ctnetlink.Status(c.statusMask)
 	}
 	if c.family == unix.AF_INET {

@@ -329,7 +329,7 @@ func (a *app) list(c *cmdLine) (int, error) {
 			// refuses.
 			return 0, opFailed(unix.EINVAL, ctList)
 		}
-		df := c.dumpFilter(true)
+		df := c.dumpFilter()
 		if c.options&bit(optZero) != 0 {
 			flows = a.conn.DumpZero(a.ctx, df)
 		} else {
