@@ -1,7 +1,6 @@
 package ctnetlink
 
 import (
-	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -26,106 +24,21 @@ var expectCmp = cmp.Options{
 	cmpopts.IgnoreUnexported(Expect{}, ExpectNAT{}, Tuple{}, TupleIP{}, TupleProto{}),
 }
 
-// ftpRuleset attaches the kernel's FTP helper to TCP connections to port
-// 21, those that arrive (prerouting) and those made locally (output).
-const ftpRuleset = `table inet t {
-	ct helper ftp-h { type "ftp" protocol tcp; }
-	chain pre { type filter hook prerouting priority 0; tcp dport 21 ct helper set "ftp-h"; }
-	chain out { type filter hook output priority 0; tcp dport 21 ct helper set "ftp-h"; }
-}`
-
 // ftpNS makes a namespace whose ruleset attaches the FTP helper to port 21,
 // and a Conn inside it.
 func ftpNS(t *testing.T) (*nstest.NS, *Conn) {
 	t.Helper()
 	ns, c := dialNS(t)
-	cmd := ns.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(ftpRuleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f: %v\n%s", err, out)
-	}
+	ns.LoadFTPHelper(t)
 	return ns, c
 }
 
-// ftpSession runs a minimal FTP control connection on 127.0.0.1:21 inside
-// ns: the client logs in and then sends cmd, such as a PORT command, which
-// the kernel's FTP helper parses. It returns the original tuple of the
-// control connection, which stays open until the test ends.
-//
-// The FTP helper reads a command only at the start of a segment that
-// follows a line end it has seen in the same direction, so the client sends
-// USER first and waits for each answer before the next command.
+// ftpSession runs an FTP control connection that sends cmd inside ns (see
+// nstest.NS.FTPSession) and returns its original tuple.
 func ftpSession(t *testing.T, ns *nstest.NS, cmd string) Tuple {
 	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", "127.0.0.1:21")
-		return err
-	}); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		s, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer s.Close()
-		s.SetDeadline(time.Now().Add(30 * time.Second))
-		if _, err := s.Write([]byte("220 ready\r\n")); err != nil {
-			done <- err
-			return
-		}
-		r := bufio.NewReader(s)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				done <- nil // the client closed the session
-				return
-			}
-			answer := "200 ok\r\n"
-			if strings.HasPrefix(line, "USER ") {
-				answer = "331 send a password\r\n"
-			}
-			if _, err := s.Write([]byte(answer)); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
-	var cl net.Conn
-	if err := ns.Do(func() (err error) {
-		cl, err = net.Dial("tcp4", "127.0.0.1:21")
-		return err
-	}); err != nil {
-		ln.Close()
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() {
-		cl.Close()
-		if err := <-done; err != nil {
-			t.Errorf("ftp server: %v", err)
-		}
-		ln.Close()
-	})
-	cl.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(cl)
-	expectLine := func(prefix string) {
-		t.Helper()
-		line, err := r.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, prefix) {
-			t.Fatalf("ftp client: got %q, %v; want a line starting with %q", line, err, prefix)
-		}
-	}
-	expectLine("220 ")
-	for _, c := range []struct{ send, want string }{{"USER anonymous\r\n", "331 "}, {cmd + "\r\n", "200 "}} {
-		if _, err := cl.Write([]byte(c.send)); err != nil {
-			t.Fatalf("ftp client: %v", err)
-		}
-		expectLine(c.want)
-	}
-	return NewTuple(unix.IPPROTO_TCP, netip.MustParseAddrPort(cl.LocalAddr().String()), netip.MustParseAddrPort(cl.RemoteAddr().String()))
+	client, server := ns.FTPSession(t, cmd)
+	return NewTuple(unix.IPPROTO_TCP, client, server)
 }
 
 // createMaster creates an established TCP flow from src to dst with helper

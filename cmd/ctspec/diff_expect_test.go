@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,13 +17,6 @@ import (
 	"github.com/ctspec/ctspec/ctnetlink"
 	"github.com/ctspec/ctspec/internal/nstest"
 )
-
-// ftpRuleset attaches the kernel's FTP helper to TCP connections to port
-// 21 made inside the namespace.
-const ftpRuleset = `table inet t {
-	ct helper ftp-h { type "ftp" protocol tcp; }
-	chain out { type filter hook output priority 0; tcp dport 21 ct helper set "ftp-h"; }
-}`
 
 // dialNS returns a ctnetlink connection into ns, closed when the test ends.
 func dialNS(t *testing.T, ns *nstest.NS) *ctnetlink.Conn {
@@ -43,75 +34,8 @@ func dialNS(t *testing.T, ns *nstest.NS) *ctnetlink.Conn {
 // connection stays open until the test ends.
 func ftpExpectation(t *testing.T, ns *nstest.NS) {
 	t.Helper()
-	nstest.RequireCommands(t, "nft")
-	cmd := ns.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(ftpRuleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f: %v\n%s", err, out)
-	}
-	var ln net.Listener
-	if err := ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", "127.0.0.1:21")
-		return err
-	}); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		s.SetDeadline(time.Now().Add(time.Minute))
-		s.Write([]byte("220 ready\r\n"))
-		r := bufio.NewReader(s)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			answer := "200 ok\r\n"
-			if strings.HasPrefix(line, "USER ") {
-				answer = "331 send a password\r\n"
-			}
-			if _, err := s.Write([]byte(answer)); err != nil {
-				return
-			}
-		}
-	}()
-	var cl net.Conn
-	if err := ns.Do(func() (err error) {
-		cl, err = net.Dial("tcp4", "127.0.0.1:21")
-		return err
-	}); err != nil {
-		ln.Close()
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() {
-		cl.Close()
-		<-done
-		ln.Close()
-	})
-	cl.SetDeadline(time.Now().Add(time.Minute))
-	r := bufio.NewReader(cl)
-	expectLine := func(prefix string) {
-		t.Helper()
-		line, err := r.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, prefix) {
-			t.Fatalf("ftp client: got %q, %v; want a line starting with %q", line, err, prefix)
-		}
-	}
-	// The helper reads a command only at the start of a segment after a
-	// line end it has seen, so each command waits for its answer.
-	expectLine("220 ")
-	for _, c := range []struct{ send, want string }{{"USER anonymous\r\n", "331 "}, {"PORT 127,0,0,1,200,10\r\n", "200 "}} {
-		if _, err := cl.Write([]byte(c.send)); err != nil {
-			t.Fatalf("ftp client: %v", err)
-		}
-		expectLine(c.want)
-	}
+	ns.LoadFTPHelper(t)
+	ns.FTPSession(t, "PORT 127,0,0,1,200,10")
 }
 
 // expectTable fills the namespace's expectation table: one the FTP helper
