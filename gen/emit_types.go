@@ -147,7 +147,7 @@ func genSet(f *jen.File, set *Set) {
 			if !a.HasField() {
 				continue
 			}
-			g.Comment(docLine(fmt.Sprintf("%s is %s (%s, %s)", a.Field, a.A.Name, a.CName, a.Kind.Wire()), a.A.Doc))
+			g.Comment(docLine(fmt.Sprintf("%s is %s (%s, %s)", a.Field, a.A.Name, a.CName, a.Kind.Doc()), a.A.Doc))
 			g.Id(a.Field).Add(a.Kind.GoType())
 		}
 		g.Line()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"os/exec"
@@ -21,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func TestGolden(t *testing.T) {
 	dir := filepath.Join("testdata", "basic")
-	files, err := generate(filepath.Join(dir, "spec.yaml"), "basic")
+	files, err := generate(filepath.Join(dir, "spec.yaml"), "basic", overrides)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +50,11 @@ func TestDeterministic(t *testing.T) {
 			t.Logf("skipping %s: %v", p, err)
 			continue
 		}
-		a, err := generate(p, "x")
+		a, err := generate(p, "x", overrides)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := generate(p, "x")
+		b, err := generate(p, "x", overrides)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +196,7 @@ func TestGoName(t *testing.T) {
 // new status bit, and code that compiles.
 func TestGenerateAfterSync(t *testing.T) {
 	synced := filepath.Join("..", "tools", "headergen", "testdata", "sync.golden")
-	files, err := generate(synced, "fixture")
+	files, err := generate(synced, "fixture", syncedOverrides)
 	if err != nil {
 		t.Fatalf("generate from the synced spec: %v", err)
 	}
@@ -231,5 +232,89 @@ func TestGenerateAfterSync(t *testing.T) {
 	out, err := exec.Command("go", "build", "./"+filepath.Base(dir)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("generated code does not build: %v\n%s", err, out)
+	}
+}
+
+// syncedOverrides is the override table for the headergen fixture, a small
+// spec that shares its name with spec/conntrack.yaml but few of its sets.
+var syncedOverrides = []override{setName("conntrack", "conntrack-attrs", "Flow")}
+
+func TestOverrideRows(t *testing.T) {
+	s, err := spec.Parse("t.yaml", []byte(validBase+
+		"      -\n        name: x\n        type: u8\n        doc: d\n"+
+		"      -\n        name: n\n        type: nest\n        nested-attributes: b-attrs\n        doc: d\n"+
+		"  -\n    name: b-attrs\n    attributes:\n      -\n        name: y\n        type: u8\n        doc: d\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		row  override
+		want string // the message, or "" for a valid row
+	}{
+		{"set", setName("t", "a-attrs", "A"), ""},
+		{"field", fieldName("t", "a-attrs", "x", "X"), ""},
+		{"pointer nest", pointerNest("t", "a-attrs", "n"), ""},
+		{"other spec", setName("other", "no-attrs", "No"), ""},
+		{"missing set", setName("t", "no-attrs", "No"), "override of attribute set no-attrs: t.yaml has no such attribute set"},
+		{"missing attribute", fieldName("t", "a-attrs", "z", "Z"), "override of a-attrs/z: attribute set a-attrs (t.yaml:7) has no attribute z"},
+		{"missing nest", pointerNest("t", "b-attrs", "n"), "override of b-attrs/n: attribute set b-attrs (t.yaml:19) has no attribute n"},
+		{"pointer on a scalar", pointerNest("t", "a-attrs", "x"), "override of a-attrs/x: a pointer nest, but t.yaml:10 makes it a u8 attribute"},
+		{"missing definition", defName("t", "colour", "Colour"), "override of definition colour: t.yaml has no such definition"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs := resolveOverrides(s, []override{tt.row})
+			var got []string
+			for _, e := range errs {
+				se, ok := e.(*spec.Error)
+				if !ok || se.File != filepath.Join("gen", "gen_test.go") || se.Line != tt.row.line || se.Line == 0 {
+					t.Errorf("error %v does not give the row's position gen/gen_test.go:%d", e, tt.row.line)
+				}
+				if ok {
+					got = append(got, se.Msg)
+				}
+			}
+			var want []string
+			if tt.want != "" {
+				want = []string{tt.want}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOverrideTableApplies checks that the rows of the override table for
+// spec/conntrack.yaml all name something the spec has, and that each one
+// changes the model: a Go name or a pointer nest.
+func TestOverrideTableApplies(t *testing.T) {
+	s, err := spec.Load(filepath.Join("..", "spec", "conntrack.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, errs := resolveOverrides(s, overrides)
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	m, err := buildModel(s, "x", names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range m.Sets {
+		if n, ok := names.sets[set.AS.Name]; ok && set.GoName != n {
+			t.Errorf("set %s: Go name %s, want %s", set.AS.Name, set.GoName, n)
+		}
+		for _, a := range set.Attrs {
+			key := set.AS.Name + "/" + a.A.Name
+			_, isPtr := a.Kind.(ptrNestKind)
+			if names.ptrs[key] != isPtr {
+				t.Errorf("%s: pointer nest %v, want %v", key, isPtr, names.ptrs[key])
+			}
+			if n, ok := names.fields[key]; ok && a.Field != n {
+				t.Errorf("%s: field %s, want %s", key, a.Field, n)
+			}
+		}
 	}
 }
