@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/ctspec/ctspec/internal/spec"
 )
 
@@ -91,4 +93,46 @@ func rawAttr(t uint16, payload []byte) []byte {
 		b = append(b, 0)
 	}
 	return b
+}
+
+func TestAttrPath(t *testing.T) {
+	const start = nlmsgHeaderLen + 4 // first attribute of a request
+	mark := rawAttr(uint16(FlowAttrMark), make([]byte, 4))
+	src := rawAttr(uint16(TupleIPAttrV4Src), []byte{192, 0, 2, 1})
+	ip := rawAttr(uint16(TupleAttrIP)|0x8000, src)
+	orig := rawAttr(uint16(FlowAttrTupleOrig)|0x8000, ip)
+	unknownInNest := rawAttr(uint16(FlowAttrTupleOrig)|0x8000, rawAttr(60, make([]byte, 4)))
+	name := rawAttr(uint16(FlowAttrHelp)|0x8000, rawAttr(uint16(HelpAttrName), []byte("ftp\x00x")))
+	req := func(attrs ...[]byte) []byte {
+		b := make([]byte, start)
+		for _, a := range attrs {
+			b = append(b, a...)
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		req  []byte
+		off  int
+		want string
+	}{
+		{"in the nfgenmsg", req(mark), start - 1, ""},
+		{"past the end", req(mark), start + len(mark), ""},
+		{"top-level attribute", req(mark, orig), start + len(mark), "tuple-orig"},
+		{"inside a top-level payload", req(mark), start + 6, "mark"},
+		{"nested header", req(mark, orig), start + len(mark) + 4, "tuple-orig.tuple-ip"},
+		{"innermost payload", req(mark, orig), start + len(mark) + 4 + 4 + 4 + 1, "tuple-orig.tuple-ip.ip-v4-src"},
+		{"padding after a string", req(name), start + 4 + 4 + 5 + 1, "help"},
+		{"unknown type", req(rawAttr(63, nil), mark), start, "attr-63"},
+		{"unknown type inside a nest", req(unknownInNest), start + 4, "tuple-orig.attr-60"},
+		{"inside an unknown type that looks nested", req(rawAttr(63, rawAttr(1, make([]byte, 8)))), start + 4 + 4, "attr-63"},
+		{"truncated request", req(mark)[:start+2], start, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, attrPath(tt.req, schemaFlow, tt.off)); diff != "" {
+				t.Errorf("attrPath(%x, %d) (-want +got):\n%s", tt.req, tt.off, diff)
+			}
+		})
+	}
 }
