@@ -115,41 +115,85 @@ attribute-sets:
     attributes:
 `
 
+// validateTests are specs with problems and what validate must say of them.
+var validateTests = []struct {
+	name  string
+	attrs string
+	extra string // top-level keys after the attribute sets
+	want  []string
+}{
+	{
+		name:  "dangling nested-attributes",
+		attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: nope-attrs\n        doc: d\n",
+		want:  []string{"t.yaml:10:", "attribute set a-attrs: attribute x", `nested-attributes "nope-attrs" is not an attribute set`},
+	},
+	{
+		name:  "duplicate value without explicit alias",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n      -\n        name: y\n        type: u8\n        value: 1\n        doc: d\n      -\n        name: z\n        type: u16\n        value: 1\n        doc: d\n",
+		want:  []string{"t.yaml:19:", "attribute z: duplicate value 1 (same as x) with a different type"},
+	},
+	{
+		name:  "unknown type",
+		attrs: "      -\n        name: x\n        type: u9\n        doc: d\n",
+		want:  []string{"t.yaml:10:", `attribute x: unknown type "u9"`},
+	},
+	{
+		name:  "unknown enum and missing doc",
+		attrs: "      -\n        name: x\n        type: u8\n        enum: colours\n",
+		want:  []string{`attribute x: enum "colours" is not defined`, "attribute x: doc is missing"},
+	},
+	{
+		name:  "nest that contains itself",
+		attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: a-attrs\n        doc: d\n",
+		want:  []string{"attribute set a-attrs: nests itself"},
+	},
+	{
+		name:  "alias without an explicit value",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n        value: 2\n      -\n        name: y\n        type: u8\n        doc: d\n        value: 1\n      -\n        name: z\n        type: u8\n        doc: d\n",
+		want:  []string{"attribute z: duplicate value 2 (same as x); an alias needs an explicit value"},
+	},
+	{
+		name:  "nested-attributes on a scalar, nest without a set",
+		attrs: "      -\n        name: x\n        type: u8\n        nested-attributes: a-attrs\n        doc: d\n      -\n        name: y\n        type: nest\n        doc: d\n",
+		want:  []string{"attribute x: nested-attributes on a u8 attribute", "attribute y: nest without nested-attributes"},
+	},
+	{
+		name:  "references of the wrong kind",
+		attrs: "      -\n        name: x\n        type: string\n        enum: s\n        doc: d\n      -\n        name: y\n        type: u8\n        struct: e\n        doc: d\n",
+		extra: "definitions:\n  -\n    name: s\n    type: struct\n    members: [{name: m, type: u8}]\n  -\n    name: e\n    type: enum\n    entries: [a]\n",
+		want:  []string{`attribute x: enum "s" is a struct`, "attribute x: enum on a string attribute", `attribute y: struct "e" is a enum`, "attribute y: struct on a u8 attribute"},
+	},
+	{
+		name:  "display hints",
+		attrs: "      -\n        name: x\n        type: u16\n        display-hint: ipv4\n        doc: d\n      -\n        name: y\n        type: binary\n        display-hint: ipv6\n        doc: d\n      -\n        name: z\n        type: u8\n        display-hint: colour\n        doc: d\n",
+		want:  []string{"attribute x: display-hint ipv4 needs a u32", "attribute y: display-hint ipv6 needs a binary with exact-len 16", `attribute z: display-hint "colour" is not supported`},
+	},
+	{
+		name:  "definitions",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n",
+		extra: "definitions:\n  -\n    name: e\n    type: enum\n    entries: [a, a, {name: b, value: 0}]\n  -\n    name: e\n    type: const\n    value: x\n  -\n    name: s\n    type: struct\n    members: [{name: m, type: string}, {name: p, type: pad}, {name: n, type: u8, enum: nope}]\n  -\n    name: Bad\n    type: list\n",
+		want: []string{
+			"definition e: entry a listed twice", "definition e: entry b has the same value 0 as a",
+			"definition e: defined twice", "definition e: const needs an integer value",
+			`definition s: member m: type "string" is not supported in structs`, "definition s: member p: pad needs an integer len",
+			`definition s: member n: enum "nope" is not defined`, `definition "Bad": name is not kebab-case`, `definition Bad: unknown type "list"`,
+		},
+	},
+	{
+		name:  "operations and groups",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n",
+		extra: "operations:\n  list:\n    - {name: get, attribute-set: a-attrs, do: {request: {attributes: [x, y]}}}\n    - {name: get, attribute-set: b-attrs, value: 1}\nmcast-groups:\n  list:\n    - {name: g}\n",
+		want: []string{
+			`operation get: attribute "y" is not in set a-attrs`, "operation get: no value", "operation get: listed twice",
+			`operation get: attribute-set "b-attrs" is not defined`, "multicast group g: value is missing",
+		},
+	},
+}
+
 func TestValidateErrors(t *testing.T) {
-	tests := []struct {
-		name  string
-		attrs string
-		want  []string
-	}{
-		{
-			name:  "dangling nested-attributes",
-			attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: nope-attrs\n        doc: d\n",
-			want:  []string{"t.yaml:10:", "attribute set a-attrs: attribute x", `nested-attributes "nope-attrs" is not an attribute set`},
-		},
-		{
-			name:  "duplicate value without explicit alias",
-			attrs: "      -\n        name: x\n        type: u8\n        doc: d\n      -\n        name: y\n        type: u8\n        value: 1\n        doc: d\n      -\n        name: z\n        type: u16\n        value: 1\n        doc: d\n",
-			want:  []string{"t.yaml:19:", "attribute z: duplicate value 1 (same as x) with a different type"},
-		},
-		{
-			name:  "unknown type",
-			attrs: "      -\n        name: x\n        type: u9\n        doc: d\n",
-			want:  []string{"t.yaml:10:", `attribute x: unknown type "u9"`},
-		},
-		{
-			name:  "unknown enum and missing doc",
-			attrs: "      -\n        name: x\n        type: u8\n        enum: colours\n",
-			want:  []string{`attribute x: enum "colours" is not defined`, "attribute x: doc is missing"},
-		},
-		{
-			name:  "nest that contains itself",
-			attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: a-attrs\n        doc: d\n",
-			want:  []string{"attribute set a-attrs: nests itself"},
-		},
-	}
-	for _, tt := range tests {
+	for _, tt := range validateTests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := spec.Parse("t.yaml", []byte(validBase+tt.attrs))
+			s, err := spec.Parse("t.yaml", []byte(validBase+tt.attrs+tt.extra))
 			if err != nil {
 				t.Fatal(err)
 			}

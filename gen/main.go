@@ -10,10 +10,14 @@
 //   - zz_generated_attrs.go: one attribute-type enum per attribute set, each
 //     constant carrying its kernel name in a trailing comment;
 //   - zz_generated_types.go: one Go struct per attribute set with presence
-//     tracking (Has, Mark, Clear, Set methods), and fixed-layout structs;
+//     tracking (Has, SetPresent, Clear and a Set method per field), and
+//     fixed-layout structs;
 //   - zz_generated_codec.go: UnmarshalAttributes and AppendAttributes per set,
-//     built on internal/nlattr, and a schema table naming attribute paths;
-//   - zz_generated_fuzz_test.go: one fuzz target per set.
+//     built on internal/nlattr, and a schema table, each entry written by
+//     the attribute's kind, that names attribute paths in errors and leads
+//     the fuzz seed collector into nests;
+//   - zz_generated_fuzz_test.go: one fuzz target per set, seeded by the
+//     hand-written fuzzSeeds of the package; a target without a seed fails.
 //
 // Output is deterministic and gofmt'd; a file whose content is unchanged is
 // not rewritten. With -check, gen writes nothing, prints a diff of what would
