@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dave/jennifer/jen"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ctspec/ctspec/internal/spec"
@@ -360,5 +361,89 @@ func TestOverrideTableApplies(t *testing.T) {
 				t.Errorf("%s: field %s, want %s", key, a.Field, n)
 			}
 		}
+	}
+}
+
+// TestKindsAnswerForThemselves checks, for every attribute of
+// spec/conntrack.yaml and the golden spec, that its kind describes the wire
+// format the spec gives: type, nested set, byte order and length.
+func TestKindsAnswerForThemselves(t *testing.T) {
+	for _, p := range []string{filepath.Join("..", "spec", "conntrack.yaml"), filepath.Join("testdata", "basic", "spec.yaml")} {
+		s, err := spec.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, errs := resolveOverrides(s, overrides)
+		if len(errs) > 0 {
+			t.Fatal(errors.Join(errs...))
+		}
+		m, err := buildModel(s, "x", names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range m.Sets {
+			for _, a := range set.Attrs {
+				checkWire(t, s, a)
+			}
+		}
+	}
+}
+
+// checkWire compares the wire format of a's kind with its spec entry.
+func checkWire(t *testing.T, s *spec.Spec, a *Attr) {
+	t.Helper()
+	sa := a.A
+	type wire struct {
+		Type       string
+		Nested     string
+		BigEndian  bool
+		Min, Max   int
+		SchemaNest bool
+	}
+	want := wire{Type: sa.Type, Nested: sa.NestedAttributes, Min: -1, Max: -1}
+	if want.Type == "unused" {
+		want.Type = "pad"
+	}
+	if n := scalarBits(sa.Type); n > 0 {
+		want.Min, want.Max = n/8, n/8
+		want.BigEndian = sa.ByteOrder == "big-endian" && n > 8 || sa.DisplayHint == "ipv4"
+	}
+	if sa.Type == "binary" {
+		want.Min, want.Max = lenCheck(sa, "exact"), lenCheck(sa, "exact")
+		if d := s.Definition(sa.Struct); d != nil {
+			want.Min, want.Max = 0, 0
+			for _, mem := range d.Members {
+				n := scalarBits(mem.Type) / 8
+				if l, ok := mem.Len.(int); ok {
+					n = l
+				}
+				want.Min += n
+				want.Max += n
+			}
+		}
+		want.BigEndian = sa.DisplayHint == "ipv4" || sa.DisplayHint == "ipv6"
+	}
+	want.SchemaNest = sa.Type == "nest"
+	w := a.Kind.Wire()
+	got := wire{Type: w.Type, BigEndian: w.BigEndian, Min: -1, Max: -1}
+	if w.Nested != nil {
+		got.Nested = w.Nested.AS.Name
+	}
+	if want.Min >= 0 {
+		got.Min, got.Max = w.Min, w.Max
+	}
+	// The schema entry names the nested set's index, or -1.
+	var buf bytes.Buffer
+	f := jen.NewFile("x")
+	f.Var().Id("e").Op("=").Index().Struct(jen.Id("n").String(), jen.Id("i").Int()).Values(a.Kind.SchemaEntry(sa.Name, func(*Set) int { return 7 }))
+	if err := f.Render(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got.SchemaNest = strings.Contains(buf.String(), `{"`+sa.Name+`", 7}`)
+	if !got.SchemaNest && !strings.Contains(buf.String(), `{"`+sa.Name+`", -1}`) {
+		t.Errorf("%s/%s: schema entry %s", a.Set.AS.Name, sa.Name, buf.String())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s/%s: wire (-want +got):\n%s", a.Set.AS.Name, sa.Name, diff)
 	}
 }
