@@ -122,7 +122,7 @@ type pipeline struct {
 
 func newPipeline(s *sock) (*pipeline, error) {
 	// Error replies need not echo the whole request.
-	if err := s.nl.SetOption(netlink.CapAcknowledge, true); err != nil {
+	if err := s.setOption(netlink.CapAcknowledge, true); err != nil {
 		return nil, err
 	}
 	if n, _ := s.readBuffer(); n < bulkReadBuffer {
@@ -187,7 +187,7 @@ func (p *pipeline) run(ctx context.Context, n int, typ MsgType, flags netlink.He
 				return 0, err
 			}
 			b = rest
-			if h.Seq < first || h.Seq > last || netlink.HeaderType(h.Type) != netlink.Error {
+			if h.Seq < first || h.Seq > last || netlink.HeaderType(h.Type) != netlink.Error || !s.fromKernel(&h) {
 				continue
 			}
 			e, err := nfnl.DecodeError(netlink.Message{

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/internal/nstest"
@@ -176,5 +177,32 @@ func TestKernelCancel(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v, want context.Canceled", err)
 		}
+	}
+}
+
+// TestKernelForeignSender checks that another socket of the namespace
+// cannot send into a Conn's socket: the kernel refuses it, since the socket
+// is connected to the kernel.
+func TestKernelForeignSender(t *testing.T) {
+	ns, c := dialNS(t)
+	s, err := c.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.put(s)
+	if s.port == 0 {
+		t.Fatal("socket without a port id")
+	}
+	msg := appendRequest(nil, MsgNew, netlink.Multi, s.seq+1, unix.AF_INET, testFlow("192.0.2.66", "192.0.2.2", 1, 80).AppendAttributes)
+	err = ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: s.port})
+	})
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		t.Fatalf("send from another socket to port %d: %v, want ECONNREFUSED", s.port, err)
 	}
 }
