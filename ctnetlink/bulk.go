@@ -69,6 +69,12 @@ func (c *Conn) bulk(ctx context.Context, op string, typ MsgType, flags netlink.H
 	if n == 0 {
 		return res, nil
 	}
+	// Nothing is sent when any item would fail the kernel's parsing.
+	for i := 0; i < n; i++ {
+		if err := item(i).check(); err != nil {
+			return res, &Error{Op: op, Err: fmt.Errorf("item %d: %w", i, err)}
+		}
+	}
 	s, err := c.get()
 	if err != nil {
 		return res, &Error{Op: op, Err: err}

@@ -278,6 +278,10 @@ func (c *Conn) DumpUnconfirmed(ctx context.Context) iter.Seq2[*Flow, error] {
 
 func (c *Conn) dumpFlows(ctx context.Context, op string, typ MsgType, filter *DumpFilter) iter.Seq2[*Flow, error] {
 	return func(yield func(*Flow, error) bool) {
+		if err := filter.check(); err != nil {
+			yield(nil, &Error{Op: op, Err: err})
+			return
+		}
 		s, err := c.get()
 		if err != nil {
 			yield(nil, &Error{Op: op, Err: err})
