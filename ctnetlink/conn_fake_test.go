@@ -418,3 +418,79 @@ func TestFakeTruncated(t *testing.T) {
 		})
 	}
 }
+
+// TestFakeCancelMidway cancels calls while the kernel has not answered:
+// each returns context.Canceled, and its socket is not reused.
+func TestFakeCancelMidway(t *testing.T) {
+	silent := func(reqs []netlink.Message) ([]netlink.Message, error) { return nil, nil }
+	tests := []struct {
+		name string
+		call func(context.Context, *Conn) error
+	}{
+		{"get", func(ctx context.Context, c *Conn) error {
+			_, err := c.Get(ctx, testFlow("192.0.2.1", "192.0.2.2", 1, 80))
+			return err
+		}},
+		{"create", func(ctx context.Context, c *Conn) error {
+			return c.Create(ctx, testFlow("192.0.2.1", "192.0.2.2", 1, 80))
+		}},
+		{"create-many", func(ctx context.Context, c *Conn) error { _, err := c.CreateMany(ctx, manyFlows(10)); return err }},
+		{"delete-many", func(ctx context.Context, c *Conn) error { _, err := c.DeleteMany(ctx, manyFlows(10)); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, k := dialFake(t, silent)
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(50*time.Millisecond, cancel)
+			start := time.Now()
+			err := tt.call(ctx, c)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v, want context.Canceled", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("returned after %v", d)
+			}
+			if len(c.idle) != 0 || k.dials() != 1 {
+				t.Fatalf("%d idle sockets after %d dials; the abandoned socket must be closed", len(c.idle), k.dials())
+			}
+		})
+	}
+}
+
+// TestFakeCancelBulkWindow cancels a bulk call after the kernel answered its
+// first window: the result counts that window, and the call stops.
+func TestFakeCancelBulkWindow(t *testing.T) {
+	for _, op := range []string{"create", "delete"} {
+		t.Run(op, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var mu sync.Mutex
+			windows, first := 0, 0
+			c, _ := dialFake(t, func(reqs []netlink.Message) ([]netlink.Message, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				windows++
+				if windows > 1 {
+					cancel()
+					return nil, nil
+				}
+				first = len(reqs)
+				// Only the last request of a window asks for an ACK.
+				return []netlink.Message{ackMsg(reqs[len(reqs)-1], 0, "", 0)}, nil
+			})
+			flows := manyFlows(3000)
+			var res BulkResult
+			var err error
+			if op == "create" {
+				res, err = c.CreateMany(ctx, flows)
+			} else {
+				res, err = c.DeleteMany(ctx, flows)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !errors.Is(err, context.Canceled) || windows != 2 || first == 0 || first >= len(flows) || res.Done != first {
+				t.Fatalf("got %+v, %v after %d windows (first of %d); want Done %d and context.Canceled", res, err, windows, first, first)
+			}
+		})
+	}
+}

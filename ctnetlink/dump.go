@@ -308,6 +308,10 @@ func (c *Conn) dumpFlows(ctx context.Context, op string, typ MsgType, filter *Du
 				if !filter.Match(&f) {
 					return nil
 				}
+				// Flows already read are not handed out after a cancellation.
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				if !yield(&f, nil) {
 					stopped = true
 					return errStop
