@@ -148,6 +148,42 @@ func checkCases() []checkCase {
 			send: func(ctx context.Context, c *Conn) error {
 				return c.Flush(ctx, &FlushFilter{Orig: &TupleFilter{Proto: unix.IPPROTO_TCP, ICMPType: u8(8)}})
 			}},
+		{name: "create-expect: port without protocol", op: "create-expect", want: "tuple: port without a protocol number",
+			send: func(ctx context.Context, c *Conn) error {
+				var e Expect
+				e.SetTuple(portNoProto.TupleOrig)
+				e.SetMaster(testFlow("192.0.2.1", "192.0.2.2", 1000, 21).TupleOrig)
+				e.SetMask(NewExpectMask(unix.IPPROTO_TCP, addr("192.0.2.1"), 0xffff))
+				return c.CreateExpect(ctx, &e)
+			},
+			raw: func(ctx context.Context, c *Conn) error {
+				var e Expect
+				e.SetTuple(portNoProto.TupleOrig)
+				e.SetMaster(testFlow("192.0.2.1", "192.0.2.2", 1000, 21).TupleOrig)
+				e.SetMask(NewExpectMask(unix.IPPROTO_TCP, addr("192.0.2.1"), 0xffff))
+				return c.do(ctx, "create-expect", MsgExpNew, netlink.Acknowledge|netlink.Create|netlink.Excl, unix.AF_INET, schemaExpect, e.AppendAttributes, nil)
+			}},
+		{name: "create-expect: master of another family", op: "create-expect", want: "tuple and master of different families",
+			send: func(ctx context.Context, c *Conn) error {
+				var e Expect
+				e.SetTuple(testFlow("192.0.2.2", "192.0.2.1", 20, 5000).TupleOrig)
+				e.SetMaster(testFlow("2001:db8::1", "2001:db8::2", 1000, 21).TupleOrig)
+				e.SetMask(NewExpectMask(unix.IPPROTO_TCP, addr("192.0.2.2"), 0xffff))
+				return c.CreateExpect(ctx, &e)
+			}},
+		{name: "get-expect: mixed families", op: "get-expect", want: "tuple: source and destination addresses of different families",
+			send: func(ctx context.Context, c *Conn) error {
+				var e Expect
+				e.SetTuple(mixed.TupleOrig)
+				_, err := c.GetExpect(ctx, &e)
+				return err
+			}},
+		{name: "delete-expect: no protocol", op: "delete-expect", want: "tuple: no protocol number",
+			send: func(ctx context.Context, c *Conn) error {
+				var e Expect
+				e.SetTuple(noProto.TupleOrig)
+				return c.DeleteExpect(ctx, &e)
+			}},
 		{name: "create-many: one bad item", op: "create", want: "item 1: tuple-orig: port without a protocol number",
 			send: func(ctx context.Context, c *Conn) error {
 				_, err := c.CreateMany(ctx, []Flow{*testFlow("192.0.2.1", "192.0.2.2", 1, 80), *portNoProto})
