@@ -47,7 +47,8 @@ type Matcher struct {
 	// Zone matches the flow's zone id as the kernel's filters read it (see
 	// Flow.ZoneID), so a flow whose zone applies to one direction only
 	// matches that zone, not zone 0; OrigZone and ReplyZone match the
-	// zones of its tuples.
+	// zone each direction is in: the flow's zone when it applies to that
+	// direction (CTA_ZONE for both, CTA_TUPLE_ZONE for one), else 0.
 	Zone, OrigZone, ReplyZone *uint16
 	// LabelsAll matches flows that have every bit set here; LabelsAny
 	// flows that have at least one. Both are bitmaps in the kernel's
@@ -102,10 +103,14 @@ func (m *Matcher) Match(f *Flow) bool {
 	if m.Zone != nil && *m.Zone != f.ZoneID() {
 		return false
 	}
-	if m.OrigZone != nil && *m.OrigZone != f.TupleOrig.Zone {
+	origZone, replyZone := f.TupleOrig.Zone, f.TupleReply.Zone
+	if f.Has(FlowAttrZone) {
+		origZone, replyZone = f.Zone, f.Zone
+	}
+	if m.OrigZone != nil && *m.OrigZone != origZone {
 		return false
 	}
-	if m.ReplyZone != nil && *m.ReplyZone != f.TupleReply.Zone {
+	if m.ReplyZone != nil && *m.ReplyZone != replyZone {
 		return false
 	}
 	if m.StatusMask != 0 && f.Status&m.StatusMask != m.Status {
