@@ -38,7 +38,8 @@ type Matcher struct {
 	// Orig and Reply match the original and reply tuples.
 	Orig, Reply Endpoints
 	// ICMPType, ICMPCode and ICMPID match the original tuple's ICMP or
-	// ICMPv6 fields.
+	// ICMPv6 fields; flows of other protocols, which have none, do not
+	// match.
 	ICMPType, ICMPCode *uint8
 	ICMPID             *uint16
 	// Mark matches flows whose mark ANDed with MarkMask equals Mark. It
@@ -92,6 +93,9 @@ func (m *Matcher) Match(f *Flow) bool {
 		return false
 	}
 	if m.ICMPType != nil || m.ICMPCode != nil || m.ICMPID != nil {
+		if p := f.TupleOrig.Proto.Num; p != unix.IPPROTO_ICMP && p != unix.IPPROTO_ICMPV6 {
+			return false // only ICMP and ICMPv6 tuples have these fields
+		}
 		tf := TupleFilter{Proto: f.TupleOrig.Proto.Num, ICMPType: m.ICMPType, ICMPCode: m.ICMPCode, ICMPID: m.ICMPID}
 		if !tf.Match(&f.TupleOrig) {
 			return false
@@ -225,6 +229,11 @@ func (m *Matcher) flushFilter(k Capabilities) (*FlushFilter, bool) {
 		if (tf.SrcPort != nil || tf.DstPort != nil) && tf.Proto != unix.IPPROTO_TCP && tf.Proto != unix.IPPROTO_UDP {
 			// Seen on 6.18: a flush with SCTP ports removes every SCTP
 			// flow. Ports are trusted to the kernel for TCP and UDP only.
+			return nil, false
+		}
+		if (tf.ICMPType != nil || tf.ICMPCode != nil || tf.ICMPID != nil) && tf.Proto != unix.IPPROTO_ICMP && tf.Proto != unix.IPPROTO_ICMPV6 {
+			// Seen on 6.18: a flush with ICMP fields and no ICMP
+			// protocol fails with EINVAL.
 			return nil, false
 		}
 		if tf.family() == unix.AF_INET6 {
