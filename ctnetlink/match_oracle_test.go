@@ -158,6 +158,9 @@ func TestMatchTable(t *testing.T) {
 		{"icmpv6 id 99", "icmp6", Matcher{ICMPID: u16(99)}, true},
 		{"icmpv6 id 77 is the v4 flow's", "icmp6", Matcher{ICMPID: u16(77)}, false},
 		{"icmp type 8 with proto icmpv6", "icmp4", Matcher{Proto: unix.IPPROTO_ICMPV6, ICMPType: u8(8)}, false},
+		{"icmp code 0 leaves a tcp flow", "tcp4", Matcher{ICMPCode: u8(0)}, false},
+		{"icmp type 0 leaves a udp flow", "udp6", Matcher{ICMPType: u8(0)}, false},
+		{"icmp id 0 leaves an sctp flow", "sctp4", Matcher{ICMPID: u16(0)}, false},
 
 		// Mark and mask.
 		{"mark alone compares all bits", "tcp4", Matcher{Mark: 0x1234}, true},
