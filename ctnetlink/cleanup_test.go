@@ -272,6 +272,7 @@ func TestKernelCleanupRandomized(t *testing.T) {
 func TestKernelCleanupFields(t *testing.T) {
 	ns, c := dialNS(t)
 	reserveLabels(t, ns)
+	ns.LoadFTPHelper(t) // so that flows can be created with the ftp helper
 	u16 := func(v uint16) *uint16 { return &v }
 	// In conntrack arguments, a port of "%s" and "%r" stands for the
 	// port the matcher takes from the table.
@@ -308,6 +309,7 @@ func TestKernelCleanupFields(t *testing.T) {
 		{"sctp state", Matcher{SCTPStates: []SCTPState{SCTPStateEstablished}}, []string{"-p", "sctp", "--state", "ESTABLISHED"}},
 		{"sctp states", Matcher{SCTPStates: []SCTPState{SCTPStateCookieWait, SCTPStateShutdownSent}}, nil},
 		{"family v6", Matcher{Family: unix.AF_INET6}, []string{"-f", "ipv6"}},
+		{"helper", Matcher{Helper: "ftp"}, nil},
 	}
 	r := rand.New(rand.NewSource(2))
 	for _, tt := range tests {
@@ -317,6 +319,14 @@ func TestKernelCleanupFields(t *testing.T) {
 			// Give a few flows two labels so that "all of" differs from "any of".
 			for i := 0; i < len(table); i += 7 {
 				table[i].SetLabels([]byte{0x03, 15: 0})
+			}
+			if tt.m.Helper != "" {
+				// Attach the helper to some of the TCP flows.
+				for i := 0; i < len(table); i += 3 {
+					if table[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
+						table[i].SetHelp(&Help{Name: tt.m.Helper})
+					}
+				}
 			}
 			if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
 				t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
