@@ -38,7 +38,8 @@ type Matcher struct {
 	// Orig and Reply match the original and reply tuples.
 	Orig, Reply Endpoints
 	// ICMPType, ICMPCode and ICMPID match the original tuple's ICMP or
-	// ICMPv6 fields.
+	// ICMPv6 fields; flows of other protocols, which have none, do not
+	// match.
 	ICMPType, ICMPCode *uint8
 	ICMPID             *uint16
 	// Mark matches flows whose mark ANDed with MarkMask equals Mark. It
@@ -47,7 +48,8 @@ type Matcher struct {
 	// Zone matches the flow's zone id as the kernel's filters read it (see
 	// Flow.ZoneID), so a flow whose zone applies to one direction only
 	// matches that zone, not zone 0; OrigZone and ReplyZone match the
-	// zones of its tuples.
+	// zone each direction is in: the flow's zone when it applies to that
+	// direction (CTA_ZONE for both, CTA_TUPLE_ZONE for one), else 0.
 	Zone, OrigZone, ReplyZone *uint16
 	// LabelsAll matches flows that have every bit set here; LabelsAny
 	// flows that have at least one. Both are bitmaps in the kernel's
@@ -91,6 +93,9 @@ func (m *Matcher) Match(f *Flow) bool {
 		return false
 	}
 	if m.ICMPType != nil || m.ICMPCode != nil || m.ICMPID != nil {
+		if p := f.TupleOrig.Proto.Num; p != unix.IPPROTO_ICMP && p != unix.IPPROTO_ICMPV6 {
+			return false // only ICMP and ICMPv6 tuples have these fields
+		}
 		tf := TupleFilter{Proto: f.TupleOrig.Proto.Num, ICMPType: m.ICMPType, ICMPCode: m.ICMPCode, ICMPID: m.ICMPID}
 		if !tf.Match(&f.TupleOrig) {
 			return false
@@ -102,10 +107,14 @@ func (m *Matcher) Match(f *Flow) bool {
 	if m.Zone != nil && *m.Zone != f.ZoneID() {
 		return false
 	}
-	if m.OrigZone != nil && *m.OrigZone != f.TupleOrig.Zone {
+	origZone, replyZone := f.TupleOrig.Zone, f.TupleReply.Zone
+	if f.Has(FlowAttrZone) {
+		origZone, replyZone = f.Zone, f.Zone
+	}
+	if m.OrigZone != nil && *m.OrigZone != origZone {
 		return false
 	}
-	if m.ReplyZone != nil && *m.ReplyZone != f.TupleReply.Zone {
+	if m.ReplyZone != nil && *m.ReplyZone != replyZone {
 		return false
 	}
 	if m.StatusMask != 0 && f.Status&m.StatusMask != m.Status {
@@ -220,6 +229,11 @@ func (m *Matcher) flushFilter(k Capabilities) (*FlushFilter, bool) {
 		if (tf.SrcPort != nil || tf.DstPort != nil) && tf.Proto != unix.IPPROTO_TCP && tf.Proto != unix.IPPROTO_UDP {
 			// Seen on 6.18: a flush with SCTP ports removes every SCTP
 			// flow. Ports are trusted to the kernel for TCP and UDP only.
+			return nil, false
+		}
+		if (tf.ICMPType != nil || tf.ICMPCode != nil || tf.ICMPID != nil) && tf.Proto != unix.IPPROTO_ICMP && tf.Proto != unix.IPPROTO_ICMPV6 {
+			// Seen on 6.18: a flush with ICMP fields and no ICMP
+			// protocol fails with EINVAL.
 			return nil, false
 		}
 		if tf.family() == unix.AF_INET6 {

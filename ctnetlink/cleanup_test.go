@@ -88,7 +88,7 @@ func randomTable(r *rand.Rand, n int) []Flow {
 		}
 		if r.Intn(3) == 0 {
 			lab := make([]byte, 16)
-			lab[0] = byte(1 << r.Intn(4))
+			lab[0] = byte(1 + r.Intn(15)) // labels 0 to 3, one or more
 			f.SetLabels(lab)
 		}
 		flows = append(flows, f)
@@ -100,8 +100,9 @@ func randomTable(r *rand.Rand, n int) []Flow {
 func randomMatcher(r *rand.Rand, table []Flow) Matcher {
 	var m Matcher
 	f := &table[r.Intn(len(table))]
+	u8 := func(v uint8) *uint8 { return &v }
 	u16 := func(v uint16) *uint16 { return &v }
-	for _, field := range r.Perm(10)[:1+r.Intn(3)] {
+	for _, field := range r.Perm(16)[:1+r.Intn(3)] {
 		switch field {
 		case 0:
 			m.Family = f.Family()
@@ -141,6 +142,46 @@ func randomMatcher(r *rand.Rand, table []Flow) Matcher {
 			}
 		case 9:
 			m.Status, m.StatusMask = StatusAssured, StatusAssured
+		case 10:
+			// Every label of a flow, sometimes with one it may lack, so
+			// that all-of and any-of select different flows.
+			if len(f.Labels) > 0 {
+				m.LabelsAll = slices.Clone(f.Labels)
+				m.LabelsAll[0] |= byte(r.Intn(2)) << r.Intn(4)
+			}
+		case 11:
+			// Several states, the flow's not first.
+			tcp := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
+			sctp := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
+			if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
+				m.SCTPStates = []SCTPState{sctp[r.Intn(len(sctp))], sctp[r.Intn(len(sctp))], f.ProtoInfo.SCTP.State}
+			} else {
+				m.TCPStates = []TCPState{tcp[r.Intn(len(tcp))], tcp[r.Intn(len(tcp))], f.ProtoInfo.TCP.State}
+			}
+		case 12:
+			z := uint16(r.Intn(3))
+			if r.Intn(2) == 0 {
+				m.OrigZone = &z
+			} else {
+				m.ReplyZone = &z
+			}
+		case 13:
+			switch f.TupleOrig.Proto.Num {
+			case unix.IPPROTO_ICMP:
+				m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPType), u16(f.TupleOrig.Proto.ICMPID)
+			case unix.IPPROTO_ICMPV6:
+				m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPv6Type), u16(f.TupleOrig.Proto.ICMPv6ID)
+			default:
+				m.ICMPCode = u8(0)
+			}
+		case 14:
+			bits := 29
+			if f.Family() == unix.AF_INET6 {
+				bits = 125
+			}
+			m.Reply.Dst, _ = f.TupleReply.Dst().Prefix(bits)
+		case 15:
+			m.Mark, m.MarkMask = f.Mark&0x100, 0x100
 		}
 	}
 	return m
@@ -167,8 +208,8 @@ func TestKernelCleanupRandomized(t *testing.T) {
 			reserveLabels(t, ns)
 			ctx := ctx(t)
 			r := rand.New(rand.NewSource(1))
-			for round := 0; round < 4; round++ {
-				table := randomTable(r, 2000)
+			for round := 0; round < 10; round++ {
+				table := randomTable(r, 1000)
 				if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
 					t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
 				}
@@ -176,13 +217,15 @@ func TestKernelCleanupRandomized(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				matchers := make([]Matcher, 1+r.Intn(40))
+				matchers := make([]Matcher, 1+r.Intn(12))
 				for i := range matchers {
 					matchers[i] = randomMatcher(r, before)
 				}
+				// The table expected after: every flow that the oracle
+				// says no matcher selects.
 				var want []string
 				for i := range before {
-					if !slices.ContainsFunc(matchers, func(m Matcher) bool { return m.Match(&before[i]) }) {
+					if !oracleSelectsAny(matchers, &before[i]) {
 						want = append(want, flowKey(&before[i]))
 					}
 				}
@@ -204,6 +247,9 @@ func TestKernelCleanupRandomized(t *testing.T) {
 				slices.Sort(got)
 				slices.Sort(want)
 				if !slices.Equal(got, want) {
+					for _, k := range diffKeys(want, got, 5) {
+						t.Logf("  %s", k)
+					}
 					t.Fatalf("round %d: %d flows left, want %d\nplan:\n%s", round, len(got), len(want), res.Plan.String())
 				}
 				if noKernel && res.Flushes != 0 {
@@ -217,50 +263,82 @@ func TestKernelCleanupRandomized(t *testing.T) {
 	}
 }
 
+// TestKernelCleanupFields runs Cleanup with one matcher per field, through
+// the kernel's flushes where the planner uses them and through the shared
+// dump, and compares the table left with the one oracleSelects expects.
+// Where conntrack -L has the same filter, it also counts the flows that
+// conntrack lists with it, so that the oracle is checked against
+// conntrack-tools and the kernel's own filters.
 func TestKernelCleanupFields(t *testing.T) {
 	ns, c := dialNS(t)
 	reserveLabels(t, ns)
-	ctx := ctx(t)
+	ns.LoadFTPHelper(t) // so that flows can be created with the ftp helper
 	u16 := func(v uint16) *uint16 { return &v }
+	// In conntrack arguments, a port of "%s" and "%r" stands for the
+	// port the matcher takes from the table.
 	tests := []struct {
-		name string
-		m    Matcher
+		name      string
+		m         Matcher
+		conntrack []string // the conntrack -L filter that selects the same, if any
 	}{
-		{"orig dst ip:port udp v4", Matcher{Proto: unix.IPPROTO_UDP, Orig: Endpoints{Dst: netip.MustParsePrefix("10.2.0.1/32"), DstPort: u16(53)}}},
-		{"orig dst prefix v6", Matcher{Orig: Endpoints{Dst: netip.MustParsePrefix("2001:db8::200/120")}}},
-		{"orig src prefix", Matcher{Orig: Endpoints{Src: netip.MustParsePrefix("10.1.0.0/29")}}},
-		{"orig sport", Matcher{Proto: unix.IPPROTO_TCP, Orig: Endpoints{SrcPort: u16(0)}}}, // port taken from the table
-		{"reply src ip:port", Matcher{Proto: unix.IPPROTO_TCP, Reply: Endpoints{Src: netip.MustParsePrefix("10.2.0.3/32"), SrcPort: u16(80)}}},
-		{"reply dst v6", Matcher{Reply: Endpoints{Dst: netip.MustParsePrefix("2001:db8::105/128")}}},
-		{"reply dport", Matcher{Proto: unix.IPPROTO_UDP, Reply: Endpoints{DstPort: u16(0)}}}, // port taken from the table
-		{"sctp", Matcher{Proto: unix.IPPROTO_SCTP}},
-		{"icmp type", Matcher{Proto: unix.IPPROTO_ICMP, ICMPType: func() *uint8 { v := uint8(8); return &v }()}},
-		{"mark mask", Matcher{Mark: 0x100, MarkMask: 0xf00}},
-		{"zone", Matcher{Zone: u16(2)}},
-		{"orig zone", Matcher{OrigZone: u16(0)}},
-		{"labels all", Matcher{LabelsAll: []byte{0x03}}},
-		{"labels any", Matcher{LabelsAny: []byte{0x04}}},
-		{"status", Matcher{Status: StatusSeenReply, StatusMask: StatusSeenReply}},
-		{"family v4 only", Matcher{Family: unix.AF_INET}},
-		{"tcp state", Matcher{TCPStates: []TCPState{TCPStateTimeWait, TCPStateFinWait}}},
-		{"sctp state", Matcher{SCTPStates: []SCTPState{SCTPStateEstablished}}},
-		{"family v6", Matcher{Family: unix.AF_INET6}},
+		{"orig dst ip:port udp v4", Matcher{Proto: unix.IPPROTO_UDP, Orig: Endpoints{Dst: netip.MustParsePrefix("10.2.0.1/32"), DstPort: u16(53)}}, []string{"-p", "udp", "-d", "10.2.0.1", "--dport", "53"}},
+		{"orig dst prefix v6", Matcher{Orig: Endpoints{Dst: netip.MustParsePrefix("2001:db8::200/120")}}, []string{"-d", "2001:db8::200/120"}},
+		{"orig src prefix", Matcher{Orig: Endpoints{Src: netip.MustParsePrefix("10.1.0.0/29")}}, []string{"-s", "10.1.0.0/29"}},
+		{"orig sport", Matcher{Proto: unix.IPPROTO_TCP, Orig: Endpoints{SrcPort: u16(0)}}, []string{"-p", "tcp", "--sport", "%s"}}, // port taken from the table
+		{"reply src ip:port", Matcher{Proto: unix.IPPROTO_TCP, Reply: Endpoints{Src: netip.MustParsePrefix("10.2.0.3/32"), SrcPort: u16(80)}}, []string{"-p", "tcp", "-r", "10.2.0.3", "--reply-port-src", "80"}},
+		{"reply dst v6", Matcher{Reply: Endpoints{Dst: netip.MustParsePrefix("2001:db8::105/128")}}, []string{"-q", "2001:db8::105"}},
+		{"reply dport", Matcher{Proto: unix.IPPROTO_UDP, Reply: Endpoints{DstPort: u16(0)}}, []string{"-p", "udp", "--reply-port-dst", "%r"}}, // port taken from the table
+		{"sctp", Matcher{Proto: unix.IPPROTO_SCTP}, []string{"-p", "sctp"}},
+		{"icmp type", Matcher{Proto: unix.IPPROTO_ICMP, ICMPType: func() *uint8 { v := uint8(8); return &v }()}, []string{"-p", "icmp", "--icmp-type", "8"}},
+		{"icmpv6 id", Matcher{Proto: unix.IPPROTO_ICMPV6, ICMPID: u16(0)}, nil}, // id taken from the table
+		{"icmp code without proto", Matcher{ICMPCode: func() *uint8 { v := uint8(0); return &v }()}, nil},
+		{"mark mask", Matcher{Mark: 0x100, MarkMask: 0xf00}, []string{"-m", "0x100/0xf00"}},
+		{"mark zero under a mask", Matcher{Mark: 0, MarkMask: 0xff}, []string{"-m", "0/0xff"}},
+		{"zone", Matcher{Zone: u16(2)}, nil},
+		{"zone 0", Matcher{Zone: u16(0)}, nil},
+		{"orig zone", Matcher{OrigZone: u16(0)}, nil},
+		{"orig zone 2", Matcher{OrigZone: u16(2)}, nil},
+		{"reply zone 1", Matcher{ReplyZone: u16(1)}, nil},
+		{"labels all", Matcher{LabelsAll: []byte{0x03}}, nil},
+		{"labels any", Matcher{LabelsAny: []byte{0x04}}, nil},
+		{"status", Matcher{Status: StatusSeenReply, StatusMask: StatusSeenReply}, []string{"-u", "SEEN_REPLY"}},
+		{"status bit clear", Matcher{Status: 0, StatusMask: StatusSeenReply}, nil},
+		{"family v4 only", Matcher{Family: unix.AF_INET}, []string{"-f", "ipv4"}},
+		{"tcp state", Matcher{TCPStates: []TCPState{TCPStateTimeWait, TCPStateFinWait}}, nil},
+		{"tcp state time_wait", Matcher{Proto: unix.IPPROTO_TCP, TCPStates: []TCPState{TCPStateTimeWait}}, []string{"-p", "tcp", "--state", "TIME_WAIT"}},
+		{"sctp state", Matcher{SCTPStates: []SCTPState{SCTPStateEstablished}}, []string{"-p", "sctp", "--state", "ESTABLISHED"}},
+		{"sctp states", Matcher{SCTPStates: []SCTPState{SCTPStateCookieWait, SCTPStateShutdownSent}}, nil},
+		{"family v6", Matcher{Family: unix.AF_INET6}, []string{"-f", "ipv6"}},
+		{"helper", Matcher{Helper: "ftp"}, nil},
 	}
 	r := rand.New(rand.NewSource(2))
 	for _, tt := range tests {
 		for _, noKernel := range []bool{false, true} {
+			ctx := ctx(t) // a deadline per case: the whole test takes minutes
 			table := randomTable(r, 400)
 			// Give a few flows two labels so that "all of" differs from "any of".
 			for i := 0; i < len(table); i += 7 {
 				table[i].SetLabels([]byte{0x03, 15: 0})
 			}
+			if tt.m.Helper != "" {
+				// Attach the helper to some of the TCP flows.
+				for i := 0; i < len(table); i += 3 {
+					if table[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
+						table[i].SetHelp(&Help{Name: tt.m.Helper})
+					}
+				}
+			}
 			if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
 				t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
 			}
-			before, _ := c.List(ctx, nil)
-			// Ports of zero stand for the port of the first flow of the
-			// matcher's protocol, so that the matcher selects something.
+			before, err := c.List(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Ports and ids of zero stand for those of the first flow of
+			// the matcher's protocol, so that the matcher selects something.
 			m := tt.m
+			args := slices.Clone(tt.conntrack)
 			for i := range before {
 				f := &before[i]
 				if f.TupleOrig.Proto.Num != m.Proto {
@@ -271,6 +349,17 @@ func TestKernelCleanupFields(t *testing.T) {
 				}
 				if m.Reply.DstPort != nil && *m.Reply.DstPort == 0 {
 					m.Reply.DstPort = u16(f.TupleReply.Proto.DstPort)
+				}
+				if m.ICMPID != nil && *m.ICMPID == 0 {
+					m.ICMPID = u16(f.TupleOrig.Proto.ICMPv6ID)
+				}
+			}
+			for i, a := range args {
+				switch a {
+				case "%s":
+					args[i] = fmt.Sprint(*m.Orig.SrcPort)
+				case "%r":
+					args[i] = fmt.Sprint(*m.Reply.DstPort)
 				}
 			}
 			if m.StatusMask == StatusSeenReply {
@@ -284,39 +373,73 @@ func TestKernelCleanupFields(t *testing.T) {
 						t.Fatalf("update status: %v", err)
 					}
 				}
-				before, _ = c.List(ctx, nil)
+				if before, err = c.List(ctx, nil); err != nil {
+					t.Fatal(err)
+				}
 			}
-			tt := struct {
-				name string
-				m    Matcher
-			}{tt.name, m}
-			wantGone := 0
+			name := fmt.Sprintf("%s (no-kernel-filters=%v)", tt.name, noKernel)
+			var want []string
 			for i := range before {
-				if tt.m.Match(&before[i]) {
-					wantGone++
+				if !oracleSelects(&m, &before[i]) {
+					want = append(want, flowKey(&before[i]))
 				}
 			}
-			res, err := c.Cleanup(ctx, []Matcher{tt.m}, &CleanupOptions{NoKernelFilters: noKernel})
+			if len(want) == 0 || len(want) == len(before) {
+				t.Fatalf("%s: the oracle selects %d of %d flows; the test proves nothing", name, len(before)-len(want), len(before))
+			}
+			if args != nil {
+				// conntrack prints how many flows it listed on stderr.
+				_, stderr, err := ns.RunErr("conntrack", append([]string{"-L"}, args...)...)
+				var n int
+				if _, serr := fmt.Sscanf(stderr[strings.Index(stderr, ": ")+2:], "%d flow entries", &n); err != nil || serr != nil {
+					t.Fatalf("%s: conntrack -L %v: %v %v: %s", name, args, err, serr, stderr)
+				}
+				if n != len(before)-len(want) {
+					t.Fatalf("%s: conntrack -L %v lists %d flows, the oracle selects %d", name, args, n, len(before)-len(want))
+				}
+			}
+			res, err := c.Cleanup(ctx, []Matcher{m}, &CleanupOptions{NoKernelFilters: noKernel})
 			if err != nil || res.Failed != 0 {
-				t.Fatalf("%s: %v %+v", tt.name, err, res.Samples)
+				t.Fatalf("%s: %v %+v", name, err, res.Samples)
 			}
-			after, _ := c.List(ctx, nil)
+			after, err := c.List(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]string, 0, len(after))
 			for i := range after {
-				if tt.m.Match(&after[i]) {
-					t.Fatalf("%s (no-kernel=%v): a matching flow survived\nplan:\n%s", tt.name, noKernel, res.Plan.String())
+				got = append(got, flowKey(&after[i]))
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: %d flows left, the oracle expects %d\nplan:\n%s", name, len(got), len(want), res.Plan.String())
+				for _, k := range diffKeys(want, got, 5) {
+					t.Logf("  %s", k)
 				}
-			}
-			if len(before)-len(after) != wantGone {
-				t.Fatalf("%s (no-kernel=%v): removed %d flows, want %d\nplan:\n%s", tt.name, noKernel, len(before)-len(after), wantGone, res.Plan.String())
-			}
-			if wantGone == 0 {
-				t.Fatalf("%s: nothing matched in this table; the test proves nothing", tt.name)
+				t.FailNow()
 			}
 			if err := c.Flush(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+}
+
+// diffKeys lists up to n keys that are in only one of two sorted lists.
+func diffKeys(want, got []string, n int) []string {
+	var out []string
+	for _, k := range want {
+		if _, ok := slices.BinarySearch(got, k); !ok && len(out) < n {
+			out = append(out, "expected, gone: "+k)
+		}
+	}
+	for _, k := range got {
+		if _, ok := slices.BinarySearch(want, k); !ok && len(out) < 2*n {
+			out = append(out, "left, not expected: "+k)
+		}
+	}
+	return out
 }
 
 func TestKernelCleanupDryRunAndPlan(t *testing.T) {
@@ -360,7 +483,7 @@ func TestKernelCleanupDryRunAndPlan(t *testing.T) {
 	}
 	n := 0
 	for i := range table {
-		if !slices.ContainsFunc(matchers, func(m Matcher) bool { return m.Match(&table[i]) }) {
+		if !oracleSelectsAny(matchers, &table[i]) {
 			n++
 		}
 	}
@@ -528,7 +651,7 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 		t.Fatalf("deleted %d, reported %d (want more than one window)", res.Deleted, len(seen))
 	}
 	for i := range after {
-		if slices.ContainsFunc(matchers[:3], func(m Matcher) bool { return m.Match(&after[i]) }) ||
+		if oracleSelectsAny(matchers[:2], &after[i]) ||
 			after[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
 			t.Fatalf("a matching flow survived: %s", flowKey(&after[i]))
 		}
