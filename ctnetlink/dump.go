@@ -156,6 +156,10 @@ func (tf *TupleFilter) Match(t *Tuple) bool {
 		return false
 	}
 	icmp6 := t.Proto.Num == unix.IPPROTO_ICMPV6
+	if (tf.ICMPType != nil || tf.ICMPCode != nil || tf.ICMPID != nil) && !icmp6 && t.Proto.Num != unix.IPPROTO_ICMP {
+		// ICMP fields select ICMP flows only; other protocols carry none.
+		return false
+	}
 	pick8 := func(v4, v6 uint8) uint8 {
 		if icmp6 {
 			return v6
