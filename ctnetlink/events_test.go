@@ -1105,3 +1105,64 @@ func TestExampleEvents(t *testing.T) {
 		t.Errorf("example printed %q, want %q", got, want)
 	}
 }
+
+// TestKernelEventsForeignUnbind checks that with nf_conntrack_events=2 a
+// flow created while a Listener of its namespace is open has events,
+// whatever listeners of other namespaces do. The kernel keeps one
+// host-wide "has listener" bit per group (nf_ctnetlink_has_listener, Linux
+// 6.3 and later), set by nfnetlink_bind and cleared by nfnetlink_unbind
+// when netlink_has_listeners finds no socket left in the group. That
+// count covers the sockets of every namespace, so a listener that comes
+// and goes elsewhere cannot clear the bit while this one listens, and
+// flows created meanwhile keep their events. Mirror relies on it: only
+// flows of its initial dump count as silent.
+func TestKernelEventsForeignUnbind(t *testing.T) {
+	auto, cauto := dialNS(t)
+	all, call := dialNS(t)
+	other := nstest.New(t)
+	auto.Sysctl(t, "net.netfilter.nf_conntrack_events", "2")
+	all.Sysctl(t, "net.netfilter.nf_conntrack_events", "1")
+	lauto := listenNS(t, auto, ListenConfig{Groups: []Group{GroupNew}})
+	lall := listenNS(t, all, ListenConfig{Groups: []Group{GroupNew}})
+	ctx := ctx(t)
+
+	// seen reads l until the NEW of the flow with source port port arrives
+	// or nothing arrived for a while.
+	seen := func(l *Listener, port uint16) bool {
+		got := false
+		readIdle(t, l, 2*time.Second, 10*time.Second, func(ev *Event, err error) bool {
+			if err != nil {
+				t.Errorf("events: %v", err)
+				return true
+			}
+			got = got || ev.Flow.TupleOrig.Proto.SrcPort == port
+			return !got
+		})
+		return got
+	}
+	for i := range 20 {
+		// A listener of every group that comes and goes in a third
+		// namespace, as conntrack -E does.
+		lo, err := Listen(&ListenConfig{NetNS: other.FD()})
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		if err := lo.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		f := flowAt("10.0.0.1", i)
+		port := f.TupleOrig.Proto.SrcPort
+		if err := cauto.Create(ctx, f); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if err := call.Create(ctx, f); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if !seen(lall, port) {
+			t.Errorf("try %d: no NEW event with nf_conntrack_events=1", i)
+		}
+		if !seen(lauto, port) {
+			t.Errorf("try %d: no NEW event with nf_conntrack_events=2 and a listener open", i)
+		}
+	}
+}
