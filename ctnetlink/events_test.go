@@ -781,16 +781,77 @@ func checkFlood(t *testing.T, l *Listener, n int, res floodResult) {
 	}
 }
 
-// TestKernelEventsOverrun makes a tiny receive buffer overrun and checks
-// that the loss is reported, counted, and survived.
+// TestKernelEventsOverrun overruns a tiny receive buffer on purpose: a
+// burst of flows is created while nobody reads, so the kernel drops most of
+// their events. Reading must then yield the events still queued and
+// ErrEventsLost, and the stream must go on: a flow created after the loss
+// arrives. Every event is either yielded or counted as dropped by the
+// kernel.
 func TestKernelEventsOverrun(t *testing.T) {
 	ns, c := dialNS(t)
-	l := listenNS(t, ns, ListenConfig{ReadBuffer: 4096})
-	const n = 3000
-	res := flood(t, c, l, n, 2)
-	checkFlood(t, l, n, res)
-	if res.lost == 0 {
-		t.Logf("no overrun with a %d-byte buffer: the reader kept up", l.ReadBuffer())
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_events", "1")
+	l := listenNS(t, ns, ListenConfig{Groups: []Group{GroupNew}, ReadBuffer: 4096})
+	ctx := ctx(t)
+	const n = 1000
+	burst := make([]Flow, n)
+	for i := range burst {
+		burst[i] = *flowAt("10.0.0.1", i)
+	}
+	if res, err := c.CreateMany(ctx, burst); err != nil || res.Done != n {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	marker := flowAt("10.9.9.9", 0)
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var seen, lost, afterLoss int
+	markerSeen := false
+	for ev, err := range l.Events(rctx) {
+		switch {
+		case errors.Is(err, ErrEventsLost):
+			if !errors.Is(err, unix.ENOBUFS) {
+				t.Errorf("overrun error %v does not match unix.ENOBUFS", err)
+			}
+			if lost++; lost == 1 {
+				if err := c.Create(ctx, marker); err != nil {
+					t.Fatalf("create marker: %v", err)
+				}
+			}
+			continue
+		case err != nil:
+			t.Fatalf("events after %d events and %d losses: %v", seen, lost, err)
+		}
+		if lost > 0 {
+			afterLoss++
+		}
+		if ev.Flow.TupleOrig.Src() == marker.TupleOrig.Src() {
+			markerSeen = true
+			break
+		}
+		if lost > 0 {
+			t.Errorf("event of burst flow %v after ErrEventsLost: the error must follow the events queued before the loss", ev.Flow.TupleOrig.Src())
+		}
+		seen++
+	}
+	dropped, err := l.Dropped()
+	if err != nil {
+		t.Fatalf("dropped: %v", err)
+	}
+	t.Logf("%d flows created unread: %d events yielded, %d dropped by the kernel; %d overruns yielded, %d events after the first; receive buffer %d bytes",
+		n, seen, dropped, lost, afterLoss, l.ReadBuffer())
+	if lost == 0 {
+		t.Fatalf("no ErrEventsLost after %d events of a burst of %d into a %d-byte buffer", seen, n, l.ReadBuffer())
+	}
+	if !markerSeen {
+		t.Errorf("the flow created after the overrun has no event: the stream did not go on")
+	}
+	if uint64(lost) != l.Overruns() {
+		t.Errorf("ErrEventsLost yielded %d times, Overruns() = %d", lost, l.Overruns())
+	}
+	if seen == n {
+		t.Errorf("all %d events arrived although an overrun was reported", n)
+	}
+	if got := seen + int(dropped); got != n {
+		t.Errorf("events yielded (%d) + dropped (%d) = %d, want the %d generated", seen, dropped, got, n)
 	}
 }
 
