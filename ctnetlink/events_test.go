@@ -162,6 +162,28 @@ func TestEventDecode(t *testing.T) {
 	dgram = appendRequest(dgram, MsgGetStats, 0, 0, unix.AF_INET, nil)
 	dgram = withPortID(appendRequest(dgram, MsgExpNew, create, 0, unix.AF_INET, e.AppendAttributes), len(dgram), 4242)
 	dgram = appendRequest(dgram, MsgExpDelete, 0, 0, unix.AF_INET, e.AppendAttributes)
+	// Control messages: an acknowledgement, two errors and an overrun.
+	control := func(b []byte, typ netlink.HeaderType, payload []byte) []byte {
+		b = binary.NativeEndian.AppendUint32(b, uint32(16+len(payload)))
+		b = binary.NativeEndian.AppendUint16(b, uint16(typ))
+		b = binary.NativeEndian.AppendUint16(b, 0)
+		b = binary.NativeEndian.AppendUint64(b, 0)
+		b = append(b, payload...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	errMsg := func(code int32) []byte {
+		p := binary.NativeEndian.AppendUint32(nil, uint32(code))
+		return append(p, make([]byte, 16)...) // the header of the request
+	}
+	dgram = control(dgram, netlink.Error, errMsg(0))
+	dgram = control(dgram, netlink.Error, errMsg(-int32(unix.EPERM)))
+	dgram = control(dgram, netlink.Error, errMsg(-int32(unix.ENOBUFS)))
+	dgram = control(dgram, netlink.Overrun, nil)
+	dgram = control(dgram, netlink.Error, []byte{1, 2})
+	dgram = control(dgram, netlink.Noop, nil)
 	// A header that claims more bytes than there are.
 	dgram = append(dgram, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
@@ -173,6 +195,9 @@ func TestEventDecode(t *testing.T) {
 		Expect  string
 		PortID  uint32
 		Err     string
+		Errno   unix.Errno // the errno the error matches
+		Lost    bool       // the error matches ErrEventsLost
+		Skipped bool       // no event and no error
 	}
 	want := []result{
 		{Type: EventNew, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3},
@@ -182,6 +207,12 @@ func TestEventDecode(t *testing.T) {
 		{Err: "ctnetlink: events: unexpected message type 0x105"},
 		{Type: EventExpNew, Expect: "192.0.2.1:0->192.0.2.2:21", PortID: 4242},
 		{Type: EventExpDestroy, Expect: "192.0.2.1:0->192.0.2.2:21"},
+		{Skipped: true},
+		{Err: "ctnetlink: events: kernel error message: operation not permitted", Errno: unix.EPERM},
+		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_ERROR)", Errno: unix.ENOBUFS, Lost: true},
+		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_OVERRUN)", Errno: unix.ENOBUFS, Lost: true},
+		{Err: "ctnetlink: events: error message of 2 bytes, too short for an error code"},
+		{Skipped: true},
 		{Err: "ctnetlink: events: netlink message length 65535 out of range (16 bytes left)"},
 	}
 	l := &Listener{rest: dgram}
@@ -190,9 +221,15 @@ func TestEventDecode(t *testing.T) {
 		ev, err := l.next()
 		switch {
 		case err != nil:
-			got = append(got, result{Err: err.Error()})
+			r := result{Err: err.Error(), Lost: errors.Is(err, ErrEventsLost)}
+			for _, e := range []unix.Errno{unix.EPERM, unix.ENOBUFS} {
+				if errors.Is(err, e) {
+					r.Errno = e
+				}
+			}
+			got = append(got, r)
 		case ev == nil:
-			t.Fatalf("message skipped without an error")
+			got = append(got, result{Skipped: true})
 		case ev.Flow != nil:
 			if ev.Expect != nil {
 				t.Fatalf("%v event has both a flow and an expectation", ev.Type)
@@ -204,6 +241,9 @@ func TestEventDecode(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("decoded events (-want +got):\n%s", diff)
+	}
+	if l.Overruns() != 2 {
+		t.Errorf("Overruns() = %d after an ENOBUFS error message and an NLMSG_OVERRUN, want 2", l.Overruns())
 	}
 }
 
