@@ -3,6 +3,7 @@ package ctnetlink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -513,6 +514,11 @@ type MirrorStats struct {
 	// LastError is the error of the last dump if it failed, nil if it
 	// succeeded.
 	LastError error
+	// LastEventError is the last error of the event socket that the
+	// Mirror survived, nil if none: an event it could not decode (counted
+	// in DecodeErrors), or, with ReliableDestroy, a failure to read the
+	// kernel's drop counter. Each made it resynchronise.
+	LastEventError error
 	// LastResync is how long the last completed dump took, with the events
 	// applied meanwhile: the initial dump, then the last resynchronisation.
 	LastResync time.Duration
@@ -710,7 +716,9 @@ const (
 // Mirror as Close does, and Err then returns ctx's error.
 //
 // It needs CAP_NET_ADMIN, and CAP_SYS_ADMIN for another namespace. Errors
-// are those of Dial, Listen and Dump.
+// are those of Dial, Listen and Dump, and with ReliableDestroy an *Error
+// with Op "mirror" when the kernel's drop counter cannot be read
+// (Listener.Dropped), without which lost events would go unseen.
 func NewMirror(ctx context.Context, cfg *MirrorConfig) (*Mirror, error) {
 	var c MirrorConfig
 	if cfg != nil {
@@ -753,10 +761,15 @@ func NewMirror(ctx context.Context, cfg *MirrorConfig) (*Mirror, error) {
 		events:    -1,
 	}
 	if c.ReliableDestroy {
-		// Drops from now on stand for lost events.
-		if n, err := l.Dropped(); err == nil {
-			m.drops, m.dropsKnown = n, true
+		// Drops from now on stand for lost events. Without the counter
+		// (before Linux 4.12) the losses would go unseen.
+		n, err := l.Dropped()
+		if err != nil {
+			l.Close()
+			conn.Close()
+			return nil, &Error{Op: "mirror", Err: fmt.Errorf("ReliableDestroy needs the kernel's drop counter: %w", err)}
 		}
+		m.drops, m.dropsKnown = n, true
 	}
 	if f := c.Filter; f != nil {
 		m.mutable = f.Mark != 0 || f.MarkMask != 0 || f.StatusMask != 0
@@ -1043,13 +1056,23 @@ func (m *Mirror) nextWake() time.Time {
 func (m *Mirror) tick(ctx context.Context, now time.Time) bool {
 	if m.cfg.ReliableDestroy && !now.Before(m.nextDrops) {
 		m.nextDrops = now.Add(mirrorDropCheck)
-		if n, err := m.l.Dropped(); err == nil {
-			if m.dropsKnown && n != m.drops {
-				m.mu.Lock()
-				m.stats.Overruns++
-				m.mu.Unlock()
-				m.schedule(now)
-			}
+		n, err := m.l.Dropped()
+		switch {
+		case err != nil:
+			// Losses cannot be seen now: assume one, so that a dump
+			// repairs whatever was lost, and say why.
+			m.mu.Lock()
+			m.stats.LastEventError = err
+			m.mu.Unlock()
+			m.dropsKnown = false
+			m.schedule(now)
+		case m.dropsKnown && n != m.drops:
+			m.mu.Lock()
+			m.stats.Overruns++
+			m.mu.Unlock()
+			m.schedule(now)
+		}
+		if err == nil {
 			m.drops, m.dropsKnown = n, true
 		}
 	}
@@ -1206,6 +1229,7 @@ func (m *Mirror) handle(ev *mirrorEvent) bool {
 	case mirrorBad:
 		m.mu.Lock()
 		m.stats.DecodeErrors++
+		m.stats.LastEventError = ev.err
 		m.mu.Unlock()
 		m.schedule(time.Now())
 	case mirrorFatal:

@@ -8,6 +8,7 @@ import (
 	"log"
 	"maps"
 	"math/rand"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -1261,5 +1262,42 @@ func TestKernelMirrorShortLived(t *testing.T) {
 	}
 	if int(st.Unseen) > cons.synthetic[ChangeAdded] || int(st.Unseen) > cons.synthetic[ChangeRemoved] {
 		t.Errorf("%d flows seen only by their DESTROY, but synthetic changes %v", st.Unseen, cons.synthetic)
+	}
+}
+
+// TestMirrorEventError checks that an event the mirror cannot decode
+// reaches the caller through Stats, not only a counter, and schedules a
+// resynchronisation.
+func TestMirrorEventError(t *testing.T) {
+	m := &Mirror{index: map[uint32]int32{}, events: 1, lastEnd: time.Now(),
+		cfg: MirrorConfig{ResyncBackoff: time.Hour, MaxResyncBackoff: 2 * time.Hour}}
+	bad := &Error{Op: "events", Err: errors.New("update: tuple-orig: want 4 bytes, got 5")}
+	if !m.handle(&mirrorEvent{kind: mirrorBad, err: bad}) {
+		t.Fatal("a decode error stopped the mirror")
+	}
+	st := m.Stats()
+	if st.LastEventError != bad || st.DecodeErrors != 1 || !st.Pending {
+		t.Errorf("stats %+v, want LastEventError %v, 1 decode error and a pending resynchronisation", st, bad)
+	}
+}
+
+// TestKernelMirrorDropCheckError checks that with ReliableDestroy a
+// failure to read the kernel's drop counter reaches the caller and makes
+// the mirror resynchronise, since losses could not be seen.
+func TestKernelMirrorDropCheckError(t *testing.T) {
+	ns, _ := dialNS(t)
+	l, err := Listen(&ListenConfig{NetNS: ns.FD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	m := &Mirror{index: map[uint32]int32{}, events: 1, l: l, lastEnd: time.Now(), dropsKnown: true,
+		cfg: MirrorConfig{ReliableDestroy: true, ResyncBackoff: time.Hour, MaxResyncBackoff: 2 * time.Hour}}
+	if !m.tick(context.Background(), time.Now()) {
+		t.Fatal("tick stopped the mirror")
+	}
+	st := m.Stats()
+	if !errors.Is(st.LastEventError, net.ErrClosed) || !st.Pending {
+		t.Errorf("stats %+v, want LastEventError matching net.ErrClosed and a pending resynchronisation", st)
 	}
 }
