@@ -2,6 +2,7 @@ package ctnetlink
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -490,7 +491,10 @@ var errEventsBusy = errors.New("another Events loop is running")
 //   - a message that cannot be decoded, such as a malformed attribute, or a
 //     message type this build does not know: an *Error naming it. Only that
 //     message is skipped. Attributes of unknown type are no error: they are
-//     skipped and counted in the Unknown field of their struct.
+//     skipped and counted in the Unknown field of their struct;
+//   - an error message (NLMSG_ERROR) with an error code: an *Error that
+//     matches the errno; one with ENOBUFS, or an NLMSG_OVERRUN, is an
+//     overrun as above. Acknowledgements (error code 0) are skipped.
 //
 // These end the stream, as the last value:
 //
@@ -632,8 +636,32 @@ func (l *Listener) next() (*Event, error) {
 	}
 	l.rest = rest
 	switch netlink.HeaderType(h.Type) {
-	case netlink.Noop, netlink.Error, netlink.Done, netlink.Overrun:
+	case netlink.Noop, netlink.Done:
 		return nil, nil
+	case netlink.Overrun:
+		// The kernel reports overruns with ENOBUFS on the socket, but an
+		// NLMSG_OVERRUN means the same: events were lost.
+		l.overruns.Add(1)
+		return nil, &Error{Op: "events", Err: fmt.Errorf("%w (%w, NLMSG_OVERRUN)", ErrEventsLost, unix.ENOBUFS)}
+	case netlink.Error:
+		// An acknowledgement (error 0) says nothing; an error code says that
+		// the kernel failed at something it reports on this socket.
+		if len(data) < 4 {
+			return nil, &Error{Op: "events", Err: fmt.Errorf("error message of %d bytes, too short for an error code", len(data))}
+		}
+		code := int32(binary.NativeEndian.Uint32(data))
+		if code == 0 {
+			return nil, nil
+		}
+		errno := unix.Errno(-code)
+		if code > 0 {
+			errno = unix.Errno(code)
+		}
+		if errno == unix.ENOBUFS {
+			l.overruns.Add(1)
+			return nil, &Error{Op: "events", Err: fmt.Errorf("%w (%w, NLMSG_ERROR)", ErrEventsLost, errno)}
+		}
+		return nil, &Error{Op: "events", Err: fmt.Errorf("kernel error message: %w", errno)}
 	}
 	var typ EventType
 	switch MsgType(h.Type) {

@@ -162,6 +162,28 @@ func TestEventDecode(t *testing.T) {
 	dgram = appendRequest(dgram, MsgGetStats, 0, 0, unix.AF_INET, nil)
 	dgram = withPortID(appendRequest(dgram, MsgExpNew, create, 0, unix.AF_INET, e.AppendAttributes), len(dgram), 4242)
 	dgram = appendRequest(dgram, MsgExpDelete, 0, 0, unix.AF_INET, e.AppendAttributes)
+	// Control messages: an acknowledgement, two errors and an overrun.
+	control := func(b []byte, typ netlink.HeaderType, payload []byte) []byte {
+		b = binary.NativeEndian.AppendUint32(b, uint32(16+len(payload)))
+		b = binary.NativeEndian.AppendUint16(b, uint16(typ))
+		b = binary.NativeEndian.AppendUint16(b, 0)
+		b = binary.NativeEndian.AppendUint64(b, 0)
+		b = append(b, payload...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	errMsg := func(code int32) []byte {
+		p := binary.NativeEndian.AppendUint32(nil, uint32(code))
+		return append(p, make([]byte, 16)...) // the header of the request
+	}
+	dgram = control(dgram, netlink.Error, errMsg(0))
+	dgram = control(dgram, netlink.Error, errMsg(-int32(unix.EPERM)))
+	dgram = control(dgram, netlink.Error, errMsg(-int32(unix.ENOBUFS)))
+	dgram = control(dgram, netlink.Overrun, nil)
+	dgram = control(dgram, netlink.Error, []byte{1, 2})
+	dgram = control(dgram, netlink.Noop, nil)
 	// A header that claims more bytes than there are.
 	dgram = append(dgram, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
@@ -173,6 +195,9 @@ func TestEventDecode(t *testing.T) {
 		Expect  string
 		PortID  uint32
 		Err     string
+		Errno   unix.Errno // the errno the error matches
+		Lost    bool       // the error matches ErrEventsLost
+		Skipped bool       // no event and no error
 	}
 	want := []result{
 		{Type: EventNew, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3},
@@ -182,6 +207,12 @@ func TestEventDecode(t *testing.T) {
 		{Err: "ctnetlink: events: unexpected message type 0x105"},
 		{Type: EventExpNew, Expect: "192.0.2.1:0->192.0.2.2:21", PortID: 4242},
 		{Type: EventExpDestroy, Expect: "192.0.2.1:0->192.0.2.2:21"},
+		{Skipped: true},
+		{Err: "ctnetlink: events: kernel error message: operation not permitted", Errno: unix.EPERM},
+		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_ERROR)", Errno: unix.ENOBUFS, Lost: true},
+		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_OVERRUN)", Errno: unix.ENOBUFS, Lost: true},
+		{Err: "ctnetlink: events: error message of 2 bytes, too short for an error code"},
+		{Skipped: true},
 		{Err: "ctnetlink: events: netlink message length 65535 out of range (16 bytes left)"},
 	}
 	l := &Listener{rest: dgram}
@@ -190,9 +221,15 @@ func TestEventDecode(t *testing.T) {
 		ev, err := l.next()
 		switch {
 		case err != nil:
-			got = append(got, result{Err: err.Error()})
+			r := result{Err: err.Error(), Lost: errors.Is(err, ErrEventsLost)}
+			for _, e := range []unix.Errno{unix.EPERM, unix.ENOBUFS} {
+				if errors.Is(err, e) {
+					r.Errno = e
+				}
+			}
+			got = append(got, r)
 		case ev == nil:
-			t.Fatalf("message skipped without an error")
+			got = append(got, result{Skipped: true})
 		case ev.Flow != nil:
 			if ev.Expect != nil {
 				t.Fatalf("%v event has both a flow and an expectation", ev.Type)
@@ -204,6 +241,9 @@ func TestEventDecode(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("decoded events (-want +got):\n%s", diff)
+	}
+	if l.Overruns() != 2 {
+		t.Errorf("Overruns() = %d after an ENOBUFS error message and an NLMSG_OVERRUN, want 2", l.Overruns())
 	}
 }
 
@@ -781,16 +821,77 @@ func checkFlood(t *testing.T, l *Listener, n int, res floodResult) {
 	}
 }
 
-// TestKernelEventsOverrun makes a tiny receive buffer overrun and checks
-// that the loss is reported, counted, and survived.
+// TestKernelEventsOverrun overruns a tiny receive buffer on purpose: a
+// burst of flows is created while nobody reads, so the kernel drops most of
+// their events. Reading must then yield the events still queued and
+// ErrEventsLost, and the stream must go on: a flow created after the loss
+// arrives. Every event is either yielded or counted as dropped by the
+// kernel.
 func TestKernelEventsOverrun(t *testing.T) {
 	ns, c := dialNS(t)
-	l := listenNS(t, ns, ListenConfig{ReadBuffer: 4096})
-	const n = 3000
-	res := flood(t, c, l, n, 2)
-	checkFlood(t, l, n, res)
-	if res.lost == 0 {
-		t.Logf("no overrun with a %d-byte buffer: the reader kept up", l.ReadBuffer())
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_events", "1")
+	l := listenNS(t, ns, ListenConfig{Groups: []Group{GroupNew}, ReadBuffer: 4096})
+	ctx := ctx(t)
+	const n = 1000
+	burst := make([]Flow, n)
+	for i := range burst {
+		burst[i] = *flowAt("10.0.0.1", i)
+	}
+	if res, err := c.CreateMany(ctx, burst); err != nil || res.Done != n {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	marker := flowAt("10.9.9.9", 0)
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var seen, lost, afterLoss int
+	markerSeen := false
+	for ev, err := range l.Events(rctx) {
+		switch {
+		case errors.Is(err, ErrEventsLost):
+			if !errors.Is(err, unix.ENOBUFS) {
+				t.Errorf("overrun error %v does not match unix.ENOBUFS", err)
+			}
+			if lost++; lost == 1 {
+				if err := c.Create(ctx, marker); err != nil {
+					t.Fatalf("create marker: %v", err)
+				}
+			}
+			continue
+		case err != nil:
+			t.Fatalf("events after %d events and %d losses: %v", seen, lost, err)
+		}
+		if lost > 0 {
+			afterLoss++
+		}
+		if ev.Flow.TupleOrig.Src() == marker.TupleOrig.Src() {
+			markerSeen = true
+			break
+		}
+		if lost > 0 {
+			t.Errorf("event of burst flow %v after ErrEventsLost: the error must follow the events queued before the loss", ev.Flow.TupleOrig.Src())
+		}
+		seen++
+	}
+	dropped, err := l.Dropped()
+	if err != nil {
+		t.Fatalf("dropped: %v", err)
+	}
+	t.Logf("%d flows created unread: %d events yielded, %d dropped by the kernel; %d overruns yielded, %d events after the first; receive buffer %d bytes",
+		n, seen, dropped, lost, afterLoss, l.ReadBuffer())
+	if lost == 0 {
+		t.Fatalf("no ErrEventsLost after %d events of a burst of %d into a %d-byte buffer", seen, n, l.ReadBuffer())
+	}
+	if !markerSeen {
+		t.Errorf("the flow created after the overrun has no event: the stream did not go on")
+	}
+	if uint64(lost) != l.Overruns() {
+		t.Errorf("ErrEventsLost yielded %d times, Overruns() = %d", lost, l.Overruns())
+	}
+	if seen == n {
+		t.Errorf("all %d events arrived although an overrun was reported", n)
+	}
+	if got := seen + int(dropped); got != n {
+		t.Errorf("events yielded (%d) + dropped (%d) = %d, want the %d generated", seen, dropped, got, n)
 	}
 }
 
@@ -1103,5 +1204,66 @@ func TestExampleEvents(t *testing.T) {
 	}
 	if got := out.String(); got != want {
 		t.Errorf("example printed %q, want %q", got, want)
+	}
+}
+
+// TestKernelEventsForeignUnbind checks that with nf_conntrack_events=2 a
+// flow created while a Listener of its namespace is open has events,
+// whatever listeners of other namespaces do. The kernel keeps one
+// host-wide "has listener" bit per group (nf_ctnetlink_has_listener, Linux
+// 6.3 and later), set by nfnetlink_bind and cleared by nfnetlink_unbind
+// when netlink_has_listeners finds no socket left in the group. That
+// count covers the sockets of every namespace, so a listener that comes
+// and goes elsewhere cannot clear the bit while this one listens, and
+// flows created meanwhile keep their events. Mirror relies on it: only
+// flows of its initial dump count as silent.
+func TestKernelEventsForeignUnbind(t *testing.T) {
+	auto, cauto := dialNS(t)
+	all, call := dialNS(t)
+	other := nstest.New(t)
+	auto.Sysctl(t, "net.netfilter.nf_conntrack_events", "2")
+	all.Sysctl(t, "net.netfilter.nf_conntrack_events", "1")
+	lauto := listenNS(t, auto, ListenConfig{Groups: []Group{GroupNew}})
+	lall := listenNS(t, all, ListenConfig{Groups: []Group{GroupNew}})
+	ctx := ctx(t)
+
+	// seen reads l until the NEW of the flow with source port port arrives
+	// or nothing arrived for a while.
+	seen := func(l *Listener, port uint16) bool {
+		got := false
+		readIdle(t, l, 2*time.Second, 10*time.Second, func(ev *Event, err error) bool {
+			if err != nil {
+				t.Errorf("events: %v", err)
+				return true
+			}
+			got = got || ev.Flow.TupleOrig.Proto.SrcPort == port
+			return !got
+		})
+		return got
+	}
+	for i := range 20 {
+		// A listener of every group that comes and goes in a third
+		// namespace, as conntrack -E does.
+		lo, err := Listen(&ListenConfig{NetNS: other.FD()})
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		if err := lo.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		f := flowAt("10.0.0.1", i)
+		port := f.TupleOrig.Proto.SrcPort
+		if err := cauto.Create(ctx, f); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if err := call.Create(ctx, f); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if !seen(lall, port) {
+			t.Errorf("try %d: no NEW event with nf_conntrack_events=1", i)
+		}
+		if !seen(lauto, port) {
+			t.Errorf("try %d: no NEW event with nf_conntrack_events=2 and a listener open", i)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package ctnetlink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -140,6 +141,9 @@ type Change struct {
 	// by an event: those of the initial dump, and those of a
 	// resynchronisation, which adds the flows whose NEW was lost, removes
 	// those whose DESTROY was lost and updates those whose UPDATE was lost.
+	// It is also true for the ChangeAdded and ChangeRemoved pair of a flow
+	// whose DESTROY event arrived although the mirror never held it (see
+	// "Flows seen only by their end" on Mirror).
 	Synthetic bool
 }
 
@@ -497,6 +501,10 @@ type MirrorStats struct {
 	// DecodeErrors counts events that could not be decoded; each is a lost
 	// event and leads to a resynchronisation.
 	DecodeErrors uint64
+	// Unseen counts flows whose DESTROY event arrived although the mirror
+	// never held them, because their NEW and UPDATE events were lost: each
+	// was emitted as a synthetic ChangeAdded and ChangeRemoved.
+	Unseen uint64
 	// Resyncs counts the resynchronisations that completed, not counting
 	// the initial dump.
 	Resyncs uint64
@@ -506,6 +514,11 @@ type MirrorStats struct {
 	// LastError is the error of the last dump if it failed, nil if it
 	// succeeded.
 	LastError error
+	// LastEventError is the last error of the event socket that the
+	// Mirror survived, nil if none: an event it could not decode (counted
+	// in DecodeErrors), or, with ReliableDestroy, a failure to read the
+	// kernel's drop counter. Each made it resynchronise.
+	LastEventError error
 	// LastResync is how long the last completed dump took, with the events
 	// applied meanwhile: the initial dump, then the last resynchronisation.
 	LastResync time.Duration
@@ -569,6 +582,23 @@ type MirrorStats struct {
 // during an overload that keeps overrunning the buffer, frequent dumps
 // would add to the load without ever catching up. MirrorStats counts
 // overruns and resynchronisations.
+//
+// # Flows seen only by their end
+//
+// A short-lived flow can start and end between two dumps with its NEW and
+// UPDATE events lost in an overrun and its DESTROY delivered. No dump ever
+// shows such a flow, but its DESTROY carries its tuples, status, mark and,
+// with net.netfilter.nf_conntrack_acct=1, its final counters. The Mirror
+// then emits the flow as a ChangeAdded immediately followed by a
+// ChangeRemoved, both with Synthetic set and the DESTROY's values, and
+// counts it in MirrorStats.Unseen; the flow is in the mirror only while
+// OnChange handles the ChangeAdded. So OnChange sees every flow whose
+// DESTROY reached the Mirror. With MirrorConfig.ReliableDestroy the kernel
+// delivers every DESTROY, so OnChange sees every flow that ended while the
+// Mirror ran; without it, a flow whose events were all lost leaves no trace.
+// A DESTROY of a flow the Mirror removed recently (one that a dump found
+// gone before its DESTROY arrived, or a DESTROY the kernel sent again) is
+// recognised and changes nothing.
 //
 // A hash table resize (writing net.netfilter.nf_conntrack_buckets) during
 // a dump can make the kernel skip flows without flagging the dump; the
@@ -635,6 +665,8 @@ type Mirror struct {
 	gen        uint32
 	window     bool                  // a dump is being merged
 	destroyed  map[EntryKey]struct{} // flows that left during the dump
+	gone       map[EntryKey]struct{} // flows that left the mirror recently
+	goneOld    map[EntryKey]struct{} // the previous generation of gone
 	pending    bool                  // a resynchronisation is scheduled
 	again      bool                  // a loss happened during the dump
 	due        time.Time
@@ -684,7 +716,9 @@ const (
 // Mirror as Close does, and Err then returns ctx's error.
 //
 // It needs CAP_NET_ADMIN, and CAP_SYS_ADMIN for another namespace. Errors
-// are those of Dial, Listen and Dump.
+// are those of Dial, Listen and Dump, and with ReliableDestroy an *Error
+// with Op "mirror" when the kernel's drop counter cannot be read
+// (Listener.Dropped), without which lost events would go unseen.
 func NewMirror(ctx context.Context, cfg *MirrorConfig) (*Mirror, error) {
 	var c MirrorConfig
 	if cfg != nil {
@@ -727,10 +761,15 @@ func NewMirror(ctx context.Context, cfg *MirrorConfig) (*Mirror, error) {
 		events:    -1,
 	}
 	if c.ReliableDestroy {
-		// Drops from now on stand for lost events.
-		if n, err := l.Dropped(); err == nil {
-			m.drops, m.dropsKnown = n, true
+		// Drops from now on stand for lost events. Without the counter
+		// (before Linux 4.12) the losses would go unseen.
+		n, err := l.Dropped()
+		if err != nil {
+			l.Close()
+			conn.Close()
+			return nil, &Error{Op: "mirror", Err: fmt.Errorf("ReliableDestroy needs the kernel's drop counter: %w", err)}
 		}
+		m.drops, m.dropsKnown = n, true
 	}
 	if f := c.Filter; f != nil {
 		m.mutable = f.Mark != 0 || f.MarkMask != 0 || f.StatusMask != 0
@@ -1017,13 +1056,23 @@ func (m *Mirror) nextWake() time.Time {
 func (m *Mirror) tick(ctx context.Context, now time.Time) bool {
 	if m.cfg.ReliableDestroy && !now.Before(m.nextDrops) {
 		m.nextDrops = now.Add(mirrorDropCheck)
-		if n, err := m.l.Dropped(); err == nil {
-			if m.dropsKnown && n != m.drops {
-				m.mu.Lock()
-				m.stats.Overruns++
-				m.mu.Unlock()
-				m.schedule(now)
-			}
+		n, err := m.l.Dropped()
+		switch {
+		case err != nil:
+			// Losses cannot be seen now: assume one, so that a dump
+			// repairs whatever was lost, and say why.
+			m.mu.Lock()
+			m.stats.LastEventError = err
+			m.mu.Unlock()
+			m.dropsKnown = false
+			m.schedule(now)
+		case m.dropsKnown && n != m.drops:
+			m.mu.Lock()
+			m.stats.Overruns++
+			m.mu.Unlock()
+			m.schedule(now)
+		}
+		if err == nil {
 			m.drops, m.dropsKnown = n, true
 		}
 	}
@@ -1180,6 +1229,7 @@ func (m *Mirror) handle(ev *mirrorEvent) bool {
 	case mirrorBad:
 		m.mu.Lock()
 		m.stats.DecodeErrors++
+		m.stats.LastEventError = ev.err
 		m.mu.Unlock()
 		m.schedule(time.Now())
 	case mirrorFatal:
@@ -1187,7 +1237,7 @@ func (m *Mirror) handle(ev *mirrorEvent) bool {
 		m.stopped = true
 		return false
 	case mirrorDestroy:
-		m.leave(&ev.e, true)
+		m.destroy(&ev.e, ev.match)
 	default:
 		if ev.match {
 			m.upsert(&ev.e)
@@ -1213,6 +1263,7 @@ func (m *Mirror) upsert(e *Entry) {
 	} else {
 		s = m.insertLocked(e)
 		kind = ChangeAdded
+		m.revive(e.Key())
 	}
 	if m.window {
 		s.gen = m.gen
@@ -1227,8 +1278,8 @@ func (m *Mirror) upsert(e *Entry) {
 	m.emit(Change{Kind: kind, Entry: out})
 }
 
-// leave applies a DESTROY event, or an event of a flow the filter no longer
-// selects. During a dump, block keeps the dump from adding the flow back.
+// leave applies an event of a flow the filter no longer selects. During a
+// dump, block keeps the dump from adding the flow back.
 func (m *Mirror) leave(e *Entry, block bool) {
 	if m.window && block {
 		m.destroyed[e.Key()] = struct{}{}
@@ -1244,8 +1295,87 @@ func (m *Mirror) leave(e *Entry, block bool) {
 	m.stats.Events++
 	m.mu.Unlock()
 	if ok {
+		m.forget(out.Key())
 		out.merge(e)
 		m.emit(Change{Kind: ChangeRemoved, Entry: out})
+	}
+}
+
+// destroy applies a DESTROY event. match reports that the filter selects
+// the flow.
+//
+// A flow the mirror does not hold, that the filter selects and that the
+// mirror did not remove recently, had its NEW and UPDATE events lost: the
+// flow lived and ended unseen. destroy emits it as a synthetic ChangeAdded
+// followed by a synthetic ChangeRemoved with the DESTROY's values, so that
+// OnChange sees every flow whose DESTROY arrived.
+func (m *Mirror) destroy(e *Entry, match bool) {
+	k := e.Key()
+	if m.window {
+		m.destroyed[k] = struct{}{}
+	}
+	m.mu.Lock()
+	m.stats.Events++
+	if i := m.findLocked(e); i >= 0 {
+		out := m.slots[i].Entry
+		m.removeAtLocked(i)
+		m.mu.Unlock()
+		m.forget(k)
+		out.merge(e)
+		m.emit(Change{Kind: ChangeRemoved, Entry: out})
+		return
+	}
+	if !match || m.wasRemoved(k) {
+		m.mu.Unlock()
+		return
+	}
+	m.stats.Unseen++
+	s := m.insertLocked(e)
+	s.gen = m.gen
+	out := s.Entry
+	m.mu.Unlock()
+	m.emit(Change{Kind: ChangeAdded, Entry: out, Synthetic: true})
+	m.mu.Lock()
+	if i := m.findLocked(e); i >= 0 {
+		m.removeAtLocked(i)
+	}
+	m.mu.Unlock()
+	m.forget(k)
+	m.emit(Change{Kind: ChangeRemoved, Entry: out, Synthetic: true})
+}
+
+// mirrorGone is how many removed flows a Mirror remembers per generation
+// of its gone sets, so that a late or repeated DESTROY of a flow it already
+// removed is not taken for a flow it never saw.
+const mirrorGone = 1 << 14
+
+// forget records that the flow with key k left the mirror. The caller does
+// not hold mu.
+func (m *Mirror) forget(k EntryKey) {
+	if m.gone == nil {
+		m.gone, m.goneOld = map[EntryKey]struct{}{}, map[EntryKey]struct{}{}
+	}
+	if len(m.gone) >= mirrorGone {
+		m.goneOld, m.gone = m.gone, m.goneOld
+		clear(m.gone)
+	}
+	m.gone[k] = struct{}{}
+}
+
+// wasRemoved reports whether the flow with key k left the mirror recently.
+func (m *Mirror) wasRemoved(k EntryKey) bool {
+	if _, ok := m.gone[k]; ok {
+		return true
+	}
+	_, ok := m.goneOld[k]
+	return ok
+}
+
+// revive forgets that the flow with key k left the mirror: it is back.
+func (m *Mirror) revive(k EntryKey) {
+	if len(m.gone) > 0 || len(m.goneOld) > 0 {
+		delete(m.gone, k)
+		delete(m.goneOld, k)
 	}
 }
 
@@ -1261,6 +1391,7 @@ func (m *Mirror) fromDump(e *Entry, cur uint32, initial bool) {
 	if i < 0 {
 		s := m.insertLocked(e)
 		s.gen = cur
+		m.revive(e.Key())
 		if initial && m.events != 1 {
 			s.silent = true
 			m.stats.Silent++
@@ -1300,6 +1431,7 @@ func (m *Mirror) sweep(cur uint32) {
 		out := m.slots[i].Entry
 		m.removeAtLocked(i)
 		m.mu.Unlock()
+		m.forget(out.Key())
 		m.emit(Change{Kind: ChangeRemoved, Entry: out, Synthetic: true})
 	}
 }
