@@ -35,8 +35,9 @@ type Policy struct {
 	// ProtoGeneric).
 	Protocol uint8
 	// Timeouts are the policy's timeouts. The kernel reports every state
-	// of the protocol; states a request leaves out keep the kernel's
-	// defaults (Create) or their current value (Update).
+	// of the protocol. States that Create or Update leave out get the
+	// protocol's current defaults; those DefaultSet leaves out keep their
+	// value.
 	Timeouts Timeouts
 	// Use is the kernel's reference count: 1 while no rule or flow uses
 	// the policy. It is ignored in requests.
@@ -133,7 +134,9 @@ func (c *Conn) Create(ctx context.Context, p *Policy) error {
 }
 
 // Update replaces the timeouts of the existing policy p.Name
-// (NLM_F_REPLACE). Its protocols must be those it was created with.
+// (NLM_F_REPLACE): states p leaves out go back to the protocol's defaults,
+// not to their previous value. Its protocols must be those it was created
+// with, or the kernel answers EINVAL.
 func (c *Conn) Update(ctx context.Context, p *Policy) error {
 	attrs, err := encodePolicy(nil, p, true)
 	if err != nil {
