@@ -372,3 +372,38 @@ func TestDoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per request, want 0", allocs)
 	}
 }
+
+func TestConnConcurrentKernel(t *testing.T) {
+	ns := kernelNS(t)
+	c, err := Dial(&Config{NetNS: ns.FD()})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	ns.Run(t, "conntrack", "-I", "-p", "udp", "-s", "192.0.2.1", "-d", "192.0.2.2", "--sport", "1000", "--dport", "53", "-t", "100")
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 20 {
+				n := 0
+				err := c.Do(context.Background(), Req{Type: Type(SubsysCTNetlink, 1), Flags: Dump, Family: unix.AF_INET}, func(*Reply) error { n++; return nil })
+				if err == nil && n != 1 {
+					err = errors.New("dump did not return the one entry")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := len(c.idle); n > c.cfg.MaxIdle {
+		t.Errorf("%d idle sockets, more than MaxIdle %d", n, c.cfg.MaxIdle)
+	}
+}
