@@ -31,6 +31,12 @@ var overrides = []override{
 	// The SCTP set names only its state after its protocol.
 	fieldName("conntrack", "protoinfo-sctp-attrs", "sctp-state", "State"),
 
+	setName("cttimeout", "timeout-attrs", "Message"),
+	setName("cttimeout", "udplite-attrs", "UDPLite"),
+	fieldName("cttimeout", "timeout-attrs", "l3proto", "L3Proto"),
+	fieldName("cttimeout", "timeout-attrs", "l4proto", "L4Proto"),
+	defName("cttimeout", "ctnl-timeout-name-max", "NameMax"),
+
 	pointerNest("conntrack", "conntrack-attrs", "help"),
 	pointerNest("conntrack", "conntrack-attrs", "nat-src"),
 	pointerNest("conntrack", "conntrack-attrs", "nat-dst"),

@@ -7,7 +7,8 @@
 // message types of that subsystem. This package knows the subsystem ids but
 // none of the subsystems' messages or attributes; packages built on it add
 // those. It works on [netlink.Message] values from
-// github.com/mdlayher/netlink and opens no sockets.
+// github.com/mdlayher/netlink; [Conn] is a request/reply client over
+// NETLINK_NETFILTER sockets that such packages share.
 //
 // # Message types
 //

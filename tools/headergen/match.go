@@ -21,9 +21,11 @@ var (
 	}{
 		{"cntl_msg_types", 1, "NFNL_SUBSYS_CTNETLINK"},
 		{"ctnl_exp_msg_types", 2, "NFNL_SUBSYS_CTNETLINK_EXP"},
+		{"ctnl_timeout_msg_types", 8, "NFNL_SUBSYS_CTNETLINK_TIMEOUT"},
 	}
 
-	// The multicast groups are the conntrack members of nfnetlink's enum.
+	// The multicast groups are the conntrack members of nfnetlink's enum,
+	// compared only with a spec that has mcast-groups.
 	groupsHeader = "linux/netfilter/nfnetlink.h"
 	groupsEnum   = "nfnetlink_groups"
 	groupsPrefix = "NFNLGRP_CONNTRACK_"
@@ -170,9 +172,15 @@ func (in *input) pairings() (ps []*pairing, problems, notes []string) {
 	}
 
 	ops := &pairing{label: "operations", hex: true}
+	subsystems := map[int64]bool{}
+	if s.Operations != nil {
+		for _, op := range s.Operations.List {
+			subsystems[int64(op.MsgType())>>8] = true
+		}
+	}
 	for _, me := range msgEnums {
 		e := x.enums[me.enum]
-		if e == nil {
+		if e == nil || !subsystems[me.subsys] {
 			continue
 		}
 		used[e] = true
@@ -193,7 +201,7 @@ func (in *input) pairings() (ps []*pairing, problems, notes []string) {
 		ps = append(ps, ops)
 	}
 
-	if e := x.enums[groupsEnum]; e != nil {
+	if e := x.enums[groupsEnum]; e != nil && s.McastGroups != nil {
 		groups := &pairing{label: "mcast-groups"}
 		for _, h := range enumNames(e, false) {
 			if strings.HasPrefix(h.name, groupsPrefix) {
