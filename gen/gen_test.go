@@ -233,3 +233,115 @@ func TestGenerateAfterSync(t *testing.T) {
 		t.Fatalf("generated code does not build: %v\n%s", err, out)
 	}
 }
+
+const notifySpec = validBase + `      -
+        name: x
+        type: u8
+        doc: d
+definitions:
+  -
+    name: colours
+    type: enum
+    doc: d
+    entries:
+      -
+        name: red
+        doc: d
+      -
+        name: blue
+        doc: d
+operations:
+  enum-model: directional
+  list:
+    -
+      name: get
+      doc: d
+      attribute-set: a-attrs
+      do:
+        request:
+          value: 0x101
+        reply:
+          value: 0x100
+          attributes: [ x ]
+    -
+      name: new-ntf
+      doc: d
+      value: 0x100
+      attribute-set: a-attrs
+      mcgrp: %s
+      event:
+        attributes: [ x ]
+mcast-groups:
+  list:
+    -
+      name: grp
+      value: 1
+`
+
+// TestNotifications: a notification reuses the message type of a reply, so
+// it gets no MsgType constant of its own (a second constant of the same
+// value would break the String switch), and its group must exist.
+func TestNotifications(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "t.yaml")
+	if err := os.WriteFile(p, []byte(strings.Replace(notifySpec, "%s", "grp", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := generate(p, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, f := range files {
+		all.Write(f.data)
+	}
+	if !strings.Contains(all.String(), "MsgGet MsgType = 0x0101") {
+		t.Errorf("generated code lacks MsgGet:\n%s", all.String())
+	}
+	if strings.Contains(all.String(), "MsgNewNtf") {
+		t.Errorf("a notification got a MsgType constant:\n%s", all.String())
+	}
+
+	s, err := spec.Parse("t.yaml", []byte(strings.Replace(notifySpec, "%s", "nope", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, e := range validate(s) {
+		msgs = append(msgs, e.Error())
+	}
+	if want := `operation new-ntf: mcgrp "nope" is not a multicast group`; !strings.Contains(strings.Join(msgs, "\n"), want) {
+		t.Errorf("errors %q do not mention %q", msgs, want)
+	}
+}
+
+// TestOverrideEntryAndOp: an "entry:" or "op:" row of goNameOverrides names
+// the whole constant.
+func TestOverrideEntryAndOp(t *testing.T) {
+	saved := goNameOverrides
+	t.Cleanup(func() { goNameOverrides = saved })
+	goNameOverrides = map[string]string{
+		"entry:colours/blue": "ColoursAzure",
+		"op:get":             "MsgFetch",
+	}
+	s, err := spec.Parse("t.yaml", []byte(strings.Replace(notifySpec, "%s", "grp", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := buildModel(s, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range m.Enums {
+		for _, en := range e.Entries {
+			got = append(got, en.GoName)
+		}
+	}
+	for _, op := range m.Ops {
+		got = append(got, op.GoName)
+	}
+	if diff := cmp.Diff([]string{"ColoursRed", "ColoursAzure", "MsgFetch"}, got); diff != "" {
+		t.Errorf("Go names (-want +got):\n%s", diff)
+	}
+}

@@ -151,7 +151,7 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 				if e.Bits < 64 && en.Num >= 1<<uint(e.Bits) {
 					return nil, &spec.Error{File: s.File, Line: en.Line, Msg: fmt.Sprintf("definition %s: entry %s: value %d does not fit in %d bits", d.Name, en.Name, en.Num, e.Bits)}
 				}
-				e.Entries = append(e.Entries, &EnumEntry{Entry: en, GoName: e.GoName + goName(en.Name), CName: d.CName(en), Value: en.Num})
+				e.Entries = append(e.Entries, &EnumEntry{Entry: en, GoName: entryGoName(d.Name, e.GoName, en.Name), CName: d.CName(en), Value: en.Num})
 			}
 			m.Enums = append(m.Enums, e)
 			m.enums[d.Name] = e
@@ -225,7 +225,11 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 	}
 	if s.Operations != nil {
 		for _, op := range s.Operations.List {
-			m.Ops = append(m.Ops, &Op{O: op, GoName: "Msg" + goName(op.Name), CName: s.Operations.CName(op), Value: op.MsgType()})
+			if op.IsAsync() {
+				// A notification reuses the message type of a reply.
+				continue
+			}
+			m.Ops = append(m.Ops, &Op{O: op, GoName: opGoName(op.Name), CName: s.Operations.CName(op), Value: op.MsgType()})
 		}
 	}
 	if s.McastGroups != nil {

@@ -61,7 +61,9 @@ var words = map[string]string{
 // goNameOverrides maps a qualified spec name to its Go name where the rule
 // does not give the name Go readers expect. Keys: "set:NAME" for the Go type
 // of an attribute set, "def:NAME" for a definition's Go type,
-// "field:SET/ATTR" for a struct field, "const:NAME" for a const definition.
+// "field:SET/ATTR" for a struct field, "const:NAME" for a const definition,
+// "entry:DEF/NAME" for an enum or flags entry (the whole constant name),
+// "op:NAME" for an operation's MsgType constant.
 var goNameOverrides = map[string]string{
 	"set:conntrack-attrs":       "Flow",
 	"set:counter-attrs":         "Counters",
@@ -154,6 +156,23 @@ func commonWord(names []string) string {
 		}
 	}
 	return w
+}
+
+// entryGoName is the Go constant name of entry of the definition def, whose
+// Go type is typeName.
+func entryGoName(def, typeName, entry string) string {
+	if n, ok := goNameOverrides["entry:"+def+"/"+entry]; ok {
+		return n
+	}
+	return typeName + goName(entry)
+}
+
+// opGoName is the Go name of an operation's MsgType constant.
+func opGoName(name string) string {
+	if n, ok := goNameOverrides["op:"+name]; ok {
+		return n
+	}
+	return "Msg" + goName(name)
 }
 
 // fieldGoName is the Go field name of an attribute.

@@ -201,6 +201,12 @@ func validate(s *spec.Spec) []error {
 		}
 	}
 
+	groups := map[string]bool{}
+	if s.McastGroups != nil {
+		for _, g := range s.McastGroups.List {
+			groups[g.Name] = true
+		}
+	}
 	if s.Operations != nil {
 		names := map[string]bool{}
 		for _, op := range s.Operations.List {
@@ -213,6 +219,27 @@ func validate(s *spec.Spec) []error {
 			}
 			if op.MsgType() < 0 {
 				bad(op.Line, "operation %s: no value (give value, or do/dump request value)", op.Name)
+			}
+			if op.IsAsync() {
+				switch {
+				case op.Value == nil:
+					bad(op.Line, "operation %s: a notification needs a value", op.Name)
+				case op.Do != nil || op.Dump != nil:
+					bad(op.Line, "operation %s: a notification has no do or dump", op.Name)
+				case op.Notify != "" && !names[op.Notify]:
+					bad(op.Line, "operation %s: notify %q is not an earlier operation", op.Name, op.Notify)
+				case op.Notify == "" && op.AttributeSet == "":
+					bad(op.Line, "operation %s: an event needs an attribute-set", op.Name)
+				case op.Mcgrp != "" && !groups[op.Mcgrp]:
+					bad(op.Line, "operation %s: mcgrp %q is not a multicast group", op.Name, op.Mcgrp)
+				}
+				if op.Event != nil && sets[op.AttributeSet] != nil {
+					for _, an := range op.Event.Attributes {
+						if sets[op.AttributeSet].Attr(an) == nil {
+							bad(op.Line, "operation %s: attribute %q is not in set %s", op.Name, an, op.AttributeSet)
+						}
+					}
+				}
 			}
 			for _, sub := range []*spec.SubOp{op.Do, op.Dump} {
 				if sub == nil {

@@ -457,6 +457,12 @@ func (set *AttrSet) AliasOf(a *Attribute) *Attribute {
 	return nil
 }
 
+// IsAsync reports whether op is a notification (notify or event) rather
+// than a request.
+func (op *Operation) IsAsync() bool {
+	return op.Notify != "" || op.Event != nil
+}
+
 // SortedKeys returns the keys of m in order; a small helper for deterministic output.
 func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
