@@ -72,6 +72,15 @@ var goNameOverrides = map[string]string{
 	"def:ip-conntrack-dir":      "Direction",
 	// The SCTP set names only its state after its protocol.
 	"field:protoinfo-sctp-attrs/sctp-state": "State",
+	// The spec uses the names of the kernel's own conntrack.yaml; these Go
+	// names keep the kernel header's spelling they had before.
+	"entry:nf-ct-tcp-flags/unacked":            "TCPFlagsDataUnacknowledged",
+	"entry:nf-ct-tcp-flags/maxack":             "TCPFlagsMaxackSet",
+	"entry:nf-ct-sctp-state/shutdown-received": "SCTPStateShutdownRecd",
+	"entry:nf-ct-status/seq-adj":               "StatusSeqAdjust",
+	"entry:nf-ct-status/nat-clash":             "StatusUntracked",
+	"op:get-stats":                             "MsgGetStatsCPU",
+	"op:get-stats-global":                      "MsgGetStats",
 }
 
 // pointerNests lists, as "SET/ATTR", the nests held behind a pointer rather

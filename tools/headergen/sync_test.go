@@ -306,7 +306,7 @@ func TestSyncCases(t *testing.T) {
 			base: "old",
 			edits: []edit{
 				{"spec.yaml", "        name: tuple-zone\n", "        name: tuple-zone\n        value: 4\n"},
-				{"spec.yaml", "name: seq-adjust", "name: seq-adj"},
+				{"spec.yaml", "name: seq-adjust", "name: seq-adjusted"},
 				{"nfnetlink_conntrack.h", "\tIPCTNL_MSG_CT_DELETE,\n", "\tIPCTNL_MSG_CT_DELETE,\n\tIPCTNL_MSG_CT_GET_CTRZERO,\n"},
 				{"nfnetlink_conntrack.h", "#endif", "enum ctattr_extra {\n\tCTA_EXTRA_UNSPEC,\n\tCTA_EXTRA_A,\n\t__CTA_EXTRA_MAX\n};\n\n#endif"},
 				{"nf_conntrack_tcp.h", "0x08\n", "0x08\n#define IP_CT_EXP_OTHER\t\t0x10\n"},
@@ -315,7 +315,7 @@ func TestSyncCases(t *testing.T) {
 			wantLog: []string{
 				"not synced: INCLUDE/linux/netfilter/nfnetlink_conntrack.h:78: enum ctattr_extra: no spec set or definition has enum-name ctattr-extra",
 				"not synced: INCLUDE/linux/netfilter/nf_conntrack_tcp.h:40: IP_CT_EXP_OTHER: does not start with the name-prefix IP_CT_TCP_FLAG_ of spec definition nf-ct-tcp-flags; add it by hand",
-				"not synced: INCLUDE/linux/netfilter/nf_conntrack_common.h:41: IPS_SEQ_ADJUST = 0x40: spec says name IPS_SEQ_ADJ (definition nf-ct-status, line 80); sync leaves it to you",
+				"not synced: INCLUDE/linux/netfilter/nf_conntrack_common.h:41: IPS_SEQ_ADJUST = 0x40: spec says name IPS_SEQ_ADJUSTED (definition nf-ct-status, line 80); sync leaves it to you",
 				"not synced: INCLUDE/linux/netfilter/nfnetlink_conntrack.h:63: CTA_TUPLE_ZONE = 3: spec says value 4 (set tuple-attrs, line 128); sync leaves it to you",
 				"not synced: INCLUDE/linux/netfilter/nfnetlink_conntrack.h:11: IPCTNL_MSG_CT_GET_CTRZERO = 0x103: missing from spec operations; add it by hand",
 				"not synced: INCLUDE/linux/netfilter/nfnetlink.h:22: NFNLGRP_CONNTRACK_EXTRA = 7: missing from spec mcast-groups; add it by hand",
