@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -343,5 +344,34 @@ func TestOverrideEntryAndOp(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"ColoursRed", "ColoursAzure", "MsgFetch"}, got); diff != "" {
 		t.Errorf("Go names (-want +got):\n%s", diff)
+	}
+}
+
+// TestAliasLastNameWins: of two names of one value, the last listed is the
+// current one (YNL consumers map a value to the last name listed), so it
+// gets the struct field and the earlier one the Deprecated constant.
+func TestAliasLastNameWins(t *testing.T) {
+	s, err := spec.Parse("t.yaml", []byte(validBase+"      -\n        name: old\n        type: u8\n        doc: d\n      -\n        name: current\n        type: u8\n        value: 1\n        doc: d\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := validate(s); len(errs) > 0 {
+		t.Fatalf("validate: %v", errs)
+	}
+	m, err := buildModel(s, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range m.Sets[0].Attrs {
+		alias := ""
+		if a.Alias != nil {
+			alias = a.Alias.A.Name
+		}
+		got = append(got, fmt.Sprintf("%s field=%v alias-of=%q", a.A.Name, a.HasField(), alias))
+	}
+	want := []string{`old field=false alias-of="current"`, `current field=true alias-of=""`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
 	}
 }

@@ -193,18 +193,19 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 			}
 		}
 		drop := commonWord(names)
-		byNum := map[int]*Attr{}
+		byAttr := map[*spec.Attribute]*Attr{}
 		for _, a := range set.AS.Attributes {
-			at := &Attr{A: a, Set: set, Value: a.Num, CName: set.AS.CName(a)}
+			byAttr[a] = &Attr{A: a, Set: set, Value: a.Num, CName: set.AS.CName(a)}
+		}
+		for _, a := range set.AS.Attributes {
+			at := byAttr[a]
 			at.Field = fieldGoName(set.AS.Name, a.Name, drop)
 			at.Const = set.AttrType + goName(strings.TrimPrefix(a.Name, drop+"-"))
 			if drop == "" {
 				at.Const = set.AttrType + goName(a.Name)
 			}
-			if t := byNum[a.Num]; t != nil {
-				at.Alias = t
-			} else {
-				byNum[a.Num] = at
+			if t := set.AS.AliasOf(a); t != nil {
+				at.Alias = byAttr[t]
 			}
 			k, err := m.kindOf(set, a)
 			if err != nil {

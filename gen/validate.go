@@ -120,11 +120,13 @@ func validate(s *spec.Spec) []error {
 				bad(a.Line, "%s: value %d out of range 1..63", where, a.Num)
 			}
 			if prev := byNum[a.Num]; prev != nil {
-				// Same value as an earlier attribute: an alias, which must be
-				// explicit and agree with its target.
+				// Same value as an earlier attribute: two names of one
+				// value, the last listed being the current one and the
+				// others its aliases. They must agree, and the later name
+				// must give the value explicitly.
 				switch {
 				case a.Value == nil:
-					bad(a.Line, "%s: duplicate value %d (same as %s); an alias needs an explicit value", where, a.Num, prev.Name)
+					bad(a.Line, "%s: duplicate value %d (same as %s); a second name of a value needs an explicit value", where, a.Num, prev.Name)
 				case a.Type != prev.Type || a.NestedAttributes != prev.NestedAttributes || a.ByteOrder != prev.ByteOrder || a.Enum != prev.Enum || a.Struct != prev.Struct:
 					bad(a.Line, "%s: duplicate value %d (same as %s) with a different type; an alias must match its target", where, a.Num, prev.Name)
 				}
