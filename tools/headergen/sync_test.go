@@ -169,23 +169,26 @@ func TestSyncCases(t *testing.T) {
 		wantError string
 	}{
 		{
-			name:  "an alias goes right after its target",
+			name:  "an alias goes right before its target, which gets an explicit value",
 			base:  "old",
 			edits: []edit{{"spec.yaml", "      -\n        name: nat\n        type: binary\n        value: 6\n        doc: Deprecated alias of nat-src.\n", ""}},
 			wantDiff: `--- spec.yaml
 +++ spec.yaml (synced)
-@@ -164,6 +164,11 @@
-         name: nat-src
+@@ -160,8 +160,14 @@
+         name: help
          type: binary
-         doc: Source NAT.
+         doc: Helper.
 +      -
 +        name: nat
 +        type: binary
 +        value: 6
 +        doc: Deprecated alias of nat-src.
        -
-         name: timeout
-         type: u32
+         name: nat-src
++        value: 6
+         type: binary
+         doc: Source NAT.
+       -
 `,
 			wantLog: []string{
 				"added conntrack-attrs.nat: CTA_NAT = 6, alias of nat-src",
@@ -197,10 +200,10 @@ func TestSyncCases(t *testing.T) {
 			edits: []edit{{"nfnetlink_conntrack.h", "\tCTA_TUPLE_ZONE,\n", "\tCTA_TUPLE_ZONE,\n#define CTA_TUPLE_ZONE_OLD CTA_TUPLE_ZONE\n"}, {"nfnetlink_conntrack.h", "\tCTA_IP_V6_SRC,\n", "\tCTA_IP_V6_SRC,\n\tCTA_IP_V6_SRC_OLD = CTA_IP_V6_SRC,\n"}},
 			wantDiff: `--- spec.yaml
 +++ spec.yaml (synced)
-@@ -103,6 +103,13 @@
-         checks:
-           exact-len: 16
-         doc: IPv6 source address.
+@@ -97,8 +97,16 @@
+         type: u32
+         byte-order: big-endian
+         doc: IPv4 destination address.
 +      -
 +        name: ip-v6-src-old
 +        type: binary
@@ -209,21 +212,27 @@ func TestSyncCases(t *testing.T) {
 +        value: 3
 +        doc: Deprecated alias of ip-v6-src.
        -
-         name: ip-v6-dst
+         name: ip-v6-src
++        value: 3
          type: binary
-@@ -129,6 +136,12 @@
-         type: u16
-         byte-order: big-endian
-         doc: Zone id of this direction.
+         checks:
+           exact-len: 16
+@@ -124,8 +132,15 @@
+         name: tuple-proto
+         type: binary
+         doc: Layer 4 protocol and ports.
 +      -
 +        name: tuple-zone-old
 +        type: u16
 +        byte-order: big-endian
 +        value: 3
 +        doc: Deprecated alias of tuple-zone.
-   -
-     name: conntrack-attrs
-     enum-name: ctattr-type
+       -
+         name: tuple-zone
++        value: 3
+         type: u16
+         byte-order: big-endian
+         doc: Zone id of this direction.
 `,
 			wantLog: []string{
 				"added tuple-ip-attrs.ip-v6-src-old: CTA_IP_V6_SRC_OLD = 3, alias of ip-v6-src",
