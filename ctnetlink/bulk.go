@@ -69,6 +69,12 @@ func (c *Conn) bulk(ctx context.Context, op string, typ MsgType, flags netlink.H
 	if n == 0 {
 		return res, nil
 	}
+	// Nothing is sent when any item would fail the kernel's parsing.
+	for i := 0; i < n; i++ {
+		if err := item(i).check(); err != nil {
+			return res, &Error{Op: op, Err: fmt.Errorf("item %d: %w", i, err)}
+		}
+	}
 	s, err := c.get()
 	if err != nil {
 		return res, &Error{Op: op, Err: err}
@@ -122,7 +128,7 @@ type pipeline struct {
 
 func newPipeline(s *sock) (*pipeline, error) {
 	// Error replies need not echo the whole request.
-	if err := s.nl.SetOption(netlink.CapAcknowledge, true); err != nil {
+	if err := s.setOption(netlink.CapAcknowledge, true); err != nil {
 		return nil, err
 	}
 	if n, _ := s.readBuffer(); n < bulkReadBuffer {
@@ -187,7 +193,7 @@ func (p *pipeline) run(ctx context.Context, n int, typ MsgType, flags netlink.He
 				return 0, err
 			}
 			b = rest
-			if h.Seq < first || h.Seq > last || netlink.HeaderType(h.Type) != netlink.Error {
+			if h.Seq < first || h.Seq > last || netlink.HeaderType(h.Type) != netlink.Error || !s.fromKernel(&h) {
 				continue
 			}
 			e, err := nfnl.DecodeError(netlink.Message{

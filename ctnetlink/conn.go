@@ -19,10 +19,21 @@ import (
 // Config configures a Conn. A nil *Config means all defaults.
 type Config struct {
 	// NetNS is a file descriptor of the network namespace to work in, for
-	// example of /var/run/netns/NAME or /proc/PID/ns/net. The default, 0,
-	// is the namespace of the calling thread. Entering another namespace
-	// needs CAP_SYS_ADMIN; Dial fails if it cannot.
+	// example of /var/run/netns/NAME or /proc/PID/ns/net. Dial duplicates
+	// it, so the caller may close its own descriptor as soon as Dial
+	// returns: every socket the Conn opens later is opened in that same
+	// namespace. The default, 0, is the namespace the process's threads
+	// are in (the caller's, unless a thread changed it). Entering another
+	// namespace needs CAP_SYS_ADMIN; Dial fails if it cannot.
 	NetNS int
+
+	// NetNSPath names the network namespace to work in instead of NetNS:
+	// a path such as /var/run/netns/NAME or /proc/PID/ns/net, or a bare
+	// name NAME, which means /var/run/netns/NAME as ip-netns(8) creates
+	// it. Dial opens it once and keeps it open until Close. Dial fails if
+	// the path cannot be opened, if it is not a network namespace, or if
+	// NetNS is set as well.
+	NetNSPath string
 
 	// ReadBuffer is the socket receive buffer size in bytes. The default,
 	// 0, keeps the kernel's default (net.core.rmem_default). Dial tries
@@ -46,9 +57,17 @@ type Config struct {
 type Conn struct {
 	cfg Config
 
+	// netns is the Conn's own descriptor of its namespace, or 0; dial
+	// opens a socket in it.
+	netns int
+	dial  func() (*sock, error)
+
 	mu     sync.Mutex
 	idle   []*sock
 	closed bool
+	// dials counts sockets being opened; Close waits for them before it
+	// closes netns, so that no dial uses a closed (or reused) descriptor.
+	dials sync.WaitGroup
 
 	caps capCache
 }
@@ -63,18 +82,41 @@ func Dial(cfg *Config) (*Conn, error) {
 	if c.cfg.MaxIdle <= 0 {
 		c.cfg.MaxIdle = 2
 	}
-	s, err := c.dialSock()
+	ns, err := openNetNS(c.cfg.NetNS, c.cfg.NetNSPath)
 	if err != nil {
+		return nil, &Error{Op: "dial", Err: err}
+	}
+	c.netns = ns
+	c.dial = func() (*sock, error) { return dialSock(c.netns, c.cfg.ReadBuffer, 0) }
+	s, err := c.dial()
+	if err != nil {
+		c.closeNetNS()
 		return nil, &Error{Op: "dial", Err: err}
 	}
 	c.put(s)
 	return c, nil
 }
 
+func (c *Conn) closeNetNS() error {
+	if c.netns <= 0 {
+		return nil
+	}
+	err := unix.Close(c.netns)
+	c.netns = -1
+	if err != nil {
+		return fmt.Errorf("close network namespace: %w", err)
+	}
+	return nil
+}
+
 // Close closes the Conn's sockets. Calls still running finish with an error
 // when they next touch their socket; their sockets are closed as they end.
 func (c *Conn) Close() error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
 	idle := c.idle
 	c.idle, c.closed = nil, true
 	c.mu.Unlock()
@@ -82,7 +124,8 @@ func (c *Conn) Close() error {
 	for _, s := range idle {
 		err = errors.Join(err, s.close())
 	}
-	return err
+	c.dials.Wait()
+	return errors.Join(err, c.closeNetNS())
 }
 
 var errClosed = errors.New("use of closed Conn")
@@ -100,8 +143,10 @@ func (c *Conn) get() (*sock, error) {
 		c.mu.Unlock()
 		return s, nil
 	}
+	c.dials.Add(1)
 	c.mu.Unlock()
-	return c.dialSock()
+	defer c.dials.Done()
+	return c.dial()
 }
 
 // put returns a socket to the pool, or closes it if it holds an unfinished
@@ -121,18 +166,18 @@ func (c *Conn) put(s *sock) {
 	c.mu.Unlock()
 }
 
-func (c *Conn) dialSock() (*sock, error) {
-	return dialSock(c.cfg.NetNS, c.cfg.ReadBuffer, 0)
-}
-
 // sock is one NETLINK_NETFILTER socket with its receive buffer.
 type sock struct {
-	nl  *netlink.Conn
-	raw syscall.RawConn
-	buf []byte
-	out []byte
-	seq uint32
-	rep reply // the message handed to request callbacks, reused
+	nl   *netlink.Conn // nil for a socket of a fake kernel in tests
+	conn sockConn      // nl, or the fake's end of a socket pair
+	raw  syscall.RawConn
+	// port is the socket's netlink port id, which the kernel writes into
+	// the nlmsg_pid of its unicast replies.
+	port uint32
+	buf  []byte
+	out  []byte
+	seq  uint32
+	rep  reply // the message handed to request callbacks, reused
 
 	// readFn is the raw read callback, made once so that a receive does
 	// not allocate; n and rerr carry its results.
@@ -149,20 +194,58 @@ type sock struct {
 // socket (dumps fill skbs of up to 32 KiB) with room to spare.
 const recvBufSize = 64 << 10
 
+// sockConn is what a sock needs of its socket besides the raw descriptor:
+// *netlink.Conn, or in tests an *os.File of a fake kernel's socket pair.
+type sockConn interface {
+	SetReadDeadline(time.Time) error
+	Close() error
+}
+
+// newSock returns a sock that reads and writes raw and uses conn for
+// deadlines and to close.
+func newSock(conn sockConn, raw syscall.RawConn, port uint32) *sock {
+	s := &sock{conn: conn, raw: raw, port: port, buf: make([]byte, recvBufSize)}
+	s.readFn = func(fd uintptr) bool {
+		s.n, s.rerr = unix.Read(int(fd), s.buf)
+		return s.rerr != unix.EAGAIN
+	}
+	return s
+}
+
 func dialSock(netns, rcvbuf int, groups uint32) (*sock, error) {
 	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns, Groups: groups})
 	if err != nil {
 		return nil, err
 	}
-	s := &sock{nl: nl, buf: make([]byte, recvBufSize)}
-	s.readFn = func(fd uintptr) bool {
-		s.n, s.rerr = unix.Read(int(fd), s.buf)
-		return s.rerr != unix.EAGAIN
-	}
-	if s.raw, err = nl.SyscallConn(); err != nil {
+	raw, err := nl.SyscallConn()
+	if err != nil {
 		nl.Close()
 		return nil, err
 	}
+	var port uint32
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		var sa unix.Sockaddr
+		if sa, serr = unix.Getsockname(int(fd)); serr != nil {
+			return
+		}
+		if nsa, ok := sa.(*unix.SockaddrNetlink); ok {
+			port = nsa.Pid
+		}
+		// Connected to the kernel, the socket refuses unicasts from
+		// other sockets (the kernel answers their sender ECONNREFUSED),
+		// so no other process can slip messages into a reply.
+		serr = unix.Connect(int(fd), &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		nl.Close()
+		return nil, err
+	}
+	s := newSock(nl, raw, port)
+	s.nl = nl
 	// Error messages name the failing attribute when the kernel can.
 	_ = nl.SetOption(netlink.ExtendedAcknowledge, true)
 	if rcvbuf > 0 {
@@ -205,30 +288,38 @@ func (s *sock) readBuffer() (int, error) {
 	return n, err
 }
 
-func (s *sock) close() error { return s.nl.Close() }
+func (s *sock) close() error { return s.conn.Close() }
+
+// setOption sets a netlink socket option; a fake kernel's socket has none.
+func (s *sock) setOption(o netlink.ConnOption, on bool) error {
+	if s.nl == nil {
+		return nil
+	}
+	return s.nl.SetOption(o, on)
+}
 
 // watch makes ctx cancellation and its deadline interrupt a blocked receive
 // on s by moving the socket's read deadline. The returned func undoes it, and
 // waits for a cancellation that is under way, so that it cannot move the
 // deadline of a later request on the same socket.
 func (s *sock) watch(ctx context.Context) (stop func()) {
-	_ = s.nl.SetReadDeadline(time.Time{})
+	_ = s.conn.SetReadDeadline(time.Time{})
 	if dl, ok := ctx.Deadline(); ok {
-		_ = s.nl.SetReadDeadline(dl)
+		_ = s.conn.SetReadDeadline(dl)
 	}
 	if ctx.Done() == nil {
-		return func() { _ = s.nl.SetReadDeadline(time.Time{}) }
+		return func() { _ = s.conn.SetReadDeadline(time.Time{}) }
 	}
 	fired := make(chan struct{})
 	cancel := context.AfterFunc(ctx, func() {
-		_ = s.nl.SetReadDeadline(time.Unix(1, 0))
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
 		close(fired)
 	})
 	return func() {
 		if !cancel() {
 			<-fired
 		}
-		_ = s.nl.SetReadDeadline(time.Time{})
+		_ = s.conn.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -249,16 +340,34 @@ func (s *sock) send(b []byte) error {
 func (s *sock) recv(ctx context.Context) ([]byte, error) {
 	err := s.raw.Read(s.readFn)
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-			return nil, ctx.Err()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, cerr
+			}
+			// The socket's deadline is the context's: it can expire
+			// before the context's own timer has run.
+			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+				return nil, context.DeadlineExceeded
+			}
 		}
 		return nil, err
 	}
 	if s.rerr != nil {
 		return nil, s.rerr
 	}
+	if s.n == 0 {
+		// Netlink never sends an empty datagram; a closed peer reads as one.
+		return nil, errEmptyRead
+	}
 	return s.buf[:s.n], nil
 }
+
+var errEmptyRead = errors.New("empty read from netlink socket")
+
+// fromKernel reports whether a message with header h comes from the kernel
+// for s: the kernel writes 0 (multicast) or the requester's port id into
+// nlmsg_pid, and any other value names another sender.
+func (s *sock) fromKernel(h *header) bool { return h.PID == 0 || h.PID == s.port }
 
 const nlmsgHeaderLen = 16
 
@@ -353,8 +462,9 @@ func (s *sock) request(ctx context.Context, typ MsgType, flags netlink.HeaderFla
 				return err
 			}
 			b = rest
-			if h.Seq != seq {
-				// A late answer to an earlier request on this socket.
+			if h.Seq != seq || !s.fromKernel(&h) {
+				// A late answer to an earlier request on this socket, or a
+				// message that does not come from the kernel.
 				continue
 			}
 			if h.Flags&uint16(netlink.DumpInterrupted) != 0 {

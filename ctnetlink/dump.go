@@ -278,6 +278,10 @@ func (c *Conn) DumpUnconfirmed(ctx context.Context) iter.Seq2[*Flow, error] {
 
 func (c *Conn) dumpFlows(ctx context.Context, op string, typ MsgType, filter *DumpFilter) iter.Seq2[*Flow, error] {
 	return func(yield func(*Flow, error) bool) {
+		if err := filter.check(); err != nil {
+			yield(nil, &Error{Op: op, Err: err})
+			return
+		}
 		s, err := c.get()
 		if err != nil {
 			yield(nil, &Error{Op: op, Err: err})
@@ -303,6 +307,10 @@ func (c *Conn) dumpFlows(ctx context.Context, op string, typ MsgType, filter *Du
 				}
 				if !filter.Match(&f) {
 					return nil
+				}
+				// Flows already read are not handed out after a cancellation.
+				if err := ctx.Err(); err != nil {
+					return err
 				}
 				if !yield(&f, nil) {
 					stopped = true

@@ -18,6 +18,12 @@ import (
 // Use errors.Is to branch on the cause: os.ErrNotExist (ENOENT, such as no
 // such flow), os.ErrExist (EEXIST, the flow exists already), os.ErrPermission
 // (EPERM or EACCES), ErrDumpInterrupted, or any unix.Errno.
+//
+// A request that the kernel would refuse as malformed with a bare EINVAL (a
+// port without a protocol, ICMP fields with another protocol, addresses of
+// two families, a tuple missing a field the kernel requires, and the like)
+// fails before it is sent, with an error that says what is wrong and
+// matches unix.EINVAL.
 type Error struct {
 	// Op is the operation that failed, such as "dump" or "create".
 	Op string

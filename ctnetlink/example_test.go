@@ -91,3 +91,75 @@ func ExampleConn_DeleteMany() {
 	}
 	fmt.Printf("deleted %d, already gone %d, failed %d\n", res.Done, res.NotFound, len(res.Errors))
 }
+
+// Read and reset the counters of flows to port 443, as for per-interval
+// accounting (needs net.netfilter.nf_conntrack_acct=1).
+func ExampleConn_DumpZero() {
+	c, err := ctnetlink.Dial(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	port := uint16(443)
+	filter := &ctnetlink.DumpFilter{Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_TCP, DstPort: &port}}
+	for f, err := range c.DumpZero(context.Background(), filter) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		// The counters read before the reset.
+		fmt.Println(f.TupleOrig.Src(), f.CountersOrig.Bytes, f.CountersReply.Bytes)
+	}
+}
+
+// List flows that were deleted but whose destroy event the kernel still
+// has to deliver to a listener.
+func ExampleConn_DumpDying() {
+	c, err := ctnetlink.Dial(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	for f, err := range c.DumpDying(context.Background()) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("dying:", f.TupleOrig.Src(), "->", f.TupleOrig.Dst())
+	}
+}
+
+// Count unconfirmed flows; current kernels keep no such list and return
+// none.
+func ExampleConn_DumpUnconfirmed() {
+	c, err := ctnetlink.Dial(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	n := 0
+	for _, err := range c.DumpUnconfirmed(context.Background()) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		n++
+	}
+	fmt.Println(n, "unconfirmed")
+}
+
+// Work in the namespace that "ip netns add blue" made. The Conn keeps the
+// namespace open until Close, so every socket it opens is in that namespace.
+func ExampleDial_netNSPath() {
+	c, err := ctnetlink.Dial(&ctnetlink.Config{NetNSPath: "blue"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	st, err := c.Stats(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(st.Entries, "flows in namespace blue")
+}

@@ -145,6 +145,25 @@ func expectKey(q *Expect) (k Expect) {
 
 var errNoExpectTuple = errors.New("expectation has no tuple")
 
+// check returns what is wrong with the tuples of e that a request sends,
+// as Flow.check does for a flow: with master, the master's tuple as well.
+func (e *Expect) check(master bool) error {
+	if e.Has(ExpectAttrTuple) {
+		if err := e.Tuple.checkFull("tuple"); err != nil {
+			return err
+		}
+	}
+	if master && e.Has(ExpectAttrMaster) {
+		if err := e.Master.checkFull("master"); err != nil {
+			return err
+		}
+		if e.Has(ExpectAttrTuple) && e.Tuple.Family() != e.Master.Family() {
+			return invalid("tuple and master of different families")
+		}
+	}
+	return nil
+}
+
 // GetExpect returns the expectation that q identifies
 // (IPCTNL_MSG_EXP_GET): the one that a connection with tuple q.Tuple would
 // match, among the expectations of zone q.Zone (default 0), and, when q
@@ -158,6 +177,9 @@ func (c *Conn) GetExpect(ctx context.Context, q *Expect) (*Expect, error) {
 	const op = "get-expect"
 	if !q.Has(ExpectAttrTuple) {
 		return nil, &Error{Op: op, Err: errNoExpectTuple}
+	}
+	if err := q.check(false); err != nil {
+		return nil, &Error{Op: op, Err: err}
 	}
 	k := expectKey(q)
 	var out *Expect
@@ -216,6 +238,9 @@ func (c *Conn) GetExpect(ctx context.Context, q *Expect) (*Expect, error) {
 // expectation fails with EBUSY, one beyond the table's limit with EMFILE.
 func (c *Conn) CreateExpect(ctx context.Context, e *Expect) error {
 	const op = "create-expect"
+	if err := e.check(true); err != nil {
+		return &Error{Op: op, Err: err}
+	}
 	err := c.do(ctx, op, MsgExpNew, netlink.Acknowledge|netlink.Create|netlink.Excl, expectFamily(e), schemaExpect, e.AppendAttributes, nil)
 	if err != nil || !e.Has(ExpectAttrTimeout) {
 		return err
@@ -236,6 +261,9 @@ func (c *Conn) UpdateExpect(ctx context.Context, e *Expect) error {
 func (c *Conn) updateExpect(ctx context.Context, op string, e *Expect) error {
 	if !e.Has(ExpectAttrTuple) {
 		return &Error{Op: op, Err: errNoExpectTuple}
+	}
+	if err := e.check(true); err != nil {
+		return &Error{Op: op, Err: err}
 	}
 	// The kernel requires a mask and a master in every IPCTNL_MSG_EXP_NEW,
 	// though it reads neither when it updates.
@@ -267,6 +295,9 @@ func (c *Conn) DeleteExpect(ctx context.Context, q *Expect) error {
 	const op = "delete-expect"
 	switch {
 	case q.Has(ExpectAttrTuple):
+		if err := q.check(false); err != nil {
+			return &Error{Op: op, Err: err}
+		}
 		k := expectKey(q)
 		return c.do(ctx, op, MsgExpDelete, netlink.Acknowledge, expectFamily(q), schemaExpect, k.AppendAttributes, nil)
 	case q.HelpName != "":

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/internal/nstest"
@@ -168,13 +169,194 @@ func TestKernelDumpAndFilters(t *testing.T) {
 	}
 }
 
-func TestKernelCancel(t *testing.T) {
+// TestKernelCancelBefore cancels the context before each call: every call
+// fails with context.Canceled and the kernel never sees the request.
+func TestKernelCancelBefore(t *testing.T) {
 	_, c := dialNS(t)
 	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	f := testFlow("192.0.2.1", "192.0.2.2", 1000, 80)
+
+	n := 0
 	for _, err := range c.Dump(cctx, nil) {
+		n++
 		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("got %v, want context.Canceled", err)
+			t.Fatalf("dump: got %v, want context.Canceled", err)
 		}
+	}
+	if n != 1 {
+		t.Fatalf("dump yielded %d values, want one error", n)
+	}
+	if err := c.Create(cctx, f); !errors.Is(err, context.Canceled) {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := c.Get(cctx, f); !errors.Is(err, context.Canceled) {
+		t.Fatalf("get: %v", err)
+	}
+	if _, err := c.Stats(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stats: %v", err)
+	}
+	if res, err := c.CreateMany(cctx, manyFlows(100)); !errors.Is(err, context.Canceled) || res.Done != 0 {
+		t.Fatalf("create-many: %+v, %v", res, err)
+	}
+	if err := c.Flush(cctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("flush: %v", err)
+	}
+	// Nothing reached the kernel.
+	if st, err := c.Stats(ctx(t)); err != nil || st.Entries != 0 {
+		t.Fatalf("table after cancelled calls: %+v, %v", st, err)
+	}
+}
+
+// TestKernelCancelDump cancels a dump of a large table from its loop body:
+// the dump stops early with context.Canceled, and the Conn, whose socket
+// still held the rest of the dump, works on with a fresh one.
+func TestKernelCancelDump(t *testing.T) {
+	_, c := dialNS(t)
+	ctx := ctx(t)
+	const n = 5000
+	if res, err := c.CreateMany(ctx, manyFlows(n)); err != nil || res.Done != n {
+		t.Fatalf("fill: %+v, %v", res, err)
+	}
+	for _, stopAt := range []int{1, 100, 1000} {
+		cctx, cancel := context.WithCancel(ctx)
+		seen, errs := 0, 0
+		var last error
+		for _, err := range c.Dump(cctx, nil) {
+			if err != nil {
+				errs++
+				last = err
+				continue
+			}
+			seen++
+			if seen == stopAt {
+				cancel()
+			}
+		}
+		cancel()
+		if errs != 1 || !errors.Is(last, context.Canceled) {
+			t.Fatalf("cancel after %d: %d errors, last %v; want one context.Canceled", stopAt, errs, last)
+		}
+		if seen != stopAt {
+			t.Fatalf("cancel after %d: the dump went on to %d flows", stopAt, seen)
+		}
+		// The next dump sees the whole table.
+		flows, err := c.List(ctx, nil)
+		if err != nil || len(flows) != n {
+			t.Fatalf("list after a cancelled dump: %d flows, %v", len(flows), err)
+		}
+	}
+}
+
+// TestKernelDeadline runs a dump that outlives its deadline.
+func TestKernelDeadline(t *testing.T) {
+	_, c := dialNS(t)
+	ctx := ctx(t)
+	const n = 2000
+	if res, err := c.CreateMany(ctx, manyFlows(n)); err != nil || res.Done != n {
+		t.Fatalf("fill: %+v, %v", res, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	seen := 0
+	var last error
+	for _, err := range c.Dump(dctx, nil) {
+		if err != nil {
+			last = err
+			break
+		}
+		seen++
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(last, context.DeadlineExceeded) || seen >= n {
+		t.Fatalf("%d flows, then %v; want fewer than %d, then context.DeadlineExceeded", seen, last, n)
+	}
+	// A deadline already past fails a request before it is sent.
+	pctx, cancel2 := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel2()
+	if err := c.Create(pctx, testFlow("192.0.2.1", "192.0.2.2", 1, 80)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("create past its deadline: %v", err)
+	}
+	if flows, err := c.List(ctx, nil); err != nil || len(flows) != n {
+		t.Fatalf("list: %d flows, %v", len(flows), err)
+	}
+}
+
+// TestKernelForeignSender checks that another socket of the namespace
+// cannot send into a Conn's socket: the kernel refuses it, since the socket
+// is connected to the kernel.
+func TestKernelForeignSender(t *testing.T) {
+	ns, c := dialNS(t)
+	s, err := c.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.put(s)
+	if s.port == 0 {
+		t.Fatal("socket without a port id")
+	}
+	msg := appendRequest(nil, MsgNew, netlink.Multi, s.seq+1, unix.AF_INET, testFlow("192.0.2.66", "192.0.2.2", 1, 80).AppendAttributes)
+	err = ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: s.port})
+	})
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		t.Fatalf("send from another socket to port %d: %v, want ECONNREFUSED", s.port, err)
+	}
+}
+
+// TestKernelErrorReply sends requests whose top-level attribute breaks
+// ct_nla_policy of nf_conntrack_netlink.c. nfnetlink parses the attributes
+// with that policy and an extended ACK, so lib/nlattr.c's validate_nla
+// answers: an attribute shorter than its type's minimum length (CTA_MARK is
+// NLA_U32) or longer than the policy's len (CTA_LABELS is NLA_BINARY of at
+// most NF_CT_LABELS_MAX_SIZE, 16 bytes) fails with ERANGE, the message
+// "Attribute failed policy validation" and the attribute's offset.
+func TestKernelErrorReply(t *testing.T) {
+	_, c := dialNS(t)
+	ctx := ctx(t)
+	const text = "Attribute failed policy validation"
+	tests := []struct {
+		name    string
+		typ     uint16 // CTA_*
+		payload int
+		path    string
+	}{
+		{"short mark", 8, 2, "mark"},       // CTA_MARK
+		{"long labels", 22, 20, "labels"},  // CTA_LABELS
+		{"short timeout", 7, 1, "timeout"}, // CTA_TIMEOUT
+		{"short zone", 18, 1, "zone"},      // CTA_ZONE, NLA_U16
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var key Flow
+			key.SetTupleOrig(testFlow("192.0.2.1", "192.0.2.2", 1000, 80).TupleOrig)
+			attrs := func(b []byte) []byte {
+				b = key.AppendAttributes(b)
+				n := 4 + tt.payload
+				b = append(b, byte(n), byte(n>>8), byte(tt.typ), byte(tt.typ>>8))
+				b = append(b, make([]byte, (n+3)&^3-4)...)
+				return b
+			}
+			err := c.do(ctx, "update", MsgNew, netlink.Acknowledge, unix.AF_INET, schemaFlow, attrs, nil)
+			var ce *Error
+			var oe *netlink.OpError
+			if !errors.As(err, &ce) || !errors.As(err, &oe) {
+				t.Fatalf("got %v, want *Error wrapping *netlink.OpError", err)
+			}
+			if !errors.Is(err, unix.ERANGE) || oe.Message != text || ce.Attr != tt.path || ce.Op != "update" {
+				t.Fatalf("got errno %v, message %q, attribute %q, op %q; want ERANGE, %q, %q, update", oe.Err, oe.Message, ce.Attr, ce.Op, text, tt.path)
+			}
+			// The offset is that of the bad attribute, the last one.
+			var req []byte
+			req = appendRequest(req, MsgNew, netlink.Acknowledge, 1, unix.AF_INET, attrs)
+			if want := len(req) - (4+tt.payload+3)&^3; oe.Offset != want {
+				t.Fatalf("offset %d, want %d", oe.Offset, want)
+			}
+		})
 	}
 }

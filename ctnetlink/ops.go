@@ -33,6 +33,9 @@ func flowFamily(f *Flow) uint8 {
 // matches os.ErrNotExist when there is no such flow.
 func (c *Conn) Get(ctx context.Context, q *Flow) (*Flow, error) {
 	req := lookupKey(q)
+	if err := req.checkKey(); err != nil {
+		return nil, &Error{Op: "get", Err: err}
+	}
 	var out *Flow
 	err := c.do(ctx, "get", MsgGet, netlink.Acknowledge, flowFamily(q), schemaFlow, req.AppendAttributes, func(r *reply) error {
 		f := new(Flow)
@@ -73,6 +76,9 @@ func lookupKey(q *Flow) (k Flow) {
 // reply tuple's NAT from NATSrc and NATDst when given. It fails with an
 // error that matches os.ErrExist when the flow exists.
 func (c *Conn) Create(ctx context.Context, f *Flow) error {
+	if err := f.check(); err != nil {
+		return &Error{Op: "create", Err: err}
+	}
 	return c.do(ctx, "create", MsgNew, netlink.Acknowledge|netlink.Create|netlink.Excl, flowFamily(f), schemaFlow, f.AppendAttributes, nil)
 }
 
@@ -83,6 +89,9 @@ func (c *Conn) Create(ctx context.Context, f *Flow) error {
 // LabelsMask), helper, sequence adjustment and protocol state. It fails with
 // an error that matches os.ErrNotExist when there is no such flow.
 func (c *Conn) Update(ctx context.Context, f *Flow) error {
+	if err := f.check(); err != nil {
+		return &Error{Op: "update", Err: err}
+	}
 	return c.do(ctx, "update", MsgNew, netlink.Acknowledge, flowFamily(f), schemaFlow, f.AppendAttributes, nil)
 }
 
@@ -92,6 +101,9 @@ func (c *Conn) Update(ctx context.Context, f *Flow) error {
 // matches os.ErrNotExist when there is no such flow.
 func (c *Conn) Delete(ctx context.Context, q *Flow) error {
 	k := lookupKey(q)
+	if err := k.checkKey(); err != nil {
+		return &Error{Op: "delete", Err: err}
+	}
 	return c.do(ctx, "delete", MsgDelete, netlink.Acknowledge, flowFamily(q), schemaFlow, k.AppendAttributes, nil)
 }
 
@@ -149,6 +161,9 @@ func (c *Conn) Flush(ctx context.Context, filter *FlushFilter) error {
 			}
 		}
 		return nil
+	}
+	if err := filter.check(); err != nil {
+		return &Error{Op: "flush", Err: err}
 	}
 	res, err := c.Cleanup(ctx, []Matcher{filter.matcher()}, nil)
 	if err != nil {

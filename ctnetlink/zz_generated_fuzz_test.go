@@ -7,9 +7,31 @@ import (
 	"testing"
 )
 
+// fuzzSeed is a seed of a fuzz target: the attributes of one set, named
+// after the message they were found in. A canonical seed is the kernel's
+// own encoding, which encoding the decoded value must reproduce.
+type fuzzSeed struct {
+	name      string
+	data      []byte
+	canonical bool
+}
+
 // FuzzCounters fuzzes the decoder of counter-attrs.
 func FuzzCounters(f *testing.F) {
-	fuzzSeeds(f, schemaCounters)
+	seeds := fuzzSeeds(f, schemaCounters)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for counter-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v Counters
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 Counters
 		if v1.UnmarshalAttributes(b) != nil {
@@ -27,7 +49,20 @@ func FuzzCounters(f *testing.F) {
 
 // FuzzTimestamp fuzzes the decoder of timestamp-attrs.
 func FuzzTimestamp(f *testing.F) {
-	fuzzSeeds(f, schemaTimestamp)
+	seeds := fuzzSeeds(f, schemaTimestamp)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for timestamp-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v Timestamp
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 Timestamp
 		if v1.UnmarshalAttributes(b) != nil {
@@ -45,7 +80,20 @@ func FuzzTimestamp(f *testing.F) {
 
 // FuzzTupleProto fuzzes the decoder of tuple-proto-attrs.
 func FuzzTupleProto(f *testing.F) {
-	fuzzSeeds(f, schemaTupleProto)
+	seeds := fuzzSeeds(f, schemaTupleProto)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for tuple-proto-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v TupleProto
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 TupleProto
 		if v1.UnmarshalAttributes(b) != nil {
@@ -63,7 +111,20 @@ func FuzzTupleProto(f *testing.F) {
 
 // FuzzTupleIP fuzzes the decoder of tuple-ip-attrs.
 func FuzzTupleIP(f *testing.F) {
-	fuzzSeeds(f, schemaTupleIP)
+	seeds := fuzzSeeds(f, schemaTupleIP)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for tuple-ip-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v TupleIP
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 TupleIP
 		if v1.UnmarshalAttributes(b) != nil {
@@ -81,7 +142,20 @@ func FuzzTupleIP(f *testing.F) {
 
 // FuzzTuple fuzzes the decoder of tuple-attrs.
 func FuzzTuple(f *testing.F) {
-	fuzzSeeds(f, schemaTuple)
+	seeds := fuzzSeeds(f, schemaTuple)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for tuple-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v Tuple
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 Tuple
 		if v1.UnmarshalAttributes(b) != nil {
@@ -99,7 +173,20 @@ func FuzzTuple(f *testing.F) {
 
 // FuzzProtoInfoTCP fuzzes the decoder of protoinfo-tcp-attrs.
 func FuzzProtoInfoTCP(f *testing.F) {
-	fuzzSeeds(f, schemaProtoInfoTCP)
+	seeds := fuzzSeeds(f, schemaProtoInfoTCP)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for protoinfo-tcp-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v ProtoInfoTCP
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 ProtoInfoTCP
 		if v1.UnmarshalAttributes(b) != nil {
@@ -117,7 +204,20 @@ func FuzzProtoInfoTCP(f *testing.F) {
 
 // FuzzProtoInfoDCCP fuzzes the decoder of protoinfo-dccp-attrs.
 func FuzzProtoInfoDCCP(f *testing.F) {
-	fuzzSeeds(f, schemaProtoInfoDCCP)
+	seeds := fuzzSeeds(f, schemaProtoInfoDCCP)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for protoinfo-dccp-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v ProtoInfoDCCP
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 ProtoInfoDCCP
 		if v1.UnmarshalAttributes(b) != nil {
@@ -135,7 +235,20 @@ func FuzzProtoInfoDCCP(f *testing.F) {
 
 // FuzzProtoInfoSCTP fuzzes the decoder of protoinfo-sctp-attrs.
 func FuzzProtoInfoSCTP(f *testing.F) {
-	fuzzSeeds(f, schemaProtoInfoSCTP)
+	seeds := fuzzSeeds(f, schemaProtoInfoSCTP)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for protoinfo-sctp-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v ProtoInfoSCTP
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 ProtoInfoSCTP
 		if v1.UnmarshalAttributes(b) != nil {
@@ -153,7 +266,20 @@ func FuzzProtoInfoSCTP(f *testing.F) {
 
 // FuzzProtoInfo fuzzes the decoder of protoinfo-attrs.
 func FuzzProtoInfo(f *testing.F) {
-	fuzzSeeds(f, schemaProtoInfo)
+	seeds := fuzzSeeds(f, schemaProtoInfo)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for protoinfo-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v ProtoInfo
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 ProtoInfo
 		if v1.UnmarshalAttributes(b) != nil {
@@ -171,7 +297,20 @@ func FuzzProtoInfo(f *testing.F) {
 
 // FuzzHelp fuzzes the decoder of help-attrs.
 func FuzzHelp(f *testing.F) {
-	fuzzSeeds(f, schemaHelp)
+	seeds := fuzzSeeds(f, schemaHelp)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for help-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v Help
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 Help
 		if v1.UnmarshalAttributes(b) != nil {
@@ -189,7 +328,20 @@ func FuzzHelp(f *testing.F) {
 
 // FuzzNATProto fuzzes the decoder of nat-proto-attrs.
 func FuzzNATProto(f *testing.F) {
-	fuzzSeeds(f, schemaNATProto)
+	seeds := fuzzSeeds(f, schemaNATProto)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for nat-proto-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v NATProto
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 NATProto
 		if v1.UnmarshalAttributes(b) != nil {
@@ -207,7 +359,20 @@ func FuzzNATProto(f *testing.F) {
 
 // FuzzNAT fuzzes the decoder of nat-attrs.
 func FuzzNAT(f *testing.F) {
-	fuzzSeeds(f, schemaNAT)
+	seeds := fuzzSeeds(f, schemaNAT)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for nat-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v NAT
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 NAT
 		if v1.UnmarshalAttributes(b) != nil {
@@ -225,7 +390,20 @@ func FuzzNAT(f *testing.F) {
 
 // FuzzSeqAdj fuzzes the decoder of seqadj-attrs.
 func FuzzSeqAdj(f *testing.F) {
-	fuzzSeeds(f, schemaSeqAdj)
+	seeds := fuzzSeeds(f, schemaSeqAdj)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for seqadj-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v SeqAdj
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 SeqAdj
 		if v1.UnmarshalAttributes(b) != nil {
@@ -243,7 +421,20 @@ func FuzzSeqAdj(f *testing.F) {
 
 // FuzzNATSeq fuzzes the decoder of nat-seq-attrs.
 func FuzzNATSeq(f *testing.F) {
-	fuzzSeeds(f, schemaNATSeq)
+	seeds := fuzzSeeds(f, schemaNATSeq)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for nat-seq-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v NATSeq
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 NATSeq
 		if v1.UnmarshalAttributes(b) != nil {
@@ -261,7 +452,20 @@ func FuzzNATSeq(f *testing.F) {
 
 // FuzzSecCtx fuzzes the decoder of secctx-attrs.
 func FuzzSecCtx(f *testing.F) {
-	fuzzSeeds(f, schemaSecCtx)
+	seeds := fuzzSeeds(f, schemaSecCtx)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for secctx-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v SecCtx
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 SecCtx
 		if v1.UnmarshalAttributes(b) != nil {
@@ -279,7 +483,20 @@ func FuzzSecCtx(f *testing.F) {
 
 // FuzzSynProxy fuzzes the decoder of synproxy-attrs.
 func FuzzSynProxy(f *testing.F) {
-	fuzzSeeds(f, schemaSynProxy)
+	seeds := fuzzSeeds(f, schemaSynProxy)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for synproxy-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v SynProxy
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 SynProxy
 		if v1.UnmarshalAttributes(b) != nil {
@@ -297,7 +514,20 @@ func FuzzSynProxy(f *testing.F) {
 
 // FuzzFilter fuzzes the decoder of filter-attrs.
 func FuzzFilter(f *testing.F) {
-	fuzzSeeds(f, schemaFilter)
+	seeds := fuzzSeeds(f, schemaFilter)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for filter-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v Filter
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 Filter
 		if v1.UnmarshalAttributes(b) != nil {
@@ -315,7 +545,20 @@ func FuzzFilter(f *testing.F) {
 
 // FuzzFlow fuzzes the decoder of conntrack-attrs.
 func FuzzFlow(f *testing.F) {
-	fuzzSeeds(f, schemaFlow)
+	seeds := fuzzSeeds(f, schemaFlow)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for conntrack-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v Flow
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 Flow
 		if v1.UnmarshalAttributes(b) != nil {
@@ -333,7 +576,20 @@ func FuzzFlow(f *testing.F) {
 
 // FuzzStatsCPU fuzzes the decoder of conntrack-stats-attrs.
 func FuzzStatsCPU(f *testing.F) {
-	fuzzSeeds(f, schemaStatsCPU)
+	seeds := fuzzSeeds(f, schemaStatsCPU)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for conntrack-stats-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v StatsCPU
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 StatsCPU
 		if v1.UnmarshalAttributes(b) != nil {
@@ -351,7 +607,20 @@ func FuzzStatsCPU(f *testing.F) {
 
 // FuzzStatsGlobal fuzzes the decoder of stats-global-attrs.
 func FuzzStatsGlobal(f *testing.F) {
-	fuzzSeeds(f, schemaStatsGlobal)
+	seeds := fuzzSeeds(f, schemaStatsGlobal)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for stats-global-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v StatsGlobal
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 StatsGlobal
 		if v1.UnmarshalAttributes(b) != nil {
@@ -369,7 +638,20 @@ func FuzzStatsGlobal(f *testing.F) {
 
 // FuzzExpectNAT fuzzes the decoder of expect-nat-attrs.
 func FuzzExpectNAT(f *testing.F) {
-	fuzzSeeds(f, schemaExpectNAT)
+	seeds := fuzzSeeds(f, schemaExpectNAT)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for expect-nat-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v ExpectNAT
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 ExpectNAT
 		if v1.UnmarshalAttributes(b) != nil {
@@ -387,7 +669,20 @@ func FuzzExpectNAT(f *testing.F) {
 
 // FuzzExpect fuzzes the decoder of expect-attrs.
 func FuzzExpect(f *testing.F) {
-	fuzzSeeds(f, schemaExpect)
+	seeds := fuzzSeeds(f, schemaExpect)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for expect-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v Expect
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 Expect
 		if v1.UnmarshalAttributes(b) != nil {
@@ -405,7 +700,20 @@ func FuzzExpect(f *testing.F) {
 
 // FuzzExpectStatsCPU fuzzes the decoder of expect-stats-attrs.
 func FuzzExpectStatsCPU(f *testing.F) {
-	fuzzSeeds(f, schemaExpectStatsCPU)
+	seeds := fuzzSeeds(f, schemaExpectStatsCPU)
+	if len(seeds) == 0 {
+		f.Fatal("no seed for expect-stats-attrs: add a golden message or a request that holds it")
+	}
+	for _, s := range seeds {
+		var v ExpectStatsCPU
+		if err := v.UnmarshalAttributes(s.data); err != nil {
+			f.Fatalf("seed from %s: %v", s.name, err)
+		}
+		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
+			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
+		}
+		f.Add(s.data)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v1, v2 ExpectStatsCPU
 		if v1.UnmarshalAttributes(b) != nil {

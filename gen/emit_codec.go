@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/dave/jennifer/jen"
 )
 
@@ -34,7 +32,7 @@ func genDecode(f *jen.File, set *Set) {
 						continue
 					}
 					if !a.HasField() {
-						s.Case(jen.Id(a.Const)).Comment(a.Kind.Wire())
+						s.Case(jen.Id(a.Const)).Comment(a.Kind.Doc())
 						continue
 					}
 					s.Case(jen.Id(a.Const)).Block(
@@ -71,12 +69,14 @@ func genEncode(f *jen.File, set *Set) {
 
 // genSchema emits a table of every set with its attribute names and nested
 // sets, for naming the attribute path of a kernel extended-ACK offset and for
-// walking test messages.
+// collecting fuzz seeds from nested payloads. Each attribute's kind writes its
+// own entry.
 func genSchema(m *Model, f *jen.File) {
 	index := map[*Set]int{}
 	for i, set := range m.Sets {
 		index[set] = i
 	}
+	indexOf := func(s *Set) int { return index[s] }
 	f.Comment("schemaSet describes an attribute set: its name and, indexed by attribute")
 	f.Comment("type, each attribute's name and nested set (an index into schema, or -1).")
 	f.Type().Id("schemaSet").Struct(
@@ -94,21 +94,15 @@ func genSchema(m *Model, f *jen.File) {
 		for _, set := range m.Sets {
 			attrs := make([]jen.Code, set.MaxValue+1)
 			for i := range attrs {
-				attrs[i] = jen.Values(jen.Lit(""), jen.Lit(-1))
+				attrs[i] = leafEntry("")
 			}
 			for _, a := range set.Attrs {
-				if a.Alias != nil {
-					continue
+				if a.Alias == nil {
+					attrs[a.Value] = a.Kind.SchemaEntry(a.A.Name, indexOf)
 				}
-				nested := -1
-				if nk, ok := a.Kind.(nestKind); ok {
-					nested = index[nk.set]
-				}
-				attrs[a.Value] = jen.Values(jen.Lit(a.A.Name), jen.Lit(nested))
 			}
 			g.Line().Values(jen.Lit(set.AS.Name), jen.Index().Id("schemaAttr").Values(attrs...))
 		}
 		g.Line()
 	})
-	_ = fmt.Sprint
 }

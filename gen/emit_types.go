@@ -131,7 +131,21 @@ func genSets(m *Model, f *jen.File) {
 	}
 }
 
+// genSet emits the Go struct of set and its methods.
 func genSet(f *jen.File, set *Set) {
+	genSetStruct(f, set)
+	genHas(f, set)
+	genPresence(f, set)
+	genSetters(f, set)
+	genEmpty(f, set)
+}
+
+// recvOf is the receiver of a method of set.
+func recvOf(set *Set) *jen.Statement { return jen.Id("v").Op("*").Id(set.GoName) }
+
+// genSetStruct emits the struct of set: one field per attribute, Unknown
+// and the presence bits.
+func genSetStruct(f *jen.File, set *Set) {
 	f.Comment(fmt.Sprintf("%s holds the attributes of the set %s.", set.GoName, set.AS.Name))
 	if set.AS.Doc != "" {
 		f.Comment(sentence(set.AS.Doc))
@@ -147,7 +161,7 @@ func genSet(f *jen.File, set *Set) {
 			if !a.HasField() {
 				continue
 			}
-			g.Comment(docLine(fmt.Sprintf("%s is %s (%s, %s)", a.Field, a.A.Name, a.CName, a.Kind.Wire()), a.A.Doc))
+			g.Comment(docLine(fmt.Sprintf("%s is %s (%s, %s)", a.Field, a.A.Name, a.CName, a.Kind.Doc()), a.A.Doc))
 			g.Id(a.Field).Add(a.Kind.GoType())
 		}
 		g.Line()
@@ -155,59 +169,63 @@ func genSet(f *jen.File, set *Set) {
 		g.Id("Unknown").Uint16()
 		g.Id("present").Add(presType)
 	})
+}
 
-	recv := func() *jen.Statement { return jen.Id("v").Op("*").Id(set.GoName) }
-
-	// Has
+// genHas emits Has, true for an attribute present or not zero.
+func genHas(f *jen.File, set *Set) {
 	f.Comment("Has reports whether attribute a is present in v or has a non-zero value.")
 	f.Comment("A nil v has no attribute.")
-	f.Func().Params(recv()).Id("Has").Params(jen.Id("a").Id(set.AttrType)).Bool().BlockFunc(func(g *jen.Group) {
+	f.Func().Params(recvOf(set)).Id("Has").Params(jen.Id("a").Id(set.AttrType)).Bool().BlockFunc(func(g *jen.Group) {
 		g.If(jen.Id("v").Op("==").Nil()).Block(jen.Return(jen.False()))
 		g.If(jen.Id("a").Op("<").Lit(set.Bits).Op("&&").Id("v").Dot("present").Op("&").Parens(jen.Lit(1).Op("<<").Id("a")).Op("!=").Lit(0)).Block(jen.Return(jen.True()))
 		g.Switch(jen.Id("a")).BlockFunc(func(s *jen.Group) {
 			for _, a := range set.Attrs {
-				if !a.HasField() {
-					continue
+				if a.HasField() {
+					s.Case(jen.Id(a.Const)).Block(jen.Return(a.Kind.NonZero(fieldOf(a))))
 				}
-				field := fieldOf(a)
-				s.Case(jen.Id(a.Const)).Block(jen.Return(a.Kind.NonZero(field)))
 			}
 		})
 		g.Return(jen.False())
 	})
+}
 
-	// Mark and Clear
+// genPresence emits SetPresent and Clear.
+func genPresence(f *jen.File, set *Set) {
 	f.Comment("SetPresent marks attribute a as present, so that it is encoded even when zero.")
-	f.Func().Params(recv()).Id("SetPresent").Params(jen.Id("a").Id(set.AttrType)).Block(
+	f.Func().Params(recvOf(set)).Id("SetPresent").Params(jen.Id("a").Id(set.AttrType)).Block(
 		jen.If(jen.Id("a").Op("<").Lit(set.Bits)).Block(jen.Id("v").Dot("present").Op("|=").Lit(1).Op("<<").Id("a")),
 	)
 	f.Comment("Clear removes attribute a: it is no longer present and its field is zero.")
-	f.Func().Params(recv()).Id("Clear").Params(jen.Id("a").Id(set.AttrType)).BlockFunc(func(g *jen.Group) {
+	f.Func().Params(recvOf(set)).Id("Clear").Params(jen.Id("a").Id(set.AttrType)).BlockFunc(func(g *jen.Group) {
 		g.If(jen.Id("a").Op("<").Lit(set.Bits)).Block(jen.Id("v").Dot("present").Op("&^=").Lit(1).Op("<<").Id("a"))
 		g.Switch(jen.Id("a")).BlockFunc(func(s *jen.Group) {
 			for _, a := range set.Attrs {
-				if !a.HasField() {
-					continue
+				if a.HasField() {
+					s.Case(jen.Id(a.Const)).Block(jen.Var().Id("zero").Add(a.Kind.GoType()), jen.Id("v").Dot(a.Field).Op("=").Id("zero"))
 				}
-				s.Case(jen.Id(a.Const)).Block(jen.Var().Id("zero").Add(a.Kind.GoType()), jen.Id("v").Dot(a.Field).Op("=").Id("zero"))
 			}
 		})
 	})
+}
 
-	// Setters
+// genSetters emits one Set method per field.
+func genSetters(f *jen.File, set *Set) {
 	for _, a := range set.Attrs {
 		if !a.HasField() {
 			continue
 		}
 		f.Comment(fmt.Sprintf("Set%s sets %s and marks it present.", a.Field, a.A.Name))
-		f.Func().Params(recv()).Id("Set"+a.Field).Params(jen.Id("x").Add(a.Kind.GoType())).Block(
+		f.Func().Params(recvOf(set)).Id("Set"+a.Field).Params(jen.Id("x").Add(a.Kind.GoType())).Block(
 			jen.Id("v").Dot(a.Field).Op("=").Id("x"),
 			jen.Id("v").Dot("present").Op("|=").Lit(1).Op("<<").Id(a.Const),
 		)
 	}
+}
 
+// genEmpty emits empty, which encoding a nest asks.
+func genEmpty(f *jen.File, set *Set) {
 	f.Comment("empty reports whether no attribute of v is present or non-zero.")
-	f.Func().Params(recv()).Id("empty").Params().Bool().BlockFunc(func(g *jen.Group) {
+	f.Func().Params(recvOf(set)).Id("empty").Params().Bool().BlockFunc(func(g *jen.Group) {
 		cond := jen.Id("v").Dot("present").Op("==").Lit(0)
 		for _, a := range set.Attrs {
 			if a.HasField() {
@@ -218,6 +236,7 @@ func genSet(f *jen.File, set *Set) {
 	})
 }
 
+// fieldOf returns a function giving a fresh v.Field expression for a.
 func fieldOf(a *Attr) func() *jen.Statement {
 	return func() *jen.Statement { return jen.Id("v").Dot(a.Field) }
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dave/jennifer/jen"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ctspec/ctspec/internal/spec"
@@ -22,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func TestGolden(t *testing.T) {
 	dir := filepath.Join("testdata", "basic")
-	files, err := generate(filepath.Join(dir, "spec.yaml"), "basic")
+	files, err := generate(filepath.Join(dir, "spec.yaml"), "basic", overrides)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,11 +52,11 @@ func TestDeterministic(t *testing.T) {
 			t.Logf("skipping %s: %v", p, err)
 			continue
 		}
-		a, err := generate(p, "x")
+		a, err := generate(p, "x", overrides)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := generate(p, "x")
+		b, err := generate(p, "x", overrides)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,41 +117,100 @@ attribute-sets:
     attributes:
 `
 
+// validateTests are specs with problems and what validate must say of them.
+var validateTests = []struct {
+	name  string
+	attrs string
+	extra string // top-level keys after the attribute sets
+	want  []string
+}{
+	{
+		name:  "dangling nested-attributes",
+		attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: nope-attrs\n        doc: d\n",
+		want:  []string{"t.yaml:10:", "attribute set a-attrs: attribute x", `nested-attributes "nope-attrs" is not an attribute set`},
+	},
+	{
+		name:  "duplicate value without explicit alias",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n      -\n        name: y\n        type: u8\n        value: 1\n        doc: d\n      -\n        name: z\n        type: u16\n        value: 1\n        doc: d\n",
+		want:  []string{"t.yaml:19:", "attribute z: duplicate value 1 (same as x) with a different type"},
+	},
+	{
+		name:  "unknown type",
+		attrs: "      -\n        name: x\n        type: u9\n        doc: d\n",
+		want:  []string{"t.yaml:10:", `attribute x: unknown type "u9"`},
+	},
+	{
+		name:  "unknown enum and missing doc",
+		attrs: "      -\n        name: x\n        type: u8\n        enum: colours\n",
+		want:  []string{`attribute x: enum "colours" is not defined`, "attribute x: doc is missing"},
+	},
+	{
+		name:  "nest that contains itself",
+		attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: a-attrs\n        doc: d\n",
+		want:  []string{"attribute set a-attrs: nests itself"},
+	},
+	{
+		name:  "alias without an explicit value",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n        value: 2\n      -\n        name: y\n        type: u8\n        doc: d\n        value: 1\n      -\n        name: z\n        type: u8\n        doc: d\n",
+		want:  []string{"attribute z: duplicate value 2 (same as x); a second name of a value needs an explicit value"},
+	},
+	{
+		name:  "nested-attributes on a scalar, nest without a set",
+		attrs: "      -\n        name: x\n        type: u8\n        nested-attributes: a-attrs\n        doc: d\n      -\n        name: y\n        type: nest\n        doc: d\n",
+		want:  []string{"attribute x: nested-attributes on a u8 attribute", "attribute y: nest without nested-attributes"},
+	},
+	{
+		name:  "references of the wrong kind",
+		attrs: "      -\n        name: x\n        type: string\n        enum: s\n        doc: d\n      -\n        name: y\n        type: u8\n        struct: e\n        doc: d\n",
+		extra: "definitions:\n  -\n    name: s\n    type: struct\n    members: [{name: m, type: u8}]\n  -\n    name: e\n    type: enum\n    entries: [a]\n",
+		want:  []string{`attribute x: enum "s" is a struct`, "attribute x: enum on a string attribute", `attribute y: struct "e" is a enum`, "attribute y: struct on a u8 attribute"},
+	},
+	{
+		name:  "display hints",
+		attrs: "      -\n        name: x\n        type: u16\n        display-hint: ipv4\n        doc: d\n      -\n        name: y\n        type: binary\n        display-hint: ipv6\n        doc: d\n      -\n        name: z\n        type: u8\n        display-hint: colour\n        doc: d\n",
+		want:  []string{"attribute x: display-hint ipv4 needs a u32", "attribute y: display-hint ipv6 needs a binary with exact-len 16", `attribute z: display-hint "colour" is not supported`},
+	},
+	{
+		name:  "definitions",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n",
+		extra: "definitions:\n  -\n    name: e\n    type: enum\n    entries: [a, a, {name: b, value: 0}]\n  -\n    name: e\n    type: const\n    value: x\n  -\n    name: s\n    type: struct\n    members: [{name: m, type: string}, {name: p, type: pad}, {name: n, type: u8, enum: nope}]\n  -\n    name: Bad\n    type: list\n",
+		want: []string{
+			"definition e: entry a listed twice", "definition e: entry b has the same value 0 as a",
+			"definition e: defined twice", "definition e: const needs an integer value",
+			`definition s: member m: type "string" is not supported in structs`, "definition s: member p: pad needs an integer len",
+			`definition s: member n: enum "nope" is not defined`, `definition "Bad": name is not kebab-case`, `definition Bad: unknown type "list"`,
+		},
+	},
+	{
+		name:  "notifications",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n",
+		extra: "operations:\n  list:\n    - {name: get, attribute-set: a-attrs, value: 1}\n" +
+			"    - {name: a-ntf, notify: get}\n" +
+			"    - {name: b-ntf, value: 2, notify: get, do: {request: {value: 3}}}\n" +
+			"    - {name: c-ntf, value: 4, notify: nope}\n" +
+			"    - {name: d-ntf, value: 5, event: {attributes: [x]}}\n" +
+			"    - {name: e-ntf, value: 6, attribute-set: a-attrs, event: {attributes: [y]}}\n",
+		want: []string{
+			"operation a-ntf: a notification needs a value", "operation b-ntf: a notification has no do or dump",
+			`operation c-ntf: notify "nope" is not an earlier operation`, "operation d-ntf: an event needs an attribute-set",
+			`operation e-ntf: attribute "y" is not in set a-attrs`,
+		},
+	},
+	{
+		name:  "operations and groups",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n",
+		extra: "operations:\n  list:\n    - {name: get, attribute-set: a-attrs, do: {request: {attributes: [x, y]}}}\n    - {name: get, attribute-set: b-attrs, value: 1}\nmcast-groups:\n  list:\n    - {name: g}\n",
+		want: []string{
+			`operation get: attribute "y" is not in set a-attrs`, "operation get: no value", "operation get: listed twice",
+			`operation get: attribute-set "b-attrs" is not defined`, "multicast group g: value is missing",
+		},
+	},
+}
+
 func TestValidateErrors(t *testing.T) {
-	tests := []struct {
-		name  string
-		attrs string
-		want  []string
-	}{
-		{
-			name:  "dangling nested-attributes",
-			attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: nope-attrs\n        doc: d\n",
-			want:  []string{"t.yaml:10:", "attribute set a-attrs: attribute x", `nested-attributes "nope-attrs" is not an attribute set`},
-		},
-		{
-			name:  "duplicate value without explicit alias",
-			attrs: "      -\n        name: x\n        type: u8\n        doc: d\n      -\n        name: y\n        type: u8\n        value: 1\n        doc: d\n      -\n        name: z\n        type: u16\n        value: 1\n        doc: d\n",
-			want:  []string{"t.yaml:19:", "attribute z: duplicate value 1 (same as x) with a different type"},
-		},
-		{
-			name:  "unknown type",
-			attrs: "      -\n        name: x\n        type: u9\n        doc: d\n",
-			want:  []string{"t.yaml:10:", `attribute x: unknown type "u9"`},
-		},
-		{
-			name:  "unknown enum and missing doc",
-			attrs: "      -\n        name: x\n        type: u8\n        enum: colours\n",
-			want:  []string{`attribute x: enum "colours" is not defined`, "attribute x: doc is missing"},
-		},
-		{
-			name:  "nest that contains itself",
-			attrs: "      -\n        name: x\n        type: nest\n        nested-attributes: a-attrs\n        doc: d\n",
-			want:  []string{"attribute set a-attrs: nests itself"},
-		},
-	}
-	for _, tt := range tests {
+	for _, tt := range validateTests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := spec.Parse("t.yaml", []byte(validBase+tt.attrs))
+			s, err := spec.Parse("t.yaml", []byte(validBase+tt.attrs+tt.extra))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +257,7 @@ func TestGoName(t *testing.T) {
 // new status bit, and code that compiles.
 func TestGenerateAfterSync(t *testing.T) {
 	synced := filepath.Join("..", "tools", "headergen", "testdata", "sync.golden")
-	files, err := generate(synced, "fixture")
+	files, err := generate(synced, "fixture", syncedOverrides)
 	if err != nil {
 		t.Fatalf("generate from the synced spec: %v", err)
 	}
@@ -235,11 +296,217 @@ func TestGenerateAfterSync(t *testing.T) {
 	}
 }
 
-const notifySpec = validBase + `      -
-        name: x
-        type: u8
-        doc: d
-definitions:
+// syncedOverrides is the override table for the headergen fixture, a small
+// spec that shares its name with spec/conntrack.yaml but few of its sets.
+var syncedOverrides = []override{setName("conntrack", "conntrack-attrs", "Flow")}
+
+func TestOverrideRows(t *testing.T) {
+	s, err := spec.Parse("t.yaml", []byte(validBase+
+		"      -\n        name: x\n        type: u8\n        doc: d\n"+
+		"      -\n        name: n\n        type: nest\n        nested-attributes: b-attrs\n        doc: d\n"+
+		"  -\n    name: b-attrs\n    attributes:\n      -\n        name: y\n        type: u8\n        doc: d\n"+
+		strings.Replace(notifyTail, "%s", "grp", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		row  override
+		want string // the message, or "" for a valid row
+	}{
+		{"set", setName("t", "a-attrs", "A"), ""},
+		{"field", fieldName("t", "a-attrs", "x", "X"), ""},
+		{"pointer nest", pointerNest("t", "a-attrs", "n"), ""},
+		{"other spec", setName("other", "no-attrs", "No"), ""},
+		{"missing set", setName("t", "no-attrs", "No"), "override of attribute set no-attrs: t.yaml has no such attribute set"},
+		{"missing attribute", fieldName("t", "a-attrs", "z", "Z"), "override of a-attrs/z: attribute set a-attrs (t.yaml:7) has no attribute z"},
+		{"missing nest", pointerNest("t", "b-attrs", "n"), "override of b-attrs/n: attribute set b-attrs (t.yaml:19) has no attribute n"},
+		{"pointer on a scalar", pointerNest("t", "a-attrs", "x"), "override of a-attrs/x: a pointer nest, but t.yaml:10 makes it a u8 attribute"},
+		{"missing definition", defName("t", "colour", "Colour"), "override of definition colour: t.yaml has no such definition"},
+		{"entry", entryName("t", "colours", "blue", "ColoursAzure"), ""},
+		{"operation", opName("t", "get", "MsgFetch"), ""},
+		{"missing entry", entryName("t", "colours", "green", "ColoursGreen"), "override of colours/green: definition colours (t.yaml:27) has no entry green"},
+		{"entry of a missing definition", entryName("t", "colour", "red", "ColourRed"), "override of definition colour: t.yaml has no such definition"},
+		{"entry of a const", entryName("t", "limit", "red", "LimitRed"), "override of limit/red: an entry, but t.yaml:38 makes limit a const definition"},
+		{"missing operation", opName("t", "put", "MsgPut"), "override of operation put: t.yaml has no such operation"},
+		{"notification", opName("t", "new-ntf", "MsgNewNtf"), "override of operation new-ntf: t.yaml:56 makes it a notification, which has no MsgType constant"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs := resolveOverrides(s, []override{tt.row})
+			var got []string
+			for _, e := range errs {
+				se, ok := e.(*spec.Error)
+				if !ok || se.File != filepath.Join("gen", "gen_test.go") || se.Line != tt.row.line || se.Line == 0 {
+					t.Errorf("error %v does not give the row's position gen/gen_test.go:%d", e, tt.row.line)
+				}
+				if ok {
+					got = append(got, se.Msg)
+				}
+			}
+			var want []string
+			if tt.want != "" {
+				want = []string{tt.want}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOverrideTableApplies checks that the rows of the override table for
+// spec/conntrack.yaml all name something the spec has, and that each one
+// changes the model: a Go name (of a set, field, entry or operation) or a
+// pointer nest.
+func TestOverrideTableApplies(t *testing.T) {
+	s, err := spec.Load(filepath.Join("..", "spec", "conntrack.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, errs := resolveOverrides(s, overrides)
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	m, err := buildModel(s, "x", names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range m.Sets {
+		if n, ok := names.sets[set.AS.Name]; ok && set.GoName != n {
+			t.Errorf("set %s: Go name %s, want %s", set.AS.Name, set.GoName, n)
+		}
+		for _, a := range set.Attrs {
+			key := set.AS.Name + "/" + a.A.Name
+			_, isPtr := a.Kind.(ptrNestKind)
+			if names.ptrs[key] != isPtr {
+				t.Errorf("%s: pointer nest %v, want %v", key, isPtr, names.ptrs[key])
+			}
+			if n, ok := names.fields[key]; ok && a.Field != n {
+				t.Errorf("%s: field %s, want %s", key, a.Field, n)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range m.Enums {
+		for _, en := range e.Entries {
+			key := e.Def.Name + "/" + en.Entry.Name
+			if n, ok := names.entries[key]; ok {
+				seen["entry "+key] = true
+				if en.GoName != n {
+					t.Errorf("entry %s: Go name %s, want %s", key, en.GoName, n)
+				}
+			}
+		}
+	}
+	for _, op := range m.Ops {
+		if n, ok := names.ops[op.O.Name]; ok {
+			seen["op "+op.O.Name] = true
+			if op.GoName != n {
+				t.Errorf("operation %s: Go name %s, want %s", op.O.Name, op.GoName, n)
+			}
+		}
+	}
+	for key := range names.entries {
+		if !seen["entry "+key] {
+			t.Errorf("entry %s: override names no constant of the model", key)
+		}
+	}
+	for name := range names.ops {
+		if !seen["op "+name] {
+			t.Errorf("operation %s: override names no constant of the model", name)
+		}
+	}
+}
+
+// TestKindsAnswerForThemselves checks, for every attribute of
+// spec/conntrack.yaml and the golden spec, that its kind describes the wire
+// format the spec gives: type, nested set, byte order and length.
+func TestKindsAnswerForThemselves(t *testing.T) {
+	for _, p := range []string{filepath.Join("..", "spec", "conntrack.yaml"), filepath.Join("testdata", "basic", "spec.yaml")} {
+		s, err := spec.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, errs := resolveOverrides(s, overrides)
+		if len(errs) > 0 {
+			t.Fatal(errors.Join(errs...))
+		}
+		m, err := buildModel(s, "x", names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range m.Sets {
+			for _, a := range set.Attrs {
+				checkWire(t, s, a)
+			}
+		}
+	}
+}
+
+// checkWire compares the wire format of a's kind with its spec entry.
+func checkWire(t *testing.T, s *spec.Spec, a *Attr) {
+	t.Helper()
+	sa := a.A
+	type wire struct {
+		Type       string
+		Nested     string
+		BigEndian  bool
+		Min, Max   int
+		SchemaNest bool
+	}
+	want := wire{Type: sa.Type, Nested: sa.NestedAttributes, Min: -1, Max: -1}
+	if want.Type == "unused" {
+		want.Type = "pad"
+	}
+	if n := scalarBits(sa.Type); n > 0 {
+		want.Min, want.Max = n/8, n/8
+		want.BigEndian = sa.ByteOrder == "big-endian" && n > 8 || sa.DisplayHint == "ipv4"
+	}
+	if sa.Type == "binary" {
+		want.Min, want.Max = lenCheck(sa, "exact"), lenCheck(sa, "exact")
+		if d := s.Definition(sa.Struct); d != nil {
+			want.Min, want.Max = 0, 0
+			for _, mem := range d.Members {
+				n := scalarBits(mem.Type) / 8
+				if l, ok := mem.Len.(int); ok {
+					n = l
+				}
+				want.Min += n
+				want.Max += n
+			}
+		}
+		want.BigEndian = sa.DisplayHint == "ipv4" || sa.DisplayHint == "ipv6"
+	}
+	want.SchemaNest = sa.Type == "nest"
+	w := a.Kind.Wire()
+	got := wire{Type: w.Type, BigEndian: w.BigEndian, Min: -1, Max: -1}
+	if w.Nested != nil {
+		got.Nested = w.Nested.AS.Name
+	}
+	if want.Min >= 0 {
+		got.Min, got.Max = w.Min, w.Max
+	}
+	// The schema entry names the nested set's index, or -1.
+	var buf bytes.Buffer
+	f := jen.NewFile("x")
+	f.Var().Id("e").Op("=").Index().Struct(jen.Id("n").String(), jen.Id("i").Int()).Values(a.Kind.SchemaEntry(sa.Name, func(*Set) int { return 7 }))
+	if err := f.Render(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got.SchemaNest = strings.Contains(buf.String(), `{"`+sa.Name+`", 7}`)
+	if !got.SchemaNest && !strings.Contains(buf.String(), `{"`+sa.Name+`", -1}`) {
+		t.Errorf("%s/%s: schema entry %s", a.Set.AS.Name, sa.Name, buf.String())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s/%s: wire (-want +got):\n%s", a.Set.AS.Name, sa.Name, diff)
+	}
+}
+
+// notifyTail holds the definitions, operations and multicast groups of the
+// notification and override tests, after an attribute set a-attrs with an
+// attribute x; %s is the multicast group of the notification.
+const notifyTail = `definitions:
   -
     name: colours
     type: enum
@@ -251,6 +518,11 @@ definitions:
       -
         name: blue
         doc: d
+  -
+    name: limit
+    type: const
+    value: 3
+    doc: d
 operations:
   enum-model: directional
   list:
@@ -279,6 +551,12 @@ mcast-groups:
       value: 1
 `
 
+const notifySpec = validBase + `      -
+        name: x
+        type: u8
+        doc: d
+` + notifyTail
+
 // TestNotifications: a notification reuses the message type of a reply, so
 // it gets no MsgType constant of its own (a second constant of the same
 // value would break the String switch), and its group must exist.
@@ -288,7 +566,7 @@ func TestNotifications(t *testing.T) {
 	if err := os.WriteFile(p, []byte(strings.Replace(notifySpec, "%s", "grp", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files, err := generate(p, "t")
+	files, err := generate(p, "t", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,20 +594,21 @@ func TestNotifications(t *testing.T) {
 	}
 }
 
-// TestOverrideEntryAndOp: an "entry:" or "op:" row of goNameOverrides names
-// the whole constant.
+// TestOverrideEntryAndOp: an entryName or opName row names the whole
+// constant, and only the entry or operation it names.
 func TestOverrideEntryAndOp(t *testing.T) {
-	saved := goNameOverrides
-	t.Cleanup(func() { goNameOverrides = saved })
-	goNameOverrides = map[string]string{
-		"entry:colours/blue": "ColoursAzure",
-		"op:get":             "MsgFetch",
-	}
 	s, err := spec.Parse("t.yaml", []byte(strings.Replace(notifySpec, "%s", "grp", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := buildModel(s, "t")
+	names, errs := resolveOverrides(s, []override{
+		entryName("t", "colours", "blue", "ColoursAzure"),
+		opName("t", "get", "MsgFetch"),
+	})
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	m, err := buildModel(s, "t", names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +637,7 @@ func TestAliasLastNameWins(t *testing.T) {
 	if errs := validate(s); len(errs) > 0 {
 		t.Fatalf("validate: %v", errs)
 	}
-	m, err := buildModel(s, "t")
+	m, err := buildModel(s, "t", &nameTable{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,13 @@ import (
 
 const nlattrPkg = "github.com/ctspec/ctspec/internal/nlattr"
 
-// Kind is one kind of attribute: its Go type and how it is decoded, encoded
-// and tested for zero. Each kind is a small type; a new kind is a new type.
+// Kind is one kind of attribute. It answers every question the emitters ask
+// about an attribute: its Go type, how it decodes, encodes and tests for
+// zero, what it looks like on the wire, and its entry in the schema table,
+// which names attribute paths in errors and leads the fuzz seed collector
+// into nests. Each kind is a small type that implements all of it, with no
+// default to inherit, so adding a kind cannot leave a table behind.
+//
 // Generated code decodes from an nlattr.Decoder named d and encodes to an
 // nlattr.Encoder named e.
 type Kind interface {
@@ -25,12 +30,38 @@ type Kind interface {
 	Zero(src func() *jen.Statement) jen.Code
 	// NonZero is the negation of Zero.
 	NonZero(src func() *jen.Statement) jen.Code
-	// Wire describes the wire format for documentation.
-	Wire() string
+	// Wire is the attribute's wire format.
+	Wire() Wire
+	// Doc describes the wire format in a phrase for documentation.
+	Doc() string
+	// SchemaEntry is the attribute's entry in the schema table: its spec
+	// name and the schema index of the set it nests, or -1.
+	SchemaEntry(name string, index func(*Set) int) jen.Code
 }
 
-func (m *Model) kindOf(set *Set, a *spec.Attribute) (Kind, error) {
-	be := a.ByteOrder == "big-endian"
+// Wire is an attribute's wire format.
+type Wire struct {
+	// Type is the spec type: u8 to s64, string, binary, flag, nest or pad.
+	Type string
+	// Min and Max bound the payload length in bytes; Max is -1 when unbounded.
+	Min, Max int
+	// BigEndian is set for a scalar in network byte order.
+	BigEndian bool
+	// Nested is the set a nest holds, nil for every other kind.
+	Nested *Set
+}
+
+// leafEntry is the schema entry of an attribute that nests nothing.
+func leafEntry(name string) jen.Code { return jen.Values(jen.Lit(name), jen.Lit(-1)) }
+
+// nestEntry is the schema entry of an attribute that nests set.
+func nestEntry(name string, set *Set, index func(*Set) int) jen.Code {
+	return jen.Values(jen.Lit(name), jen.Lit(index(set)))
+}
+
+// kindOf returns the kind of attribute a; ptr asks for a nest held behind a
+// pointer.
+func (m *Model) kindOf(a *spec.Attribute, ptr bool) (Kind, error) {
 	switch a.Type {
 	case "pad", "unused":
 		return padKind{}, nil
@@ -43,48 +74,61 @@ func (m *Model) kindOf(set *Set, a *spec.Attribute) (Kind, error) {
 		if ns == nil {
 			return nil, fmt.Errorf("unknown nested set %q", a.NestedAttributes)
 		}
+		if ptr {
+			return ptrNestKind{set: ns}, nil
+		}
 		return nestKind{set: ns}, nil
 	case "binary":
-		if a.Struct != "" {
-			st := m.structs[a.Struct]
-			if st == nil {
-				return nil, fmt.Errorf("unknown struct %q", a.Struct)
-			}
-			return structKind{st: st}, nil
-		}
-		if a.DisplayHint == "ipv6" {
-			return addrKind{size: 16}, nil
-		}
-		if a.DisplayHint == "ipv4" {
-			return addrKind{size: 4}, nil
-		}
-		min, max := 0, -1
-		if n := lenCheck(a, "exact"); n >= 0 {
-			min, max = n, n
-		} else {
-			if n := lenCheck(a, "min"); n >= 0 {
-				min = n
-			}
-			if n := lenCheck(a, "max"); n >= 0 {
-				max = n
-			}
-		}
-		return binaryKind{min: min, max: max}, nil
+		return m.binaryKindOf(a)
+	}
+	if ptr {
+		return nil, fmt.Errorf("a %s attribute cannot be a pointer nest", a.Type)
 	}
 	bits := scalarBits(a.Type)
 	if bits == 0 {
 		return nil, fmt.Errorf("unsupported type %q", a.Type)
 	}
 	if a.DisplayHint == "ipv4" {
-		return addrKind{size: 4}, nil
+		return addrKind{size: 4, typ: a.Type}, nil
 	}
-	k := scalarKind{bits: bits, be: be && bits > 8, signed: a.Type[0] == 's'}
+	k := scalarKind{bits: bits, be: a.ByteOrder == "big-endian" && bits > 8, signed: a.Type[0] == 's'}
 	if a.Enum != "" {
 		k.enum = m.enums[a.Enum]
 	}
 	return k, nil
 }
 
+// binaryKindOf returns the kind of a binary attribute: a struct, an address
+// or bytes with length checks.
+func (m *Model) binaryKindOf(a *spec.Attribute) (Kind, error) {
+	if a.Struct != "" {
+		st := m.structs[a.Struct]
+		if st == nil {
+			return nil, fmt.Errorf("unknown struct %q", a.Struct)
+		}
+		return structKind{st: st}, nil
+	}
+	switch a.DisplayHint {
+	case "ipv6":
+		return addrKind{size: 16, typ: "binary"}, nil
+	case "ipv4":
+		return addrKind{size: 4, typ: "binary"}, nil
+	}
+	min, max := 0, -1
+	if n := lenCheck(a, "exact"); n >= 0 {
+		min, max = n, n
+	} else {
+		if n := lenCheck(a, "min"); n >= 0 {
+			min = n
+		}
+		if n := lenCheck(a, "max"); n >= 0 {
+			max = n
+		}
+	}
+	return binaryKind{min: min, max: max}, nil
+}
+
+// scalarKind is a fixed-size integer, possibly typed by an enum or flags.
 type scalarKind struct {
 	bits   int
 	be     bool
@@ -128,13 +172,19 @@ func (k scalarKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
 	return []jen.Code{jen.Id("e").Dot(k.getter()).Call(t, v)}
 }
 
-func (k scalarKind) Zero(src func() *jen.Statement) jen.Code { return src().Op("==").Lit(0) }
+func (k scalarKind) Zero(src func() *jen.Statement) jen.Code    { return src().Op("==").Lit(0) }
+func (k scalarKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Lit(0) }
 
-func (k scalarKind) Wire() string {
-	s := fmt.Sprintf("u%d", k.bits)
+func (k scalarKind) Wire() Wire {
+	t := fmt.Sprintf("u%d", k.bits)
 	if k.signed {
-		s = fmt.Sprintf("s%d", k.bits)
+		t = fmt.Sprintf("s%d", k.bits)
 	}
+	return Wire{Type: t, Min: k.bits / 8, Max: k.bits / 8, BigEndian: k.be}
+}
+
+func (k scalarKind) Doc() string {
+	s := k.Wire().Type
 	if k.be {
 		s += ", big-endian"
 	} else if k.bits > 8 {
@@ -150,7 +200,14 @@ func (k scalarKind) Wire() string {
 	return s
 }
 
-type addrKind struct{ size int }
+func (k scalarKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
+
+// addrKind is an IPv4 or IPv6 address in network byte order, from a binary
+// attribute or a big-endian u32; typ is its spec type.
+type addrKind struct {
+	size int
+	typ  string
+}
 
 func (k addrKind) GoType() jen.Code { return jen.Qual("net/netip", "Addr") }
 
@@ -166,13 +223,20 @@ func (k addrKind) Zero(src func() *jen.Statement) jen.Code {
 	return jen.Op("!").Add(src()).Dot("IsValid").Call()
 }
 
-func (k addrKind) Wire() string {
+func (k addrKind) NonZero(src func() *jen.Statement) jen.Code { return src().Dot("IsValid").Call() }
+
+func (k addrKind) Wire() Wire { return Wire{Type: k.typ, Min: k.size, Max: k.size, BigEndian: true} }
+
+func (k addrKind) Doc() string {
 	if k.size == 4 {
 		return "IPv4 address, 4 bytes in network order"
 	}
 	return "IPv6 address, 16 bytes in network order"
 }
 
+func (k addrKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
+
+// stringKind is a NUL-terminated string.
 type stringKind struct{}
 
 func (stringKind) GoType() jen.Code { return jen.String() }
@@ -185,10 +249,14 @@ func (stringKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
 	return []jen.Code{jen.Id("e").Dot("String").Call(t, src())}
 }
 
-func (stringKind) Zero(src func() *jen.Statement) jen.Code { return src().Op("==").Lit("") }
+func (stringKind) Zero(src func() *jen.Statement) jen.Code    { return src().Op("==").Lit("") }
+func (stringKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Lit("") }
+func (stringKind) Wire() Wire                                 { return Wire{Type: "string", Max: -1} }
+func (stringKind) Doc() string                                { return "NUL-terminated string" }
 
-func (stringKind) Wire() string { return "NUL-terminated string" }
+func (stringKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
+// binaryKind is a byte string with length bounds; max is -1 when unbounded.
 type binaryKind struct{ min, max int }
 
 func (binaryKind) GoType() jen.Code { return jen.Index().Byte() }
@@ -203,7 +271,13 @@ func (binaryKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
 
 func (binaryKind) Zero(src func() *jen.Statement) jen.Code { return jen.Len(src()).Op("==").Lit(0) }
 
-func (k binaryKind) Wire() string {
+func (binaryKind) NonZero(src func() *jen.Statement) jen.Code {
+	return jen.Len(src()).Op("!=").Lit(0)
+}
+
+func (k binaryKind) Wire() Wire { return Wire{Type: "binary", Min: k.min, Max: k.max} }
+
+func (k binaryKind) Doc() string {
 	switch {
 	case k.min == k.max:
 		return fmt.Sprintf("binary, %d bytes", k.min)
@@ -215,6 +289,9 @@ func (k binaryKind) Wire() string {
 	return "binary"
 }
 
+func (binaryKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
+
+// flagKind is an attribute without payload, true when present.
 type flagKind struct{}
 
 func (flagKind) GoType() jen.Code { return jen.Bool() }
@@ -223,14 +300,18 @@ func (flagKind) Decode(dst func() *jen.Statement) jen.Code {
 	return dst().Op("=").Id("d").Dot("Flag").Call()
 }
 
-func (flagKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+func (flagKind) Encode(t jen.Code, _ func() *jen.Statement) []jen.Code {
 	return []jen.Code{jen.Id("e").Dot("Flag").Call(t)}
 }
 
-func (flagKind) Zero(src func() *jen.Statement) jen.Code { return jen.Op("!").Add(src()) }
+func (flagKind) Zero(src func() *jen.Statement) jen.Code    { return jen.Op("!").Add(src()) }
+func (flagKind) NonZero(src func() *jen.Statement) jen.Code { return src() }
+func (flagKind) Wire() Wire                                 { return Wire{Type: "flag"} }
+func (flagKind) Doc() string                                { return "flag, no payload" }
 
-func (flagKind) Wire() string { return "flag, no payload" }
+func (flagKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
+// nestKind is a nest held by value.
 type nestKind struct{ set *Set }
 
 func (k nestKind) GoType() jen.Code { return jen.Id(k.set.GoName) }
@@ -252,65 +333,21 @@ func (k nestKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
 
 func (k nestKind) Zero(src func() *jen.Statement) jen.Code { return src().Dot("empty").Call() }
 
-func (k nestKind) Wire() string { return "nest of " + k.set.AS.Name }
-
-type structKind struct{ st *Struct }
-
-func (k structKind) GoType() jen.Code { return jen.Id(k.st.GoName) }
-
-func (k structKind) Decode(dst func() *jen.Statement) jen.Code {
-	return jen.If(
-		jen.Id("b").Op(":=").Id("d").Dot("Fixed").Call(jen.Lit(k.st.Size)),
-		jen.Id("b").Op("!=").Nil(),
-	).Block(dst().Dot("unpack").Call(jen.Id("b")))
-}
-
-func (k structKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
-	return []jen.Code{
-		jen.Id("p").Op(":=").Add(src()).Dot("pack").Call(),
-		jen.Id("e").Dot("BytesAttr").Call(t, jen.Id("p").Index(jen.Op(":"))),
-	}
-}
-
-func (k structKind) Zero(src func() *jen.Statement) jen.Code {
-	return src().Op("==").Parens(jen.Id(k.st.GoName).Values())
-}
-
-func (k structKind) Wire() string {
-	return fmt.Sprintf("struct %s, %d bytes", k.st.Def.Name, k.st.Size)
-}
-
-type padKind struct{}
-
-func (padKind) GoType() jen.Code                                  { return nil }
-func (padKind) Decode(func() *jen.Statement) jen.Code             { return jen.Null() }
-func (padKind) Encode(jen.Code, func() *jen.Statement) []jen.Code { return nil }
-func (padKind) Zero(func() *jen.Statement) jen.Code               { return jen.True() }
-func (padKind) Wire() string                                      { return "padding, ignored" }
-
-func (k scalarKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Lit(0) }
-
-func (k addrKind) NonZero(src func() *jen.Statement) jen.Code { return src().Dot("IsValid").Call() }
-
-func (stringKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Lit("") }
-
-func (binaryKind) NonZero(src func() *jen.Statement) jen.Code { return jen.Len(src()).Op("!=").Lit(0) }
-
-func (flagKind) NonZero(src func() *jen.Statement) jen.Code { return src() }
-
 func (k nestKind) NonZero(src func() *jen.Statement) jen.Code {
 	return jen.Op("!").Add(src()).Dot("empty").Call()
 }
 
-func (k structKind) NonZero(src func() *jen.Statement) jen.Code {
-	return src().Op("!=").Parens(jen.Id(k.st.GoName).Values())
+func (k nestKind) Wire() Wire  { return Wire{Type: "nest", Max: -1, Nested: k.set} }
+func (k nestKind) Doc() string { return "nest of " + k.set.AS.Name }
+
+func (k nestKind) SchemaEntry(name string, index func(*Set) int) jen.Code {
+	return nestEntry(name, k.set, index)
 }
 
-func (padKind) NonZero(func() *jen.Statement) jen.Code { return jen.False() }
-
 // ptrNestKind is a nest held behind a pointer: nil when absent. It is used
-// for nests listed in pointerNests. Decoding always allocates a new value,
-// so a copy of the enclosing struct never shares it with the next decode.
+// for the nests the override table marks as pointers. Decoding always
+// allocates a new value, so a copy of the enclosing struct never shares it
+// with the next decode.
 type ptrNestKind struct{ set *Set }
 
 func (k ptrNestKind) GoType() jen.Code { return jen.Op("*").Id(k.set.GoName) }
@@ -342,4 +379,57 @@ func (k ptrNestKind) NonZero(src func() *jen.Statement) jen.Code {
 	return src().Op("!=").Nil().Op("&&").Op("!").Add(src()).Dot("empty").Call()
 }
 
-func (k ptrNestKind) Wire() string { return "nest of " + k.set.AS.Name }
+func (k ptrNestKind) Wire() Wire  { return Wire{Type: "nest", Max: -1, Nested: k.set} }
+func (k ptrNestKind) Doc() string { return "nest of " + k.set.AS.Name }
+
+func (k ptrNestKind) SchemaEntry(name string, index func(*Set) int) jen.Code {
+	return nestEntry(name, k.set, index)
+}
+
+// structKind is a binary attribute with a fixed-layout struct payload.
+type structKind struct{ st *Struct }
+
+func (k structKind) GoType() jen.Code { return jen.Id(k.st.GoName) }
+
+func (k structKind) Decode(dst func() *jen.Statement) jen.Code {
+	return jen.If(
+		jen.Id("b").Op(":=").Id("d").Dot("Fixed").Call(jen.Lit(k.st.Size)),
+		jen.Id("b").Op("!=").Nil(),
+	).Block(dst().Dot("unpack").Call(jen.Id("b")))
+}
+
+func (k structKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{
+		jen.Id("p").Op(":=").Add(src()).Dot("pack").Call(),
+		jen.Id("e").Dot("BytesAttr").Call(t, jen.Id("p").Index(jen.Op(":"))),
+	}
+}
+
+func (k structKind) Zero(src func() *jen.Statement) jen.Code {
+	return src().Op("==").Parens(jen.Id(k.st.GoName).Values())
+}
+
+func (k structKind) NonZero(src func() *jen.Statement) jen.Code {
+	return src().Op("!=").Parens(jen.Id(k.st.GoName).Values())
+}
+
+func (k structKind) Wire() Wire { return Wire{Type: "binary", Min: k.st.Size, Max: k.st.Size} }
+
+func (k structKind) Doc() string {
+	return fmt.Sprintf("struct %s, %d bytes", k.st.Def.Name, k.st.Size)
+}
+
+func (k structKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
+
+// padKind is padding or an unused attribute type: no field, skipped on decode.
+type padKind struct{}
+
+func (padKind) GoType() jen.Code                                  { return nil }
+func (padKind) Decode(func() *jen.Statement) jen.Code             { return jen.Null() }
+func (padKind) Encode(jen.Code, func() *jen.Statement) []jen.Code { return nil }
+func (padKind) Zero(func() *jen.Statement) jen.Code               { return jen.True() }
+func (padKind) NonZero(func() *jen.Statement) jen.Code            { return jen.False() }
+func (padKind) Wire() Wire                                        { return Wire{Type: "pad", Max: -1} }
+func (padKind) Doc() string                                       { return "padding, ignored" }
+
+func (padKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }

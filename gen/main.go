@@ -10,10 +10,14 @@
 //   - zz_generated_attrs.go: one attribute-type enum per attribute set, each
 //     constant carrying its kernel name in a trailing comment;
 //   - zz_generated_types.go: one Go struct per attribute set with presence
-//     tracking (Has, Mark, Clear, Set methods), and fixed-layout structs;
+//     tracking (Has, SetPresent, Clear and a Set method per field), and
+//     fixed-layout structs;
 //   - zz_generated_codec.go: UnmarshalAttributes and AppendAttributes per set,
-//     built on internal/nlattr, and a schema table naming attribute paths;
-//   - zz_generated_fuzz_test.go: one fuzz target per set.
+//     built on internal/nlattr, and a schema table, each entry written by
+//     the attribute's kind, that names attribute paths in errors and leads
+//     the fuzz seed collector into nests;
+//   - zz_generated_fuzz_test.go: one fuzz target per set, seeded by the
+//     hand-written fuzzSeeds of the package; a target without a seed fails.
 //
 // Output is deterministic and gofmt'd; a file whose content is unchanged is
 // not rewritten. With -check, gen writes nothing, prints a diff of what would
@@ -21,15 +25,17 @@
 //
 // # Passes
 //
-// load (internal/spec, strict) → validate (every problem, with file and line)
-// → model (Go names, kinds, presence bits, encode order) → emit (jennifer).
+// load (internal/spec, strict) → validate (every problem, with file and line,
+// in the spec and in the override table) → model (Go names, kinds, presence
+// bits, encode order) → emit (jennifer).
 //
 // # Adding an attribute
 //
 // Add it to the spec with its exact type, byte order and a doc (the kernel's
 // nf_conntrack_netlink.c is the reference), or let tools/headergen sync add it
 // from a newer UAPI header, then run go generate ./... and review the diff. If
-// the Go name the rule gives is wrong, add an entry to goNameOverrides in names.go.
+// the Go name the rule gives is wrong, or a rarely sent nest should be a
+// pointer, add a row to the override table in overrides.go.
 package main
 
 import (
@@ -64,7 +70,7 @@ func run(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	files, err := generate(*specPath, *pkg)
+	files, err := generate(*specPath, *pkg, overrides)
 	if err != nil {
 		return err
 	}
@@ -98,16 +104,19 @@ type genFile struct {
 	data []byte
 }
 
-// generate runs every pass and returns the rendered files.
-func generate(specPath, pkg string) ([]genFile, error) {
+// generate runs every pass, with the rows of the override table that apply
+// to the spec, and returns the rendered files.
+func generate(specPath, pkg string, rows []override) ([]genFile, error) {
 	s, err := spec.Load(specPath)
 	if err != nil {
 		return nil, err
 	}
-	if errs := validate(s); len(errs) > 0 {
+	names, errs := resolveOverrides(s, rows)
+	errs = append(validate(s), errs...)
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	m, err := buildModel(s, pkg)
+	m, err := buildModel(s, pkg, names)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ type Model struct {
 	Ops     []*Op
 	Groups  []*Group
 
+	names   *nameTable
 	enums   map[string]*Enum
 	structs map[string]*Struct
 	sets    map[string]*Set
@@ -113,10 +114,12 @@ type Group struct {
 	Value  int
 }
 
-func buildModel(s *spec.Spec, pkg string) (*Model, error) {
+// buildModel resolves s, with the override table names, into a Model.
+func buildModel(s *spec.Spec, pkg string, names *nameTable) (*Model, error) {
 	m := &Model{
 		Spec:    s,
 		Pkg:     pkg,
+		names:   names,
 		enums:   map[string]*Enum{},
 		structs: map[string]*Struct{},
 		sets:    map[string]*Set{},
@@ -124,7 +127,22 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 	if v := kernelVersion.FindStringSubmatch(s.HeadComment); v != nil {
 		m.Kernel = v[1]
 	}
-	// Width of each enum: the widest scalar that refers to it.
+	if err := m.addEnums(); err != nil {
+		return nil, err
+	}
+	m.addConsts()
+	m.addStructs()
+	if err := m.addSets(); err != nil {
+		return nil, err
+	}
+	m.addOps()
+	m.addGroups()
+	return m, checkNames(m)
+}
+
+// enumWidths returns the width of each enum: the widest scalar attribute or
+// struct member that refers to it.
+func enumWidths(s *spec.Spec) map[string]int {
 	widths := map[string]int{}
 	for _, set := range s.AttributeSets {
 		for _, a := range set.Attributes {
@@ -140,30 +158,51 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 			}
 		}
 	}
+	return widths
+}
+
+// addEnums adds the enum and flags definitions, 32 bits wide unless an
+// attribute or member makes them narrower or wider.
+func (m *Model) addEnums() error {
+	s := m.Spec
+	widths := enumWidths(s)
 	for _, d := range s.Definitions {
-		switch d.Type {
-		case "enum", "flags":
-			e := &Enum{Def: d, GoName: defGoName(d.Name), CName: d.CEnumName(), Flags: d.Type == "flags", Bits: widths[d.Name]}
-			if e.Bits == 0 {
-				e.Bits = 32
-			}
-			for _, en := range d.Entries {
-				if e.Bits < 64 && en.Num >= 1<<uint(e.Bits) {
-					return nil, &spec.Error{File: s.File, Line: en.Line, Msg: fmt.Sprintf("definition %s: entry %s: value %d does not fit in %d bits", d.Name, en.Name, en.Num, e.Bits)}
-				}
-				e.Entries = append(e.Entries, &EnumEntry{Entry: en, GoName: entryGoName(d.Name, e.GoName, en.Name), CName: d.CName(en), Value: en.Num})
-			}
-			m.Enums = append(m.Enums, e)
-			m.enums[d.Name] = e
-		case "const":
-			m.Consts = append(m.Consts, &Const{Def: d, GoName: constGoName(d.Name), CName: d.CConstName(), Value: d.Value.(int)})
-		}
-	}
-	for _, d := range s.Definitions {
-		if d.Type != "struct" || !structUsed(s, d.Name) {
+		if d.Type != "enum" && d.Type != "flags" {
 			continue
 		}
-		st := &Struct{Def: d, GoName: defGoName(d.Name)}
+		e := &Enum{Def: d, GoName: m.names.defGoName(d.Name), CName: d.CEnumName(), Flags: d.Type == "flags", Bits: widths[d.Name]}
+		if e.Bits == 0 {
+			e.Bits = 32
+		}
+		for _, en := range d.Entries {
+			if e.Bits < 64 && en.Num >= 1<<uint(e.Bits) {
+				return &spec.Error{File: s.File, Line: en.Line, Msg: fmt.Sprintf("definition %s: entry %s: value %d does not fit in %d bits", d.Name, en.Name, en.Num, e.Bits)}
+			}
+			e.Entries = append(e.Entries, &EnumEntry{Entry: en, GoName: m.names.entryGoName(d.Name, e.GoName, en.Name), CName: d.CName(en), Value: en.Num})
+		}
+		m.Enums = append(m.Enums, e)
+		m.enums[d.Name] = e
+	}
+	return nil
+}
+
+// addConsts adds the const definitions.
+func (m *Model) addConsts() {
+	for _, d := range m.Spec.Definitions {
+		if d.Type == "const" {
+			m.Consts = append(m.Consts, &Const{Def: d, GoName: m.constGoName(d.Name), CName: d.CConstName(), Value: d.Value.(int)})
+		}
+	}
+}
+
+// addStructs adds the struct definitions that some attribute uses, laying
+// out their members.
+func (m *Model) addStructs() {
+	for _, d := range m.Spec.Definitions {
+		if d.Type != "struct" || !structUsed(m.Spec, d.Name) {
+			continue
+		}
+		st := &Struct{Def: d, GoName: m.names.defGoName(d.Name)}
 		for _, mem := range d.Members {
 			size := scalarBits(mem.Type) / 8
 			if n, ok := mem.Len.(int); ok && (mem.Type == "binary" || mem.Type == "pad") {
@@ -179,70 +218,101 @@ func buildModel(s *spec.Spec, pkg string) (*Model, error) {
 		m.Structs = append(m.Structs, st)
 		m.structs[d.Name] = st
 	}
-	for _, as := range s.AttributeSets {
-		set := &Set{AS: as, GoName: setGoName(as.Name), CEnum: as.CEnumName()}
+}
+
+// addSets adds every attribute set, then resolves their attributes, which
+// may nest any set.
+func (m *Model) addSets() error {
+	for _, as := range m.Spec.AttributeSets {
+		set := &Set{AS: as, GoName: m.names.setGoName(as.Name), CEnum: as.CEnumName()}
 		set.AttrType = set.GoName + "Attr"
 		m.Sets = append(m.Sets, set)
 		m.sets[as.Name] = set
 	}
 	for _, set := range m.Sets {
-		var names []string
-		for _, a := range set.AS.Attributes {
-			if a.Type != "pad" && a.Type != "unused" && set.AS.AliasOf(a) == nil {
-				names = append(names, a.Name)
-			}
-		}
-		drop := commonWord(names)
-		byAttr := map[*spec.Attribute]*Attr{}
-		for _, a := range set.AS.Attributes {
-			byAttr[a] = &Attr{A: a, Set: set, Value: a.Num, CName: set.AS.CName(a)}
-		}
-		for _, a := range set.AS.Attributes {
-			at := byAttr[a]
-			at.Field = fieldGoName(set.AS.Name, a.Name, drop)
-			at.Const = set.AttrType + goName(strings.TrimPrefix(a.Name, drop+"-"))
-			if drop == "" {
-				at.Const = set.AttrType + goName(a.Name)
-			}
-			if t := set.AS.AliasOf(a); t != nil {
-				at.Alias = byAttr[t]
-			}
-			k, err := m.kindOf(set, a)
-			if err != nil {
-				return nil, &spec.Error{File: s.File, Line: a.Line, Msg: fmt.Sprintf("attribute set %s: attribute %s: %v", set.AS.Name, a.Name, err)}
-			}
-			if nk, ok := k.(nestKind); ok && pointerNests[set.AS.Name+"/"+a.Name] {
-				k = ptrNestKind(nk)
-			}
-			at.Kind = k
-			set.Attrs = append(set.Attrs, at)
-			set.MaxValue = max(set.MaxValue, a.Num)
+		if err := m.addAttrs(set); err != nil {
+			return err
 		}
 		set.Bits = 32
 		if set.MaxValue >= 32 {
 			set.Bits = 64
 		}
-		set.Encode = encodeOrder(s, set)
+		set.Encode = encodeOrder(m.Spec, set)
 	}
-	if s.Operations != nil {
-		for _, op := range s.Operations.List {
-			if op.IsAsync() {
-				// A notification reuses the message type of a reply.
-				continue
-			}
-			m.Ops = append(m.Ops, &Op{O: op, GoName: opGoName(op.Name), CName: s.Operations.CName(op), Value: op.MsgType()})
-		}
-	}
-	if s.McastGroups != nil {
-		for _, g := range s.McastGroups.List {
-			m.Groups = append(m.Groups, &Group{G: g, GoName: "Group" + goName(strings.TrimPrefix(g.Name, s.Name+"-")), CName: g.CName(), Value: *g.Value})
-		}
-	}
-	return m, checkNames(m)
+	return nil
 }
 
-func constGoName(name string) string {
-	if n, ok := goNameOverrides["const:"+name]; ok {
+// addAttrs resolves the attributes of set: names, aliases and kinds.
+func (m *Model) addAttrs(set *Set) error {
+	drop := commonWord(fieldNames(set.AS))
+	byAttr := map[*spec.Attribute]*Attr{}
+	for _, a := range set.AS.Attributes {
+		byAttr[a] = &Attr{A: a, Set: set, Value: a.Num, CName: set.AS.CName(a)}
+	}
+	for _, a := range set.AS.Attributes {
+		at := byAttr[a]
+		at.Field = m.names.fieldGoName(set.AS.Name, a.Name, drop)
+		at.Const = set.AttrType + goName(strings.TrimPrefix(a.Name, drop+"-"))
+		if drop == "" {
+			at.Const = set.AttrType + goName(a.Name)
+		}
+		if t := set.AS.AliasOf(a); t != nil {
+			// Of two names of one value the last listed is the current one.
+			at.Alias = byAttr[t]
+		}
+		k, err := m.kindOf(a, m.names.ptrs[set.AS.Name+"/"+a.Name])
+		if err != nil {
+			return &spec.Error{File: m.Spec.File, Line: a.Line, Msg: fmt.Sprintf("attribute set %s: attribute %s: %v", set.AS.Name, a.Name, err)}
+		}
+		at.Kind = k
+		set.Attrs = append(set.Attrs, at)
+		set.MaxValue = max(set.MaxValue, a.Num)
+	}
+	return nil
+}
+
+// fieldNames returns the names of the attributes of as that become fields.
+func fieldNames(as *spec.AttrSet) []string {
+	var names []string
+	for _, a := range as.Attributes {
+		if a.Type != "pad" && a.Type != "unused" && as.AliasOf(a) == nil {
+			names = append(names, a.Name)
+		}
+	}
+	return names
+}
+
+// addOps adds the message types of the requests. A notification reuses the
+// message type of a reply, so it gets no constant of its own: a second
+// constant of the same value would break the String switch.
+func (m *Model) addOps() {
+	s := m.Spec
+	if s.Operations == nil {
+		return
+	}
+	for _, op := range s.Operations.List {
+		if op.IsAsync() {
+			continue
+		}
+		m.Ops = append(m.Ops, &Op{O: op, GoName: m.names.opGoName(op.Name), CName: s.Operations.CName(op), Value: op.MsgType()})
+	}
+}
+
+// addGroups adds the multicast groups, named without the spec's name.
+func (m *Model) addGroups() {
+	s := m.Spec
+	if s.McastGroups == nil {
+		return
+	}
+	for _, g := range s.McastGroups.List {
+		m.Groups = append(m.Groups, &Group{G: g, GoName: "Group" + goName(strings.TrimPrefix(g.Name, s.Name+"-")), CName: g.CName(), Value: *g.Value})
+	}
+}
+
+// constGoName is the Go name of a const definition: its override, or its
+// name by the rule.
+func (m *Model) constGoName(name string) string {
+	if n, ok := m.names.defs[name]; ok {
 		return n
 	}
 	return goName(name)
@@ -306,7 +376,7 @@ func checkNames(m *Model) error {
 	var dups []string
 	decl := func(name, what string) {
 		if prev, ok := seen[name]; ok {
-			dups = append(dups, fmt.Sprintf("Go name %s is used by both %s and %s (add an entry to goNameOverrides in gen/names.go)", name, prev, what))
+			dups = append(dups, fmt.Sprintf("Go name %s is used by both %s and %s (add a row to the override table in gen/overrides.go)", name, prev, what))
 			return
 		}
 		seen[name] = what
@@ -336,7 +406,7 @@ func checkNames(m *Model) error {
 				}
 				fields[a.Field] = a.A.Name
 				if methods[a.Field] || methods["Set"+a.Field] {
-					dups = append(dups, fmt.Sprintf("field %s.%s of attribute %s collides with a method name (add an entry to goNameOverrides in gen/names.go)", set.GoName, a.Field, a.A.Name))
+					dups = append(dups, fmt.Sprintf("field %s.%s of attribute %s collides with a method name (add a row to the override table in gen/overrides.go)", set.GoName, a.Field, a.A.Name))
 				}
 			}
 		}

@@ -14,7 +14,7 @@ import (
 // tuple-ip-attrs set names all its attributes ip-...), field names drop that
 // word: TupleIP.V4Src rather than TupleIP.IPV4Src.
 //
-// Names the rule gets wrong are listed in goNameOverrides.
+// Names the rule gets wrong are rows of the override table in overrides.go.
 
 // words spells initialisms and compound words.
 var words = map[string]string{
@@ -58,51 +58,6 @@ var words = map[string]string{
 	"v6":        "V6",
 }
 
-// goNameOverrides maps a qualified spec name to its Go name where the rule
-// does not give the name Go readers expect. Keys: "set:NAME" for the Go type
-// of an attribute set, "def:NAME" for a definition's Go type,
-// "field:SET/ATTR" for a struct field, "const:NAME" for a const definition,
-// "entry:DEF/NAME" for an enum or flags entry (the whole constant name),
-// "op:NAME" for an operation's MsgType constant.
-var goNameOverrides = map[string]string{
-	"set:conntrack-attrs":       "Flow",
-	"set:counter-attrs":         "Counters",
-	"set:conntrack-stats-attrs": "StatsCPU",
-	"set:expect-stats-attrs":    "ExpectStatsCPU",
-	"def:ip-conntrack-dir":      "Direction",
-	// The SCTP set names only its state after its protocol.
-	"field:protoinfo-sctp-attrs/sctp-state": "State",
-	// The spec uses the names of the kernel's own conntrack.yaml; these Go
-	// names keep the kernel header's spelling they had before.
-	"entry:nf-ct-tcp-flags/unacked":            "TCPFlagsDataUnacknowledged",
-	"entry:nf-ct-tcp-flags/maxack":             "TCPFlagsMaxackSet",
-	"entry:nf-ct-sctp-state/shutdown-received": "SCTPStateShutdownRecd",
-	"entry:nf-ct-status/seq-adj":               "StatusSeqAdjust",
-	"entry:nf-ct-status/nat-clash":             "StatusUntracked",
-	"op:get-stats":                             "MsgGetStatsCPU",
-	"op:get-stats-global":                      "MsgGetStats",
-}
-
-// pointerNests lists, as "SET/ATTR", the nests held behind a pointer rather
-// than by value. They are large nests the kernel sends rarely or never in a
-// dump (request-only, or tied to a helper, NAT sequence adjustment or
-// SELinux): by value they would make every decoded flow, and so every slice of
-// a large table, twice as large for nothing. A nest the kernel sends for
-// common flows stays a value, because a pointer costs an allocation per
-// decode: synproxy is sent for every flow created over ctnetlink.
-var pointerNests = map[string]bool{
-	"conntrack-attrs/help":          true,
-	"conntrack-attrs/nat-src":       true,
-	"conntrack-attrs/nat-dst":       true,
-	"conntrack-attrs/tuple-master":  true,
-	"conntrack-attrs/seq-adj-orig":  true,
-	"conntrack-attrs/seq-adj-reply": true,
-	"conntrack-attrs/secctx":        true,
-	"conntrack-attrs/filter":        true,
-	// The golden case gen/testdata/basic.
-	"outer-attrs/spare": true,
-}
-
 // goName applies the rule to a kebab-case name.
 func goName(s string) string {
 	parts := strings.Split(s, "-")
@@ -128,19 +83,19 @@ func goName(s string) string {
 	return b.String()
 }
 
-// setGoName is the Go type name of an attribute set: its name without the
-// -attrs suffix, by the rule.
-func setGoName(name string) string {
-	if n, ok := goNameOverrides["set:"+name]; ok {
+// setGoName is the Go type name of an attribute set: its override, or its
+// name without the -attrs suffix, by the rule.
+func (t *nameTable) setGoName(name string) string {
+	if n, ok := t.sets[name]; ok {
 		return n
 	}
 	return goName(strings.TrimSuffix(name, "-attrs"))
 }
 
-// defGoName is the Go type name of a definition: its name without the nf-ct-
-// prefix, by the rule.
-func defGoName(name string) string {
-	if n, ok := goNameOverrides["def:"+name]; ok {
+// defGoName is the Go type name of a definition: its override, or its name
+// without the nf-ct- prefix, by the rule.
+func (t *nameTable) defGoName(name string) string {
+	if n, ok := t.defs[name]; ok {
 		return n
 	}
 	return goName(strings.TrimPrefix(name, "nf-ct-"))
@@ -167,26 +122,29 @@ func commonWord(names []string) string {
 	return w
 }
 
-// entryGoName is the Go constant name of entry of the definition def, whose
-// Go type is typeName.
-func entryGoName(def, typeName, entry string) string {
-	if n, ok := goNameOverrides["entry:"+def+"/"+entry]; ok {
+// entryGoName is the Go constant name of entry of definition def, whose Go
+// type is typeName: its override, or typeName followed by the entry's name
+// by the rule.
+func (t *nameTable) entryGoName(def, typeName, entry string) string {
+	if n, ok := t.entries[def+"/"+entry]; ok {
 		return n
 	}
 	return typeName + goName(entry)
 }
 
-// opGoName is the Go name of an operation's MsgType constant.
-func opGoName(name string) string {
-	if n, ok := goNameOverrides["op:"+name]; ok {
+// opGoName is the Go name of the MsgType constant of operation op: its
+// override, or Msg followed by its name by the rule.
+func (t *nameTable) opGoName(op string) string {
+	if n, ok := t.ops[op]; ok {
 		return n
 	}
-	return "Msg" + goName(name)
+	return "Msg" + goName(op)
 }
 
-// fieldGoName is the Go field name of an attribute.
-func fieldGoName(set, attr, drop string) string {
-	if n, ok := goNameOverrides["field:"+set+"/"+attr]; ok {
+// fieldGoName is the Go field name of attribute attr of set: its override,
+// or its name without drop, the word every attribute of the set starts with.
+func (t *nameTable) fieldGoName(set, attr, drop string) string {
+	if n, ok := t.fields[set+"/"+attr]; ok {
 		return n
 	}
 	if drop != "" {

@@ -5,8 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
+	"time"
 
 	"github.com/ctspec/ctspec/internal/nstest"
 )
@@ -60,15 +59,11 @@ func seedDelete(t *testing.T) *nstest.NS {
 
 var xmlIDRE = regexp.MustCompile(`<id>\d+</id>`)
 
-// sortedOutput normalises a result and sorts its standard output's lines:
-// two namespaces hash their tables with seeds of their own, so flows come
-// in different orders.
+// sortedOutput sorts a result's standard output's lines: two namespaces
+// hash their tables with seeds of their own, so flows come in different
+// orders. Flow ids, which differ between namespaces too, are replaced.
 func sortedOutput(r result) result {
-	// -o xml prints flow ids, which differ between namespaces.
-	out := xmlIDRE.ReplaceAllString(normalise(r.stdout), "<id>N</id>")
-	lines := strings.Split(out, "\n")
-	sortStrings(lines)
-	r.stdout = strings.Join(lines, "\n")
+	r.stdout = sortVolatile(xmlIDRE.ReplaceAllString(r.stdout, "<id>N</id>"))
 	return r
 }
 
@@ -142,15 +137,18 @@ func TestDeleteFilters(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var res [2]result
 			var tables [2]string
+			var a ages
 			for i, prog := range []string{"conntrack", bin} {
+				a.setUp(i)
 				ns := seedDelete(t)
 				res[i] = sortedOutput(runIn(t, ns, "", prog, args...))
 				tables[i] = canonicalTable(t, ns)
+				a.listed(i)
 			}
-			if diff := cmp.Diff(res[0], res[1], cmp.AllowUnexported(result{})); diff != "" {
+			if diff := diffResults(res[0], res[1], a.skew()); diff != "" {
 				t.Errorf("(-conntrack +ctspec)\n%s", diff)
 			}
-			if diff := cmp.Diff(tables[0], tables[1]); diff != "" {
+			if diff := diffVolatile(tables[0], tables[1], a.skew()); diff != "" {
 				t.Errorf("tables left (-conntrack +ctspec)\n%s", diff)
 			}
 		})
@@ -163,7 +161,7 @@ func TestDeleteDryRun(t *testing.T) {
 	needConntrack(t)
 	bin := ctspecBin(t)
 	ns := seedDelete(t)
-	before := canonicalTable(t, ns)
+	before := tableNow(t, ns)
 	for _, tc := range []struct {
 		args []string
 		want []string // lines of standard output, as regular expressions
@@ -213,9 +211,7 @@ func TestDeleteDryRun(t *testing.T) {
 				t.Errorf("%v: no line matches %s in:\n%s", args, w, r.stdout)
 			}
 		}
-		if after := canonicalTable(t, ns); after != before {
-			t.Fatalf("%v changed the table:\n%s", args, cmp.Diff(before, after))
-		}
+		before = unchangedTable(t, ns, before, args)
 	}
 	// The count is what conntrack lists with the same filter.
 	for _, args := range [][]string{{"-p", "tcp"}, {"-n"}, {"-s", "192.0.2.0/24"}, {"-m", "0x10/0xf0"}} {
@@ -231,9 +227,7 @@ func TestDeleteDryRun(t *testing.T) {
 			t.Errorf("-D %v --dry-run: want %q (n > 0) in:\n%s", args, want, r.stdout)
 		}
 	}
-	if after := canonicalTable(t, ns); after != before {
-		t.Fatalf("dry runs changed the table:\n%s", cmp.Diff(before, after))
-	}
+	unchangedTable(t, ns, before, []string{"the dry runs"})
 }
 
 // TestDeleteKernelFlush checks that --kernel-flush leaves the table that
@@ -259,8 +253,11 @@ func TestDeleteKernelFlush(t *testing.T) {
 	} {
 		args := append([]string{"-D"}, tc.args...)
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var a ages
+			a.setUp(0)
 			want := seedDelete(t)
 			wantRes := runIn(t, want, "", "conntrack", args...)
+			a.setUp(1)
 			got := seedDelete(t)
 			plan := runIn(t, got, "", bin, append(args, "--kernel-flush", "--dry-run")...)
 			flushes := !strings.Contains(plan.stdout, "kernel flushes: 0\n")
@@ -279,7 +276,11 @@ func TestDeleteKernelFlush(t *testing.T) {
 			} else if r.status != wantRes.status || r.stderr != wantRes.stderr {
 				t.Errorf("scan: status %d, stderr %q; conntrack: %d, %q", r.status, r.stderr, wantRes.status, wantRes.stderr)
 			}
-			if diff := cmp.Diff(canonicalTable(t, want), canonicalTable(t, got)); diff != "" {
+			wantTable := canonicalTable(t, want)
+			a.listed(0)
+			gotTable := canonicalTable(t, got)
+			a.listed(1)
+			if diff := diffVolatile(wantTable, gotTable, a.skew()); diff != "" {
 				t.Errorf("tables left (-conntrack +ctspec)\n%s", diff)
 			}
 		})
@@ -293,7 +294,7 @@ func TestDeleteBadOptions(t *testing.T) {
 	needConntrack(t)
 	bin := ctspecBin(t)
 	ns := seedDelete(t)
-	before := canonicalTable(t, ns)
+	before := tableNow(t, ns)
 	for _, tc := range []struct {
 		args []string
 		want string // ctspec's message; "" to compare with conntrack
@@ -318,13 +319,15 @@ func TestDeleteBadOptions(t *testing.T) {
 		{[]string{"-D", "-n", "192.0.2.1:x"}, ""},
 		{[]string{"-D", "-b", "10"}, ""},
 	} {
+		start := time.Now()
 		got := runIn(t, ns, "", bin, tc.args...)
 		if got.status == 0 {
 			t.Errorf("%v: status 0", tc.args)
 		}
 		if tc.want == "" {
 			want := runIn(t, ns, "", "conntrack", tc.args...)
-			if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+			// ctspec ran first.
+			if diff := diffResults(want, got, -time.Since(start)); diff != "" {
 				t.Errorf("%v (-conntrack +ctspec)\n%s", tc.args, diff)
 			}
 		} else {
@@ -333,9 +336,7 @@ func TestDeleteBadOptions(t *testing.T) {
 				t.Errorf("%v: status %d, stdout %q, stderr %q; want status 2 and %q", tc.args, got.status, got.stdout, got.stderr, msg)
 			}
 		}
-		if after := canonicalTable(t, ns); after != before {
-			t.Fatalf("%v changed the table:\n%s", tc.args, cmp.Diff(before, after))
-		}
+		before = unchangedTable(t, ns, before, tc.args)
 	}
 }
 
@@ -361,4 +362,28 @@ func TestDeleteHelp(t *testing.T) {
 			t.Errorf("-h %s:\n%s", opt, got)
 		}
 	}
+}
+
+// tableAt is a canonicalTable and when it was taken.
+type tableAt struct {
+	table string
+	at    time.Time
+}
+
+// tableNow returns the canonicalTable of ns and the time.
+func tableNow(t *testing.T, ns *nstest.NS) tableAt {
+	t.Helper()
+	return tableAt{canonicalTable(t, ns), time.Now()}
+}
+
+// unchangedTable fails the test if the table of ns differs from before in
+// more than the timeouts that ticked since, and returns the table now, to
+// compare with after the next step.
+func unchangedTable(t *testing.T, ns *nstest.NS, before tableAt, what []string) tableAt {
+	t.Helper()
+	after := tableNow(t, ns)
+	if diff := diffVolatile(before.table, after.table, after.at.Sub(before.at)); diff != "" {
+		t.Fatalf("%v changed the table:\n%s", what, diff)
+	}
+	return after
 }

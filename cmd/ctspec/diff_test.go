@@ -15,20 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // The differential tests run conntrack(8) and ctspec on the same table in
 // a network namespace the test creates, and compare standard output,
-// standard error and the exit status byte for byte.
-//
-// Two things change between two runs made back to back and are
-// normalised, and only those: a flow's timeout ticks down once a second,
-// so "tcp      6 999 ..." may read 998 the next time, and delta-time (the
-// age of the flow in seconds) may tick up. normalise replaces both with a
-// placeholder in both outputs; the rest must be identical.
+// standard error and the exit status. Timeouts and ages, which tick between
+// two runs made back to back, are compared within a few seconds
+// (volatile_test.go); the rest must be identical.
 
 var (
 	buildOnce sync.Once
@@ -65,16 +59,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needConntrack skips the test without conntrack(8), or fails it when the
-// environment asks for kernel tests to run.
+// needConntrack skips the test without conntrack(8), or fails it when
+// nstest.RequireKernelEnv asks for kernel tests to run.
 func needConntrack(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("conntrack"); err != nil {
-		if os.Getenv(nstest.RequireKernelEnv) == "1" {
-			t.Fatalf("conntrack(8) is not installed (%s=1)", nstest.RequireKernelEnv)
-		}
-		t.Skip("conntrack(8) is not installed")
-	}
+	nstest.RequireCommands(t, "conntrack")
 }
 
 type result struct {
@@ -101,30 +90,17 @@ func runIn(t *testing.T, ns *nstest.NS, stdin string, name string, args ...strin
 	return result{o.String(), e.String(), status}
 }
 
-var (
-	// "tcp      6 431999 ESTABLISHED": the number after the protocol.
-	timeoutRE = regexp.MustCompile(`(?m)^((?:\s*\[[A-Z]+\] )?(?:ipv[46]\s+\d+ )?[a-z0-9]+\s+\d+ )\d+ `)
-	saveRE    = regexp.MustCompile(`(?m)^(-[AUD] -t )\d+ `)
-	xmlRE     = regexp.MustCompile(`<timeout>\d+</timeout>`)
-	deltaRE   = regexp.MustCompile(`delta-time=\d+|<deltatime>\d+</deltatime>|"delta_time":\d+|"timeout":\d+`)
-	usageRE   = regexp.MustCompile(`(?m)^Usage: \S+ `)
-)
-
-func normalise(s string) string {
-	s = timeoutRE.ReplaceAllString(s, "${1}T ")
-	s = saveRE.ReplaceAllString(s, "${1}T ")
-	s = xmlRE.ReplaceAllString(s, "<timeout>T</timeout>")
-	s = deltaRE.ReplaceAllString(s, "D")
-	return usageRE.ReplaceAllString(s, "Usage: PROG ")
-}
+// usageRE matches the program name in usage text.
+var usageRE = regexp.MustCompile(`(?m)^Usage: \S+ `)
 
 // compareRun runs conntrack and ctspec with args and reports differences.
 func compareRun(t *testing.T, ns *nstest.NS, args ...string) {
 	t.Helper()
+	bin := ctspecBin(t)
+	start := time.Now()
 	want := runIn(t, ns, "", "conntrack", args...)
-	got := runIn(t, ns, "", ctspecBin(t), args...)
-	want.stdout, got.stdout = normalise(want.stdout), normalise(got.stdout)
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+	got := runIn(t, ns, "", bin, args...)
+	if diff := diffResults(want, got, time.Since(start)); diff != "" {
 		t.Errorf("conntrack %s: (-conntrack +ctspec)\n%s", strings.Join(args, " "), diff)
 	}
 }
@@ -159,9 +135,8 @@ func richTable(t *testing.T, ns *nstest.NS) {
 	// Real traffic over loopback, IPv4 and IPv6: counters, ASSURED and a
 	// TCP connection in TIME_WAIT or ESTABLISHED. The kernel tracks
 	// traffic only once a ruleset uses conntrack.
-	if _, err := exec.LookPath("nft"); err == nil {
-		nftOutputRule(t, ns, "ct state new counter")
-	}
+	nstest.RequireCommands(t, "nft")
+	nftOutputRule(t, ns, "ct state new counter")
 	err := ns.Do(func() error {
 		for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
 			l, err := net.Listen("tcp", addr)
@@ -372,7 +347,9 @@ func TestDifferentialModify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var res [2]result
 			var tables [2]string
+			var a ages
 			for i, prog := range []string{"conntrack", bin} {
+				a.setUp(i)
 				ns := nstest.New(t)
 				for _, s := range seed {
 					ns.Run(t, "conntrack", s...)
@@ -380,39 +357,28 @@ func TestDifferentialModify(t *testing.T) {
 				res[i] = runIn(t, ns, "", prog, tc.args...)
 				// Each namespace hashes its table with a seed of its
 				// own, so the order of flows differs between the two.
-				lines := strings.Split(normalise(res[i].stdout), "\n")
-				sortStrings(lines)
-				res[i].stdout = strings.Join(lines, "\n")
+				res[i].stdout = sortVolatile(res[i].stdout)
 				tables[i] = canonicalTable(t, ns)
+				a.listed(i)
 			}
-			if diff := cmp.Diff(res[0], res[1], cmp.AllowUnexported(result{})); diff != "" {
+			if diff := diffResults(res[0], res[1], a.skew()); diff != "" {
 				t.Errorf("conntrack %s: (-conntrack +ctspec)\n%s", strings.Join(tc.args, " "), diff)
 			}
-			if diff := cmp.Diff(tables[0], tables[1]); diff != "" {
+			if diff := diffVolatile(tables[0], tables[1], a.skew()); diff != "" {
 				t.Errorf("table after %s: (-conntrack +ctspec)\n%s", strings.Join(tc.args, " "), diff)
 			}
 		})
 	}
 }
 
-// canonicalTable lists the table with conntrack in save format, sorted, so
-// that two namespaces' tables compare regardless of hash order.
+// canonicalTable lists the table with conntrack in save format and in the
+// default format, which has the mark, zone and helper that the save format
+// lacks, each sorted so that two namespaces' tables compare regardless of
+// hash order. Every value stays in the line of its flow.
 func canonicalTable(t *testing.T, ns *nstest.NS) string {
 	t.Helper()
-	out := normalise(ns.Run(t, "conntrack", "-L", "-o", "save"))
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	sortStrings(lines)
-	// The mark is not in the save format: add it from a mark listing.
-	marks := normalise(ns.Run(t, "conntrack", "-L"))
-	mlines := strings.Split(strings.TrimSpace(marks), "\n")
-	var m []string
-	for _, l := range mlines {
-		if i := strings.Index(l, "mark="); i >= 0 {
-			m = append(m, strings.Fields(l[i:])[0])
-		}
-	}
-	sortStrings(m)
-	return strings.Join(lines, "\n") + "\n" + strings.Join(m, " ")
+	return sortVolatile(strings.TrimSpace(ns.Run(t, "conntrack", "-L", "-o", "save"))) + "\n\n" +
+		sortVolatile(strings.TrimSpace(ns.Run(t, "conntrack", "-L")))
 }
 
 func sortStrings(s []string) {
@@ -431,15 +397,18 @@ func TestDifferentialLoadFile(t *testing.T) {
 	richTable(t, src)
 	saved := src.Run(t, "conntrack", "-L", "-o", "save")
 	var tables [2]string
+	var a ages
 	for i, prog := range []string{"conntrack", ctspecBin(t)} {
 		ns := nstest.New(t)
+		a.setUp(i)
 		r := runIn(t, ns, saved, prog, "-R", "-")
 		if r.status != 0 || r.stdout != "" || r.stderr != "" {
 			t.Fatalf("%s -R -: status %d\nstdout:\n%s\nstderr:\n%s", prog, r.status, r.stdout, r.stderr)
 		}
 		tables[i] = canonicalTable(t, ns)
+		a.listed(i)
 	}
-	if diff := cmp.Diff(tables[0], tables[1]); diff != "" {
+	if diff := diffVolatile(tables[0], tables[1], a.skew()); diff != "" {
 		t.Errorf("loaded tables differ (-conntrack +ctspec)\n%s", diff)
 	}
 }

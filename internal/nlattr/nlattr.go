@@ -4,7 +4,8 @@
 //
 // The decoder never copies a payload and never panics on malformed input. It
 // records the first error, stops, and reports it with the path of attribute
-// names that led to it. Neither type is safe for concurrent use.
+// names that led to it. Neither the decoder nor the encoder is safe for
+// concurrent use.
 package nlattr
 
 import (
@@ -28,6 +29,7 @@ const (
 func align(n int) int { return (n + 3) &^ 3 }
 
 // Decoder iterates over the attributes of one attribute set in a buffer.
+// It is not safe for concurrent use.
 type Decoder struct {
 	b       []byte
 	data    []byte
@@ -242,12 +244,14 @@ func (d *Decoder) Err(name func(uint16) string) error {
 }
 
 // Error is a decoding error with the path of attribute names that led to it,
-// outermost first, such as tuple-orig.tuple-ip.ip-v4-src.
+// outermost first, such as tuple-orig.tuple-ip.ip-v4-src. It is not changed
+// after it is returned, so it is safe for concurrent reads.
 type Error struct {
 	Path []string
 	Err  error
 }
 
+// Error returns the path joined by dots, a colon and the cause.
 func (e *Error) Error() string {
 	if len(e.Path) == 0 {
 		return e.Err.Error()
@@ -255,6 +259,7 @@ func (e *Error) Error() string {
 	return strings.Join(e.Path, ".") + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 func prepend(name string, err error) error {
@@ -267,7 +272,7 @@ func prepend(name string, err error) error {
 	return &Error{Path: []string{name}, Err: err}
 }
 
-// Encoder appends attributes to a buffer.
+// Encoder appends attributes to a buffer. It is not safe for concurrent use.
 type Encoder struct {
 	b []byte
 }
@@ -366,7 +371,7 @@ func (e *Encoder) String(t uint16, s string) {
 	e.pad()
 }
 
-// Bytes appends a binary attribute.
+// BytesAttr appends a binary attribute.
 func (e *Encoder) BytesAttr(t uint16, v []byte) {
 	e.header(t, len(v))
 	e.b = append(e.b, v...)

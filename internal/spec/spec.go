@@ -372,7 +372,11 @@ func typeLabel(t reflect.Type) string {
 	case "AttrSet":
 		return "an attribute set"
 	}
-	return "a " + strings.ToLower(t.Name())
+	name := strings.ToLower(t.Name())
+	if strings.ContainsRune("aeiou", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
 }
 
 // resolve computes Num for attributes and entries.

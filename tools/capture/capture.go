@@ -136,7 +136,11 @@ func capture() (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ct, err := runCTTools(ns)
+	var bits []int
+	for _, f := range flows {
+		bits = append(bits, f.labels...)
+	}
+	ct, err := runCTTools(ns, bits)
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +281,13 @@ func (r *result) matchFlows(flows []*flow, dumped []netlink.Message, ct *ctTools
 		g.Comments["setup"] = strings.Join(f.setupLines(), "\n")
 		addComment(g, keyXML, ct.flows, f.key)
 		addComment(g, keyLine, ct.lines, f.key)
+		if f.labels != nil {
+			addComment(g, keyLabels, ct.labels, f.key)
+			if !strings.Contains(g.Comments[keyLabels], " labels=") {
+				return fmt.Errorf("%s: conntrack -L -o labels shows no labels: %q", f.name, g.Comments[keyLabels])
+			}
+			g.Comments[keyLabelConf] = ct.labelMap
+		}
 		if f.note != "" {
 			g.Comments["note"] = f.note
 		}

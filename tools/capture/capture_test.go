@@ -79,7 +79,11 @@ func TestCapture(t *testing.T) {
 			continue
 		}
 		checkType(t, m, 0x0100)
-		for _, k := range []string{"setup", keyXML, keyLine} {
+		keys := []string{"setup", keyXML, keyLine}
+		if f.labels != nil {
+			keys = append(keys, keyLabels, keyLabelConf)
+		}
+		for _, k := range keys {
 			if m.Comments[k] == "" {
 				t.Errorf("%s: no %q comment", f.name, k)
 			}
@@ -121,8 +125,13 @@ func TestCapture(t *testing.T) {
 			continue
 		}
 		checkType(t, m, s.typ)
-		if m.Comments[s.comment] == "" {
-			t.Errorf("%s: no %q comment", s.name, s.comment)
+	}
+	// Every statistics file has what conntrack-tools printed beside it.
+	for _, m := range msgs {
+		for prefix, k := range map[string]string{"stats-cpu-": keyStats, "exp-stats-cpu-": keyExpStats, "stats-global": keyCount} {
+			if strings.HasPrefix(m.Name, prefix) && m.Comments[k] == "" {
+				t.Errorf("%s: no %q comment", m.Name, k)
+			}
 		}
 	}
 }
@@ -264,14 +273,19 @@ func TestParseStats(t *testing.T) {
 
 func TestLabelBitmap(t *testing.T) {
 	got := labelBitmap([]int{0, 1, 42, 127})
-	// Bits are numbered within 32-bit words in host byte order; the
-	// expected bytes assume a little-endian host.
-	want := []byte{0x03, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80}
-	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		t.Skip("expected bytes are for a little-endian host")
+	// Bits are numbered within 32-bit words in host byte order.
+	var want []byte
+	for _, w := range []uint32{0x00000003, 0x00000400, 0, 0x80000000} {
+		want = binary.NativeEndian.AppendUint32(want, w)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("labelBitmap (-want +got):\n%s", diff)
+	}
+}
+
+func TestLabelMap(t *testing.T) {
+	if got, want := labelMap([]int{127, 1, 42, 1}), "1 bit-1\n42 bit-42\n127 bit-127"; got != want {
+		t.Errorf("labelMap = %q, want %q", got, want)
 	}
 }
 

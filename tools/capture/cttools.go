@@ -4,6 +4,9 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,6 +22,8 @@ const (
 	keyStats     = "conntrack -S"
 	keyExpStats  = "conntrack -S expect"
 	keyCount     = "conntrack -C"
+	keyLabels    = "conntrack -L -o labels"
+	keyLabelConf = "connlabel.conf"
 )
 
 // ctTools is what conntrack-tools printed about the namespace's tables,
@@ -31,15 +36,35 @@ type ctTools struct {
 	stats    map[int]string     // conntrack -S line by CPU
 	expStats map[int]string     // conntrack -S expect line by CPU
 	count    string             // conntrack -C
+	labels   map[flowKey]string // conntrack -L -o labels line by original tuple
+	labelMap string             // the connlabel.conf those lines were printed with
 }
 
-// runCTTools runs conntrack-tools inside ns and parses its output.
-func runCTTools(ns *nstest.NS) (*ctTools, error) {
+// runCTTools runs conntrack-tools inside ns and parses its output. The
+// labels of flows are listed with a connlabel.conf that names bits.
+func runCTTools(ns *nstest.NS, bits []int) (*ctTools, error) {
 	ct := &ctTools{
 		flows:    make(map[flowKey]string),
 		lines:    make(map[flowKey]string),
 		expects:  make(map[flowKey]string),
 		expLines: make(map[flowKey]string),
+		labels:   make(map[flowKey]string),
+	}
+	if len(bits) > 0 {
+		ct.labelMap = labelMap(bits)
+		for _, family := range []string{"ipv4", "ipv6"} {
+			out, err := runWithLabels(ns, ct.labelMap, "-L", "-f", family, "-o", "labels")
+			if err != nil {
+				return nil, err
+			}
+			m, err := parseFlowLines(out)
+			if err != nil {
+				return nil, fmt.Errorf("conntrack -L -f %s -o labels: %w", family, err)
+			}
+			for k, v := range m {
+				ct.labels[k] = v
+			}
+		}
 	}
 	// Without -f, conntrack -L lists every family but conntrack -L expect
 	// only IPv4, so both are asked for each family.
@@ -82,6 +107,56 @@ func runCTTools(ns *nstest.NS) (*ctTools, error) {
 	}
 	ct.count = strings.TrimSpace(out)
 	return ct, nil
+}
+
+// labelMap returns a connlabel.conf that names each bit "bit-N", one
+// "N bit-N" line each, sorted.
+func labelMap(bits []int) string {
+	bits = slices.Clone(bits)
+	slices.Sort(bits)
+	bits = slices.Compact(bits)
+	lines := make([]string, len(bits))
+	for i, b := range bits {
+		lines[i] = fmt.Sprintf("%d bit-%d", b, b)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// connlabelScript runs a command in a mount namespace of its own where
+// /etc/xtables/connlabel.conf, the path libnetfilter_conntrack was built
+// with, holds the file $1. /etc is overlaid there with an upper layer on
+// a tmpfs mounted at $2, so the host's /etc never changes. unshare(1)
+// makes the new namespace's mounts private.
+const connlabelScript = `set -e
+conf=$1 dir=$2
+shift 2
+mount -t tmpfs ctspec-capture "$dir"
+mkdir -p "$dir/upper/xtables" "$dir/work"
+cp "$conf" "$dir/upper/xtables/connlabel.conf"
+mount -t overlay ctspec-capture -o "lowerdir=/etc,upperdir=$dir/upper,workdir=$dir/work" /etc
+exec "$@"
+`
+
+// runWithLabels runs conntrack with args inside ns, with conf as its
+// connlabel.conf.
+func runWithLabels(ns *nstest.NS, conf string, args ...string) (string, error) {
+	tmp, err := os.MkdirTemp("", "ctspec-capture-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	path, mnt := filepath.Join(tmp, "connlabel.conf"), filepath.Join(tmp, "mnt")
+	if err := os.WriteFile(path, []byte(conf+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		return "", err
+	}
+	stdout, stderr, err := ns.RunErr("unshare", append([]string{"--mount", "--", "sh", "-c", connlabelScript, "sh", path, mnt, "conntrack"}, args...)...)
+	if err != nil {
+		return "", fmt.Errorf("conntrack %s with connlabel.conf: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr))
+	}
+	return stdout, nil
 }
 
 func runConntrack(ns *nstest.NS, args ...string) (string, error) {

@@ -181,5 +181,5 @@ const schemaOuter = 1
 
 var schema = []schemaSet{
 	{"inner-attrs", []schemaAttr{{"", -1}, {"in-v4", -1}, {"in-v6", -1}, {"in-port", -1}}},
-	{"outer-attrs", []schemaAttr{{"", -1}, {"inner", 0}, {"colour", -1}, {"bits", -1}, {"label", -1}, {"blob", -1}, {"counter", -1}, {"pad", -1}, {"host", -1}, {"pair", -1}, {"enabled", -1}, {"spare", -1}}},
+	{"outer-attrs", []schemaAttr{{"", -1}, {"inner", 0}, {"colour", -1}, {"bits", -1}, {"label", -1}, {"blob", -1}, {"counter", -1}, {"pad", -1}, {"host", -1}, {"pair", -1}, {"enabled", -1}, {"spare", 0}}},
 }
