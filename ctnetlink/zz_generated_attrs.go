@@ -346,18 +346,18 @@ func (v NATProtoAttr) String() string {
 type NATAttr uint16
 
 const (
-	// NATAttrV4MinIP is nat-v4-minip: Lowest IPv4 address of the range.
-	NATAttrV4MinIP NATAttr = 1 // CTA_NAT_V4_MINIP
 	// NATAttrMinIP is the kernel's older name for NATAttrV4MinIP.
 	//
 	// Deprecated: Use NATAttrV4MinIP.
 	NATAttrMinIP NATAttr = 1 // CTA_NAT_MINIP
-	// NATAttrV4MaxIP is nat-v4-maxip: Highest IPv4 address of the range; defaults to nat-v4-minip.
-	NATAttrV4MaxIP NATAttr = 2 // CTA_NAT_V4_MAXIP
+	// NATAttrV4MinIP is nat-v4-minip: Lowest IPv4 address of the range.
+	NATAttrV4MinIP NATAttr = 1 // CTA_NAT_V4_MINIP
 	// NATAttrMaxIP is the kernel's older name for NATAttrV4MaxIP.
 	//
 	// Deprecated: Use NATAttrV4MaxIP.
 	NATAttrMaxIP NATAttr = 2 // CTA_NAT_MAXIP
+	// NATAttrV4MaxIP is nat-v4-maxip: Highest IPv4 address of the range; defaults to nat-v4-minip.
+	NATAttrV4MaxIP NATAttr = 2 // CTA_NAT_V4_MAXIP
 	// NATAttrProto is nat-proto: Port or id range.
 	NATAttrProto NATAttr = 3 // CTA_NAT_PROTO
 	// NATAttrV6MinIP is nat-v6-minip: Lowest IPv6 address of the range.
@@ -522,12 +522,12 @@ const (
 	FlowAttrProtoInfo FlowAttr = 4 // CTA_PROTOINFO
 	// FlowAttrHelp is help: Attached helper.
 	FlowAttrHelp FlowAttr = 5 // CTA_HELP
-	// FlowAttrNATSrc is nat-src: Source NAT range to set up; input only, on creation.
-	FlowAttrNATSrc FlowAttr = 6 // CTA_NAT_SRC
 	// FlowAttrNAT is the kernel's older name for FlowAttrNATSrc.
 	//
 	// Deprecated: Use FlowAttrNATSrc.
 	FlowAttrNAT FlowAttr = 6 // CTA_NAT
+	// FlowAttrNATSrc is nat-src: Source NAT range to set up; input only, on creation.
+	FlowAttrNATSrc FlowAttr = 6 // CTA_NAT_SRC
 	// FlowAttrTimeout is timeout: Time left before the entry expires, in seconds.
 	FlowAttrTimeout FlowAttr = 7 // CTA_TIMEOUT
 	// FlowAttrMark is mark: Connection mark.
@@ -544,18 +544,18 @@ const (
 	FlowAttrNATDst FlowAttr = 13 // CTA_NAT_DST
 	// FlowAttrTupleMaster is tuple-master: Original tuple of the master connection of an expected connection.
 	FlowAttrTupleMaster FlowAttr = 14 // CTA_TUPLE_MASTER
-	// FlowAttrSeqAdjOrig is seq-adj-orig: Sequence adjustment of the original direction.
-	FlowAttrSeqAdjOrig FlowAttr = 15 // CTA_SEQ_ADJ_ORIG
 	// FlowAttrNATSeqAdjOrig is the kernel's older name for FlowAttrSeqAdjOrig.
 	//
 	// Deprecated: Use FlowAttrSeqAdjOrig.
 	FlowAttrNATSeqAdjOrig FlowAttr = 15 // CTA_NAT_SEQ_ADJ_ORIG
-	// FlowAttrSeqAdjReply is seq-adj-reply: Sequence adjustment of the reply direction.
-	FlowAttrSeqAdjReply FlowAttr = 16 // CTA_SEQ_ADJ_REPLY
+	// FlowAttrSeqAdjOrig is seq-adj-orig: Sequence adjustment of the original direction.
+	FlowAttrSeqAdjOrig FlowAttr = 15 // CTA_SEQ_ADJ_ORIG
 	// FlowAttrNATSeqAdjReply is the kernel's older name for FlowAttrSeqAdjReply.
 	//
 	// Deprecated: Use FlowAttrSeqAdjReply.
 	FlowAttrNATSeqAdjReply FlowAttr = 16 // CTA_NAT_SEQ_ADJ_REPLY
+	// FlowAttrSeqAdjReply is seq-adj-reply: Sequence adjustment of the reply direction.
+	FlowAttrSeqAdjReply FlowAttr = 16 // CTA_SEQ_ADJ_REPLY
 	// FlowAttrSecmark is secmark: Obsolete numeric security mark, replaced by secctx in the 2.6 series; neither sent nor parsed.
 	FlowAttrSecmark FlowAttr = 17 // CTA_SECMARK
 	// FlowAttrZone is zone: Zone id of the entry, or zone to match in dumps and flushes.

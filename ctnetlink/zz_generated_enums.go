@@ -21,9 +21,9 @@ const (
 	TCPFlagsCloseInit TCPFlags = 0x4 // IP_CT_TCP_FLAG_CLOSE_INIT
 	// TCPFlagsBeLiberal is be-liberal: Do not check this direction against the TCP window.
 	TCPFlagsBeLiberal TCPFlags = 0x8 // IP_CT_TCP_FLAG_BE_LIBERAL
-	// TCPFlagsDataUnacknowledged is data-unacknowledged: The sender has unacknowledged data.
+	// TCPFlagsDataUnacknowledged is unacked: The sender has unacknowledged data (C name IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED).
 	TCPFlagsDataUnacknowledged TCPFlags = 0x10 // IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
-	// TCPFlagsMaxackSet is maxack-set: The maximum acknowledgement field has been set.
+	// TCPFlagsMaxackSet is maxack: The maximum acknowledgement field has been set (C name IP_CT_TCP_FLAG_MAXACK_SET).
 	TCPFlagsMaxackSet TCPFlags = 0x20 // IP_CT_TCP_FLAG_MAXACK_SET
 	// TCPFlagsChallengeACK is challenge-ack: An RFC 5961 challenge ACK may follow (C name IP_CT_EXP_CHALLENGE_ACK).
 	TCPFlagsChallengeACK TCPFlags = 0x40 // IP_CT_EXP_CHALLENGE_ACK
@@ -36,8 +36,8 @@ var tCPFlagsNames = []nlattr.FlagName[TCPFlags]{
 	{Bit: TCPFlagsSACKPerm, Name: "sack-perm"},
 	{Bit: TCPFlagsCloseInit, Name: "close-init"},
 	{Bit: TCPFlagsBeLiberal, Name: "be-liberal"},
-	{Bit: TCPFlagsDataUnacknowledged, Name: "data-unacknowledged"},
-	{Bit: TCPFlagsMaxackSet, Name: "maxack-set"},
+	{Bit: TCPFlagsDataUnacknowledged, Name: "unacked"},
+	{Bit: TCPFlagsMaxackSet, Name: "maxack"},
 	{Bit: TCPFlagsChallengeACK, Name: "challenge-ack"},
 	{Bit: TCPFlagsSimultaneousOpen, Name: "simultaneous-open"},
 }
@@ -141,7 +141,7 @@ const (
 	SCTPStateEstablished SCTPState = 4 // SCTP_CONNTRACK_ESTABLISHED
 	// SCTPStateShutdownSent is shutdown-sent: SHUTDOWN seen.
 	SCTPStateShutdownSent SCTPState = 5 // SCTP_CONNTRACK_SHUTDOWN_SENT
-	// SCTPStateShutdownRecd is shutdown-recd: SHUTDOWN seen in the other direction.
+	// SCTPStateShutdownRecd is shutdown-received: SHUTDOWN seen in the other direction (C name SCTP_CONNTRACK_SHUTDOWN_RECD).
 	SCTPStateShutdownRecd SCTPState = 6 // SCTP_CONNTRACK_SHUTDOWN_RECD
 	// SCTPStateShutdownACKSent is shutdown-ack-sent: SHUTDOWN ACK seen.
 	SCTPStateShutdownACKSent SCTPState = 7 // SCTP_CONNTRACK_SHUTDOWN_ACK_SENT
@@ -167,7 +167,7 @@ func (v SCTPState) String() string {
 	case SCTPStateShutdownSent:
 		return "shutdown-sent"
 	case SCTPStateShutdownRecd:
-		return "shutdown-recd"
+		return "shutdown-received"
 	case SCTPStateShutdownACKSent:
 		return "shutdown-ack-sent"
 	case SCTPStateHeartbeatSent:
@@ -277,7 +277,7 @@ const (
 	StatusSrcNAT Status = 0x10 // IPS_SRC_NAT
 	// StatusDstNAT is dst-nat: The connection needs destination NAT in the original direction.
 	StatusDstNAT Status = 0x20 // IPS_DST_NAT
-	// StatusSeqAdjust is seq-adjust: TCP sequence numbers need adjusting.
+	// StatusSeqAdjust is seq-adj: TCP sequence numbers need adjusting (C name IPS_SEQ_ADJUST).
 	StatusSeqAdjust Status = 0x40 // IPS_SEQ_ADJUST
 	// StatusSrcNATDone is src-nat-done: Source NAT has been set up.
 	StatusSrcNATDone Status = 0x80 // IPS_SRC_NAT_DONE
@@ -289,7 +289,7 @@ const (
 	StatusFixedTimeout Status = 0x400 // IPS_FIXED_TIMEOUT
 	// StatusTemplate is template: The entry is a template.
 	StatusTemplate Status = 0x800 // IPS_TEMPLATE
-	// StatusUntracked is untracked: Obsolete fake untracked entry; the kernel reuses this bit internally to tag NAT clash entries (IPS_NAT_CLASH).
+	// StatusUntracked is nat-clash: The entry clashed with an existing one on insert (IPS_NAT_CLASH, kernel-internal); the UAPI header names the bit IPS_UNTRACKED, the obsolete fake untracked entry.
 	StatusUntracked Status = 0x1000 // IPS_UNTRACKED
 	// StatusHelper is helper: A helper was attached explicitly (ruleset or ctnetlink).
 	StatusHelper Status = 0x2000 // IPS_HELPER
@@ -306,13 +306,13 @@ var statusNames = []nlattr.FlagName[Status]{
 	{Bit: StatusConfirmed, Name: "confirmed"},
 	{Bit: StatusSrcNAT, Name: "src-nat"},
 	{Bit: StatusDstNAT, Name: "dst-nat"},
-	{Bit: StatusSeqAdjust, Name: "seq-adjust"},
+	{Bit: StatusSeqAdjust, Name: "seq-adj"},
 	{Bit: StatusSrcNATDone, Name: "src-nat-done"},
 	{Bit: StatusDstNATDone, Name: "dst-nat-done"},
 	{Bit: StatusDying, Name: "dying"},
 	{Bit: StatusFixedTimeout, Name: "fixed-timeout"},
 	{Bit: StatusTemplate, Name: "template"},
-	{Bit: StatusUntracked, Name: "untracked"},
+	{Bit: StatusUntracked, Name: "nat-clash"},
 	{Bit: StatusHelper, Name: "helper"},
 	{Bit: StatusOffload, Name: "offload"},
 	{Bit: StatusHWOffload, Name: "hw-offload"},
@@ -445,9 +445,9 @@ const (
 	MsgDelete MsgType = 0x0102 // IPCTNL_MSG_CT_DELETE
 	// MsgGetCtrZero is get-ctrzero: Like get, but zero the counters of each entry after reading them.
 	MsgGetCtrZero MsgType = 0x0103 // IPCTNL_MSG_CT_GET_CTRZERO
-	// MsgGetStatsCPU is get-stats-cpu: Dump the conntrack statistics of each CPU; res-id of each reply is the CPU number.
+	// MsgGetStatsCPU is get-stats: Dump the conntrack statistics of each CPU; res-id of each reply is the CPU number (C name IPCTNL_MSG_CT_GET_STATS_CPU).
 	MsgGetStatsCPU MsgType = 0x0104 // IPCTNL_MSG_CT_GET_STATS_CPU
-	// MsgGetStats is get-stats: Get the table-wide conntrack statistics.
+	// MsgGetStats is get-stats-global: Get the table-wide conntrack statistics (C name IPCTNL_MSG_CT_GET_STATS).
 	MsgGetStats MsgType = 0x0105 // IPCTNL_MSG_CT_GET_STATS
 	// MsgGetDying is get-dying: Dump the entries that are being destroyed and wait for their destroy event to be delivered.
 	MsgGetDying MsgType = 0x0106 // IPCTNL_MSG_CT_GET_DYING
@@ -475,9 +475,9 @@ func (v MsgType) String() string {
 	case MsgGetCtrZero:
 		return "get-ctrzero"
 	case MsgGetStatsCPU:
-		return "get-stats-cpu"
-	case MsgGetStats:
 		return "get-stats"
+	case MsgGetStats:
+		return "get-stats-global"
 	case MsgGetDying:
 		return "get-dying"
 	case MsgGetUnconfirmed:

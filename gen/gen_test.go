@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,7 +152,7 @@ var validateTests = []struct {
 	{
 		name:  "alias without an explicit value",
 		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n        value: 2\n      -\n        name: y\n        type: u8\n        doc: d\n        value: 1\n      -\n        name: z\n        type: u8\n        doc: d\n",
-		want:  []string{"attribute z: duplicate value 2 (same as x); an alias needs an explicit value"},
+		want:  []string{"attribute z: duplicate value 2 (same as x); a second name of a value needs an explicit value"},
 	},
 	{
 		name:  "nested-attributes on a scalar, nest without a set",
@@ -178,6 +179,21 @@ var validateTests = []struct {
 			"definition e: defined twice", "definition e: const needs an integer value",
 			`definition s: member m: type "string" is not supported in structs`, "definition s: member p: pad needs an integer len",
 			`definition s: member n: enum "nope" is not defined`, `definition "Bad": name is not kebab-case`, `definition Bad: unknown type "list"`,
+		},
+	},
+	{
+		name:  "notifications",
+		attrs: "      -\n        name: x\n        type: u8\n        doc: d\n",
+		extra: "operations:\n  list:\n    - {name: get, attribute-set: a-attrs, value: 1}\n" +
+			"    - {name: a-ntf, notify: get}\n" +
+			"    - {name: b-ntf, value: 2, notify: get, do: {request: {value: 3}}}\n" +
+			"    - {name: c-ntf, value: 4, notify: nope}\n" +
+			"    - {name: d-ntf, value: 5, event: {attributes: [x]}}\n" +
+			"    - {name: e-ntf, value: 6, attribute-set: a-attrs, event: {attributes: [y]}}\n",
+		want: []string{
+			"operation a-ntf: a notification needs a value", "operation b-ntf: a notification has no do or dump",
+			`operation c-ntf: notify "nope" is not an earlier operation`, "operation d-ntf: an event needs an attribute-set",
+			`operation e-ntf: attribute "y" is not in set a-attrs`,
 		},
 	},
 	{
@@ -288,7 +304,8 @@ func TestOverrideRows(t *testing.T) {
 	s, err := spec.Parse("t.yaml", []byte(validBase+
 		"      -\n        name: x\n        type: u8\n        doc: d\n"+
 		"      -\n        name: n\n        type: nest\n        nested-attributes: b-attrs\n        doc: d\n"+
-		"  -\n    name: b-attrs\n    attributes:\n      -\n        name: y\n        type: u8\n        doc: d\n"))
+		"  -\n    name: b-attrs\n    attributes:\n      -\n        name: y\n        type: u8\n        doc: d\n"+
+		strings.Replace(notifyTail, "%s", "grp", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,6 +323,13 @@ func TestOverrideRows(t *testing.T) {
 		{"missing nest", pointerNest("t", "b-attrs", "n"), "override of b-attrs/n: attribute set b-attrs (t.yaml:19) has no attribute n"},
 		{"pointer on a scalar", pointerNest("t", "a-attrs", "x"), "override of a-attrs/x: a pointer nest, but t.yaml:10 makes it a u8 attribute"},
 		{"missing definition", defName("t", "colour", "Colour"), "override of definition colour: t.yaml has no such definition"},
+		{"entry", entryName("t", "colours", "blue", "ColoursAzure"), ""},
+		{"operation", opName("t", "get", "MsgFetch"), ""},
+		{"missing entry", entryName("t", "colours", "green", "ColoursGreen"), "override of colours/green: definition colours (t.yaml:27) has no entry green"},
+		{"entry of a missing definition", entryName("t", "colour", "red", "ColourRed"), "override of definition colour: t.yaml has no such definition"},
+		{"entry of a const", entryName("t", "limit", "red", "LimitRed"), "override of limit/red: an entry, but t.yaml:38 makes limit a const definition"},
+		{"missing operation", opName("t", "put", "MsgPut"), "override of operation put: t.yaml has no such operation"},
+		{"notification", opName("t", "new-ntf", "MsgNewNtf"), "override of operation new-ntf: t.yaml:56 makes it a notification, which has no MsgType constant"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,7 +357,8 @@ func TestOverrideRows(t *testing.T) {
 
 // TestOverrideTableApplies checks that the rows of the override table for
 // spec/conntrack.yaml all name something the spec has, and that each one
-// changes the model: a Go name or a pointer nest.
+// changes the model: a Go name (of a set, field, entry or operation) or a
+// pointer nest.
 func TestOverrideTableApplies(t *testing.T) {
 	s, err := spec.Load(filepath.Join("..", "spec", "conntrack.yaml"))
 	if err != nil {
@@ -360,6 +385,36 @@ func TestOverrideTableApplies(t *testing.T) {
 			if n, ok := names.fields[key]; ok && a.Field != n {
 				t.Errorf("%s: field %s, want %s", key, a.Field, n)
 			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range m.Enums {
+		for _, en := range e.Entries {
+			key := e.Def.Name + "/" + en.Entry.Name
+			if n, ok := names.entries[key]; ok {
+				seen["entry "+key] = true
+				if en.GoName != n {
+					t.Errorf("entry %s: Go name %s, want %s", key, en.GoName, n)
+				}
+			}
+		}
+	}
+	for _, op := range m.Ops {
+		if n, ok := names.ops[op.O.Name]; ok {
+			seen["op "+op.O.Name] = true
+			if op.GoName != n {
+				t.Errorf("operation %s: Go name %s, want %s", op.O.Name, op.GoName, n)
+			}
+		}
+	}
+	for key := range names.entries {
+		if !seen["entry "+key] {
+			t.Errorf("entry %s: override names no constant of the model", key)
+		}
+	}
+	for name := range names.ops {
+		if !seen["op "+name] {
+			t.Errorf("operation %s: override names no constant of the model", name)
 		}
 	}
 }
@@ -445,5 +500,157 @@ func checkWire(t *testing.T, s *spec.Spec, a *Attr) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("%s/%s: wire (-want +got):\n%s", a.Set.AS.Name, sa.Name, diff)
+	}
+}
+
+// notifyTail holds the definitions, operations and multicast groups of the
+// notification and override tests, after an attribute set a-attrs with an
+// attribute x; %s is the multicast group of the notification.
+const notifyTail = `definitions:
+  -
+    name: colours
+    type: enum
+    doc: d
+    entries:
+      -
+        name: red
+        doc: d
+      -
+        name: blue
+        doc: d
+  -
+    name: limit
+    type: const
+    value: 3
+    doc: d
+operations:
+  enum-model: directional
+  list:
+    -
+      name: get
+      doc: d
+      attribute-set: a-attrs
+      do:
+        request:
+          value: 0x101
+        reply:
+          value: 0x100
+          attributes: [ x ]
+    -
+      name: new-ntf
+      doc: d
+      value: 0x100
+      attribute-set: a-attrs
+      mcgrp: %s
+      event:
+        attributes: [ x ]
+mcast-groups:
+  list:
+    -
+      name: grp
+      value: 1
+`
+
+const notifySpec = validBase + `      -
+        name: x
+        type: u8
+        doc: d
+` + notifyTail
+
+// TestNotifications: a notification reuses the message type of a reply, so
+// it gets no MsgType constant of its own (a second constant of the same
+// value would break the String switch), and its group must exist.
+func TestNotifications(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "t.yaml")
+	if err := os.WriteFile(p, []byte(strings.Replace(notifySpec, "%s", "grp", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := generate(p, "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, f := range files {
+		all.Write(f.data)
+	}
+	if !strings.Contains(all.String(), "MsgGet MsgType = 0x0101") {
+		t.Errorf("generated code lacks MsgGet:\n%s", all.String())
+	}
+	if strings.Contains(all.String(), "MsgNewNtf") {
+		t.Errorf("a notification got a MsgType constant:\n%s", all.String())
+	}
+
+	s, err := spec.Parse("t.yaml", []byte(strings.Replace(notifySpec, "%s", "nope", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, e := range validate(s) {
+		msgs = append(msgs, e.Error())
+	}
+	if want := `operation new-ntf: mcgrp "nope" is not a multicast group`; !strings.Contains(strings.Join(msgs, "\n"), want) {
+		t.Errorf("errors %q do not mention %q", msgs, want)
+	}
+}
+
+// TestOverrideEntryAndOp: an entryName or opName row names the whole
+// constant, and only the entry or operation it names.
+func TestOverrideEntryAndOp(t *testing.T) {
+	s, err := spec.Parse("t.yaml", []byte(strings.Replace(notifySpec, "%s", "grp", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, errs := resolveOverrides(s, []override{
+		entryName("t", "colours", "blue", "ColoursAzure"),
+		opName("t", "get", "MsgFetch"),
+	})
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	m, err := buildModel(s, "t", names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range m.Enums {
+		for _, en := range e.Entries {
+			got = append(got, en.GoName)
+		}
+	}
+	for _, op := range m.Ops {
+		got = append(got, op.GoName)
+	}
+	if diff := cmp.Diff([]string{"ColoursRed", "ColoursAzure", "MsgFetch"}, got); diff != "" {
+		t.Errorf("Go names (-want +got):\n%s", diff)
+	}
+}
+
+// TestAliasLastNameWins: of two names of one value, the last listed is the
+// current one (YNL consumers map a value to the last name listed), so it
+// gets the struct field and the earlier one the Deprecated constant.
+func TestAliasLastNameWins(t *testing.T) {
+	s, err := spec.Parse("t.yaml", []byte(validBase+"      -\n        name: old\n        type: u8\n        doc: d\n      -\n        name: current\n        type: u8\n        value: 1\n        doc: d\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := validate(s); len(errs) > 0 {
+		t.Fatalf("validate: %v", errs)
+	}
+	m, err := buildModel(s, "t", &nameTable{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range m.Sets[0].Attrs {
+		alias := ""
+		if a.Alias != nil {
+			alias = a.Alias.A.Name
+		}
+		got = append(got, fmt.Sprintf("%s field=%v alias-of=%q", a.A.Name, a.HasField(), alias))
+	}
+	want := []string{`old field=false alias-of="current"`, `current field=true alias-of=""`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
 	}
 }

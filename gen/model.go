@@ -178,7 +178,7 @@ func (m *Model) addEnums() error {
 			if e.Bits < 64 && en.Num >= 1<<uint(e.Bits) {
 				return &spec.Error{File: s.File, Line: en.Line, Msg: fmt.Sprintf("definition %s: entry %s: value %d does not fit in %d bits", d.Name, en.Name, en.Num, e.Bits)}
 			}
-			e.Entries = append(e.Entries, &EnumEntry{Entry: en, GoName: e.GoName + goName(en.Name), CName: d.CName(en), Value: en.Num})
+			e.Entries = append(e.Entries, &EnumEntry{Entry: en, GoName: m.names.entryGoName(d.Name, e.GoName, en.Name), CName: d.CName(en), Value: en.Num})
 		}
 		m.Enums = append(m.Enums, e)
 		m.enums[d.Name] = e
@@ -245,18 +245,20 @@ func (m *Model) addSets() error {
 // addAttrs resolves the attributes of set: names, aliases and kinds.
 func (m *Model) addAttrs(set *Set) error {
 	drop := commonWord(fieldNames(set.AS))
-	byNum := map[int]*Attr{}
+	byAttr := map[*spec.Attribute]*Attr{}
 	for _, a := range set.AS.Attributes {
-		at := &Attr{A: a, Set: set, Value: a.Num, CName: set.AS.CName(a)}
+		byAttr[a] = &Attr{A: a, Set: set, Value: a.Num, CName: set.AS.CName(a)}
+	}
+	for _, a := range set.AS.Attributes {
+		at := byAttr[a]
 		at.Field = m.names.fieldGoName(set.AS.Name, a.Name, drop)
 		at.Const = set.AttrType + goName(strings.TrimPrefix(a.Name, drop+"-"))
 		if drop == "" {
 			at.Const = set.AttrType + goName(a.Name)
 		}
-		if t := byNum[a.Num]; t != nil {
-			at.Alias = t
-		} else {
-			byNum[a.Num] = at
+		if t := set.AS.AliasOf(a); t != nil {
+			// Of two names of one value the last listed is the current one.
+			at.Alias = byAttr[t]
 		}
 		k, err := m.kindOf(a, m.names.ptrs[set.AS.Name+"/"+a.Name])
 		if err != nil {
@@ -280,14 +282,19 @@ func fieldNames(as *spec.AttrSet) []string {
 	return names
 }
 
-// addOps adds the message types.
+// addOps adds the message types of the requests. A notification reuses the
+// message type of a reply, so it gets no constant of its own: a second
+// constant of the same value would break the String switch.
 func (m *Model) addOps() {
 	s := m.Spec
 	if s.Operations == nil {
 		return
 	}
 	for _, op := range s.Operations.List {
-		m.Ops = append(m.Ops, &Op{O: op, GoName: "Msg" + goName(op.Name), CName: s.Operations.CName(op), Value: op.MsgType()})
+		if op.IsAsync() {
+			continue
+		}
+		m.Ops = append(m.Ops, &Op{O: op, GoName: m.names.opGoName(op.Name), CName: s.Operations.CName(op), Value: op.MsgType()})
 	}
 }
 

@@ -122,6 +122,25 @@ func commonWord(names []string) string {
 	return w
 }
 
+// entryGoName is the Go constant name of entry of definition def, whose Go
+// type is typeName: its override, or typeName followed by the entry's name
+// by the rule.
+func (t *nameTable) entryGoName(def, typeName, entry string) string {
+	if n, ok := t.entries[def+"/"+entry]; ok {
+		return n
+	}
+	return typeName + goName(entry)
+}
+
+// opGoName is the Go name of the MsgType constant of operation op: its
+// override, or Msg followed by its name by the rule.
+func (t *nameTable) opGoName(op string) string {
+	if n, ok := t.ops[op]; ok {
+		return n
+	}
+	return "Msg" + goName(op)
+}
+
 // fieldGoName is the Go field name of attribute attr of set: its override,
 // or its name without drop, the word every attribute of the set starts with.
 func (t *nameTable) fieldGoName(set, attr, drop string) string {

@@ -30,6 +30,15 @@ var overrides = []override{
 	defName("conntrack", "ip-conntrack-dir", "Direction"),
 	// The SCTP set names only its state after its protocol.
 	fieldName("conntrack", "protoinfo-sctp-attrs", "sctp-state", "State"),
+	// The spec uses the names of the kernel's own conntrack.yaml; these Go
+	// names keep the kernel header's spelling they had before.
+	entryName("conntrack", "nf-ct-tcp-flags", "unacked", "TCPFlagsDataUnacknowledged"),
+	entryName("conntrack", "nf-ct-tcp-flags", "maxack", "TCPFlagsMaxackSet"),
+	entryName("conntrack", "nf-ct-sctp-state", "shutdown-received", "SCTPStateShutdownRecd"),
+	entryName("conntrack", "nf-ct-status", "seq-adj", "StatusSeqAdjust"),
+	entryName("conntrack", "nf-ct-status", "nat-clash", "StatusUntracked"),
+	opName("conntrack", "get-stats", "MsgGetStatsCPU"),
+	opName("conntrack", "get-stats-global", "MsgGetStats"),
 
 	setName("cttimeout", "timeout-attrs", "Message"),
 	setName("cttimeout", "udplite-attrs", "UDPLite"),
@@ -51,12 +60,15 @@ var overrides = []override{
 }
 
 // override is one row of the override table. Build rows with setName,
-// defName, fieldName and pointerNest, which record the row's position.
+// defName, fieldName, entryName, opName and pointerNest, which record the
+// row's position.
 type override struct {
 	spec   string // name of the spec the row applies to
 	set    string // attribute set, for setName, fieldName and pointerNest
 	attr   string // attribute of set, for fieldName and pointerNest
-	def    string // definition, for defName
+	def    string // definition, for defName and entryName
+	entry  string // entry of def, for entryName
+	op     string // operation, for opName
 	goName string // the Go name, empty for pointerNest
 	ptr    bool   // hold the nest set/attr behind a pointer
 	file   string
@@ -79,6 +91,18 @@ func fieldName(spec, set, attr, goName string) override {
 	return at(override{spec: spec, set: set, attr: attr, goName: goName})
 }
 
+// entryName gives entry of the enum or flags definition def of spec the Go
+// constant name goName, in full: the definition's Go type is not prefixed.
+func entryName(spec, def, entry, goName string) override {
+	return at(override{spec: spec, def: def, entry: entry, goName: goName})
+}
+
+// opName gives the MsgType constant of operation op of spec the Go name
+// goName, in full: Msg is not prefixed.
+func opName(spec, op, goName string) override {
+	return at(override{spec: spec, op: op, goName: goName})
+}
+
 // pointerNest holds the nest attr of set behind a pointer, nil when absent.
 func pointerNest(spec, set, attr string) override {
 	return at(override{spec: spec, set: set, attr: attr, ptr: true})
@@ -94,17 +118,26 @@ func at(o override) override {
 
 // nameTable is the override table resolved for one spec.
 type nameTable struct {
-	sets   map[string]string // set name -> Go type name
-	defs   map[string]string // definition name -> Go name
-	fields map[string]string // "set/attr" -> field name
-	ptrs   map[string]bool   // "set/attr" -> pointer nest
+	sets    map[string]string // set name -> Go type name
+	defs    map[string]string // definition name -> Go name
+	fields  map[string]string // "set/attr" -> field name
+	entries map[string]string // "def/entry" -> constant name
+	ops     map[string]string // operation name -> MsgType constant name
+	ptrs    map[string]bool   // "set/attr" -> pointer nest
 }
 
 // resolveOverrides checks the rows of rows that apply to s against it and
 // returns them as a table, with one error for each row that names a set,
-// attribute or definition s does not have.
+// attribute, definition, entry or operation s does not have.
 func resolveOverrides(s *spec.Spec, rows []override) (*nameTable, []error) {
-	t := &nameTable{sets: map[string]string{}, defs: map[string]string{}, fields: map[string]string{}, ptrs: map[string]bool{}}
+	t := &nameTable{
+		sets:    map[string]string{},
+		defs:    map[string]string{},
+		fields:  map[string]string{},
+		entries: map[string]string{},
+		ops:     map[string]string{},
+		ptrs:    map[string]bool{},
+	}
 	var errs []error
 	for _, o := range rows {
 		if o.spec != s.Name {
@@ -116,6 +149,10 @@ func resolveOverrides(s *spec.Spec, rows []override) (*nameTable, []error) {
 		}
 		key := o.set + "/" + o.attr
 		switch {
+		case o.op != "":
+			t.ops[o.op] = o.goName
+		case o.entry != "":
+			t.entries[o.def+"/"+o.entry] = o.goName
 		case o.def != "":
 			t.defs[o.def] = o.goName
 		case o.ptr:
@@ -131,9 +168,16 @@ func resolveOverrides(s *spec.Spec, rows []override) (*nameTable, []error) {
 
 // check reports what the row names that s does not have.
 func (o override) check(s *spec.Spec) error {
+	if o.op != "" {
+		return o.checkOp(s)
+	}
 	if o.def != "" {
-		if s.Definition(o.def) == nil {
+		d := s.Definition(o.def)
+		if d == nil {
 			return fmt.Errorf("override of definition %s: %s has no such definition", o.def, s.File)
+		}
+		if o.entry != "" {
+			return o.checkEntry(s, d)
 		}
 		return nil
 	}
@@ -152,4 +196,35 @@ func (o override) check(s *spec.Spec) error {
 		return fmt.Errorf("override of %s/%s: a pointer nest, but %s:%d makes it a %s attribute", o.set, o.attr, s.File, a.Line, a.Type)
 	}
 	return nil
+}
+
+// checkEntry reports what the entryName row names that definition d of s
+// does not have.
+func (o override) checkEntry(s *spec.Spec, d *spec.Definition) error {
+	if d.Type != "enum" && d.Type != "flags" {
+		return fmt.Errorf("override of %s/%s: an entry, but %s:%d makes %s a %s definition", o.def, o.entry, s.File, d.Line, o.def, d.Type)
+	}
+	for _, e := range d.Entries {
+		if e.Name == o.entry {
+			return nil
+		}
+	}
+	return fmt.Errorf("override of %s/%s: definition %s (%s:%d) has no entry %s", o.def, o.entry, o.def, s.File, d.Line, o.entry)
+}
+
+// checkOp reports what the opName row names that s does not have: the
+// operation, or its MsgType constant, which a notification lacks.
+func (o override) checkOp(s *spec.Spec) error {
+	if s.Operations != nil {
+		for _, op := range s.Operations.List {
+			if op.Name != o.op {
+				continue
+			}
+			if op.IsAsync() {
+				return fmt.Errorf("override of operation %s: %s:%d makes it a notification, which has no MsgType constant", o.op, s.File, op.Line)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("override of operation %s: %s has no such operation", o.op, s.File)
 }

@@ -184,11 +184,13 @@ func (c *checker) attributeSet(set *spec.AttrSet) {
 }
 
 // alias checks attribute a, which has the same value as the earlier prev:
-// an alias, which must be explicit and agree with its target.
+// two names of one value, the last listed being the current one and the
+// others its aliases. They must agree, and the later name must give the
+// value explicitly.
 func (c *checker) alias(where string, a, prev *spec.Attribute) {
 	switch {
 	case a.Value == nil:
-		c.bad(a.Line, "%s: duplicate value %d (same as %s); an alias needs an explicit value", where, a.Num, prev.Name)
+		c.bad(a.Line, "%s: duplicate value %d (same as %s); a second name of a value needs an explicit value", where, a.Num, prev.Name)
 	case a.Type != prev.Type || a.NestedAttributes != prev.NestedAttributes || a.ByteOrder != prev.ByteOrder || a.Enum != prev.Enum || a.Struct != prev.Struct:
 		c.bad(a.Line, "%s: duplicate value %d (same as %s) with a different type; an alias must match its target", where, a.Num, prev.Name)
 	}
@@ -284,7 +286,8 @@ func (c *checker) displayHint(where string, a *spec.Attribute) {
 }
 
 // operations checks the operations: unique names, a defined attribute set
-// holding every attribute they list, and a message type.
+// holding every attribute they list, a message type, and for notifications
+// what notification checks.
 func (c *checker) operations() {
 	if c.s.Operations == nil {
 		return
@@ -302,6 +305,9 @@ func (c *checker) operations() {
 		if op.MsgType() < 0 {
 			c.bad(op.Line, "operation %s: no value (give value, or do/dump request value)", op.Name)
 		}
+		if op.IsAsync() {
+			c.notification(op, names)
+		}
 		if set == nil {
 			continue
 		}
@@ -315,9 +321,44 @@ func (c *checker) operations() {
 	}
 }
 
-// opMessages returns the requests and replies of op's do and dump forms.
+// notification checks operation op, a notification: it has a value of its
+// own and no do or dump, it notifies about an earlier operation (one of
+// names) or is an event of an attribute set, and its multicast group exists.
+func (c *checker) notification(op *spec.Operation, names map[string]bool) {
+	switch {
+	case op.Value == nil:
+		c.bad(op.Line, "operation %s: a notification needs a value", op.Name)
+	case op.Do != nil || op.Dump != nil:
+		c.bad(op.Line, "operation %s: a notification has no do or dump", op.Name)
+	case op.Notify != "" && !names[op.Notify]:
+		c.bad(op.Line, "operation %s: notify %q is not an earlier operation", op.Name, op.Notify)
+	case op.Notify == "" && op.AttributeSet == "":
+		c.bad(op.Line, "operation %s: an event needs an attribute-set", op.Name)
+	case op.Mcgrp != "" && !c.group(op.Mcgrp):
+		c.bad(op.Line, "operation %s: mcgrp %q is not a multicast group", op.Name, op.Mcgrp)
+	}
+}
+
+// group reports whether the spec has a multicast group called name.
+func (c *checker) group(name string) bool {
+	if c.s.McastGroups == nil {
+		return false
+	}
+	for _, g := range c.s.McastGroups.List {
+		if g.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// opMessages returns the event message of op and the requests and replies
+// of its do and dump forms.
 func opMessages(op *spec.Operation) []*spec.Message {
 	var out []*spec.Message
+	if op.Event != nil {
+		out = append(out, op.Event)
+	}
 	for _, sub := range []*spec.SubOp{op.Do, op.Dump} {
 		if sub == nil {
 			continue

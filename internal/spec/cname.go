@@ -8,15 +8,22 @@ import "strings"
 // rule, because the kernel's own spec chose attribute names that differ from
 // the C enum; they are listed here, keyed by kind, container and name.
 var cNameExceptions = map[string]string{
-	"attr:counter-attrs/packets-old":          "CTA_COUNTERS32_PACKETS",
-	"attr:counter-attrs/bytes-old":            "CTA_COUNTERS32_BYTES",
-	"attr:protoinfo-sctp-attrs/sctp-state":    "CTA_PROTOINFO_SCTP_STATE",
-	"entry:nf-ct-tcp-flags/challenge-ack":     "IP_CT_EXP_CHALLENGE_ACK",
-	"entry:nf-ct-tcp-flags/simultaneous-open": "IP_CT_TCP_SIMULTANEOUS_OPEN",
-	"op:exp-new":           "IPCTNL_MSG_EXP_NEW",
-	"op:exp-get":           "IPCTNL_MSG_EXP_GET",
-	"op:exp-delete":        "IPCTNL_MSG_EXP_DELETE",
-	"op:exp-get-stats-cpu": "IPCTNL_MSG_EXP_GET_STATS_CPU",
+	"attr:counter-attrs/packets-old":           "CTA_COUNTERS32_PACKETS",
+	"attr:counter-attrs/bytes-old":             "CTA_COUNTERS32_BYTES",
+	"attr:protoinfo-sctp-attrs/sctp-state":     "CTA_PROTOINFO_SCTP_STATE",
+	"entry:nf-ct-tcp-flags/challenge-ack":      "IP_CT_EXP_CHALLENGE_ACK",
+	"entry:nf-ct-tcp-flags/simultaneous-open":  "IP_CT_TCP_SIMULTANEOUS_OPEN",
+	"entry:nf-ct-tcp-flags/unacked":            "IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED",
+	"entry:nf-ct-tcp-flags/maxack":             "IP_CT_TCP_FLAG_MAXACK_SET",
+	"entry:nf-ct-sctp-state/shutdown-received": "SCTP_CONNTRACK_SHUTDOWN_RECD",
+	"entry:nf-ct-status/seq-adj":               "IPS_SEQ_ADJUST",
+	"entry:nf-ct-status/nat-clash":             "IPS_UNTRACKED",
+	"op:get-stats":                             "IPCTNL_MSG_CT_GET_STATS_CPU",
+	"op:get-stats-global":                      "IPCTNL_MSG_CT_GET_STATS",
+	"op:exp-new":                               "IPCTNL_MSG_EXP_NEW",
+	"op:exp-get":                               "IPCTNL_MSG_EXP_GET",
+	"op:exp-delete":                            "IPCTNL_MSG_EXP_DELETE",
+	"op:exp-get-stats-cpu":                     "IPCTNL_MSG_EXP_GET_STATS_CPU",
 }
 
 // CIdent turns a kebab-case spec name into a C identifier in upper case.

@@ -447,18 +447,28 @@ func (set *AttrSet) Attr(name string) *Attribute {
 	return nil
 }
 
-// AliasOf returns the attribute that a is an alias of: an earlier attribute of
-// the same set with the same value. It returns nil when a is not an alias.
+// AliasOf returns the attribute that a is an alias of: the last attribute of
+// the same set with the same value, when that is not a itself. The last name
+// listed for a value is its current one, because YNL consumers build their
+// value-to-name tables in spec order and keep the last name. It returns nil
+// when a is not an alias.
 func (set *AttrSet) AliasOf(a *Attribute) *Attribute {
+	var last *Attribute
 	for _, b := range set.Attributes {
-		if b == a {
-			return nil
-		}
 		if b.Num == a.Num {
-			return b
+			last = b
 		}
 	}
-	return nil
+	if last == a {
+		return nil
+	}
+	return last
+}
+
+// IsAsync reports whether op is a notification (notify or event) rather
+// than a request.
+func (op *Operation) IsAsync() bool {
+	return op.Notify != "" || op.Event != nil
 }
 
 // SortedKeys returns the keys of m in order; a small helper for deterministic output.

@@ -38,14 +38,14 @@ attribute-sets:
         name: x
         type: u8
       -
-        name: y
+        name: old-y
         type: u16
         value: 5
       -
         name: z
         type: u32
       -
-        name: old-y
+        name: y
         type: u16
         value: 5
 `
@@ -86,7 +86,8 @@ attribute-sets:
 		}
 		attrs = append(attrs, attr{a.Name, a.Num, a.Line, alias})
 	}
-	wantAttrs := []attr{{"x", 1, 30, ""}, {"y", 5, 33, ""}, {"z", 6, 37, ""}, {"old-y", 5, 40, "y"}}
+	// The last name listed for a value is its current one.
+	wantAttrs := []attr{{"x", 1, 30, ""}, {"old-y", 5, 33, "y"}, {"z", 6, 37, ""}, {"y", 5, 40, ""}}
 	if diff := cmp.Diff(wantAttrs, attrs); diff != "" {
 		t.Errorf("attributes (-want +got):\n%s", diff)
 	}

@@ -43,9 +43,9 @@ func TestCheck(t *testing.T) {
 		{
 			name:  "flag named differently",
 			base:  "old",
-			edits: []edit{{"spec.yaml", "name: seq-adjust", "name: seq-adj"}},
+			edits: []edit{{"spec.yaml", "name: seq-adjust", "name: seq-adjusted"}},
 			want: func(hdr at, spec func(string) int) []string {
-				return []string{fmt.Sprintf("%s: IPS_SEQ_ADJUST = 0x40: spec says name IPS_SEQ_ADJ (definition nf-ct-status, line %d)", hdr("nf_conntrack_common.h", "IPS_SEQ_ADJUST ="), spec("name: seq-adj"))}
+				return []string{fmt.Sprintf("%s: IPS_SEQ_ADJUST = 0x40: spec says name IPS_SEQ_ADJUSTED (definition nf-ct-status, line %d)", hdr("nf_conntrack_common.h", "IPS_SEQ_ADJUST ="), spec("name: seq-adjusted"))}
 			},
 		},
 		{

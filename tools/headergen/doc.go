@@ -29,7 +29,9 @@
 // spec may be newer than the installed headers. -v lists them.
 //
 // sync adds what newer headers brought: new attributes at the end of their
-// set (an alias right after its target, with its target's type), and new
+// set (an alias just before the first name of its value, with its target's
+// type, the target then giving its value explicitly: YNL consumers keep the
+// last name listed for a value), and new
 // entries at the end of enum and flags definitions. A new attribute gets
 // type binary and the doc "TODO(headergen): set the type from
 // nf_conntrack_netlink.c", because a header does not say what an attribute

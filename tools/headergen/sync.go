@@ -17,7 +17,7 @@ import (
 )
 
 // sync adds to the spec what newer headers declare: attributes at the end of
-// their set (aliases right after their target), and entries at the end of
+// their set (aliases before the first name of their value), and entries at the end of
 // enum and flags definitions. It does not invent sets, definitions,
 // operations or groups, and it does not change entries the headers disagree
 // with; it reports those instead.
@@ -372,18 +372,16 @@ func (sy *syncer) syncSet(p *pairing, miss []finding) {
 	endLine := sy.itemEnd(seq, len(seq.Content)-1)
 	next := int64(set.Attributes[len(set.Attributes)-1].Num) + 1
 	taken := map[string]bool{}
-	nodes := map[string]*yaml.Node{} // by C name
-	names := map[string]string{}     // spec name by C name
-	aliasAt := map[string]int{}      // C name of a target → line after its last alias
+	nodes := map[string]*yaml.Node{}      // by C name
+	names := map[string]string{}          // spec name by C name
+	attrs := map[string]*spec.Attribute{} // by C name
+	firstOf := map[int]int{}              // value → index of its first name
 	for i, a := range set.Attributes {
 		c := set.CName(a)
 		taken[a.Name] = true
-		nodes[c], names[c] = seq.Content[i], a.Name
-		t := set.AliasOf(a)
-		if t == nil {
-			aliasAt[c] = sy.itemEnd(seq, i)
-		} else if a.Value != nil {
-			aliasAt[set.CName(t)] = sy.itemEnd(seq, i)
+		nodes[c], names[c], attrs[c] = seq.Content[i], a.Name, a
+		if _, ok := firstOf[a.Num]; !ok {
+			firstOf[a.Num] = i
 		}
 	}
 	cnameOf := func(n string) string { return set.CName(&spec.Attribute{Name: n}) }
@@ -411,11 +409,21 @@ func (sy *syncer) syncSet(p *pairing, miss []finding) {
 			}
 			n.Content = append(n.Content, scalar("value"), intNode(h.value),
 				scalar("doc"), scalar(fmt.Sprintf("Deprecated alias of %s.", names[h.alias])))
-			if l, ok := aliasAt[h.alias]; ok {
-				at = l
+			// The current name of a value is listed last (YNL keeps the
+			// last name of a value), so an alias goes before the first
+			// name of its value, and the current name must then give
+			// its value explicitly.
+			first, ok := firstOf[int(h.value)]
+			if !ok || first == 0 || lay.compact || attrs[h.alias] == nil {
+				sy.note("%s; it is an alias of %s, add it before that by hand", f, h.alias)
+				continue
 			}
-			if at == endLine {
-				next = h.value + 1
+			at = sy.itemEnd(seq, first-1)
+			if t := attrs[h.alias]; t.Value == nil {
+				sy.inserts = append(sy.inserts, insertion{after: target.Content[0].Line,
+					text: strings.Repeat(" ", lay.content) + fmt.Sprintf("value: %d\n", h.value)})
+				v := int(h.value)
+				t.Value = &v
 			}
 			sy.res.added = append(sy.res.added, fmt.Sprintf("%s.%s: %s = %d, alias of %s", set.Name, name, h.name, h.value, names[h.alias]))
 		} else {

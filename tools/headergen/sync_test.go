@@ -169,23 +169,26 @@ func TestSyncCases(t *testing.T) {
 		wantError string
 	}{
 		{
-			name:  "an alias goes right after its target",
+			name:  "an alias goes right before its target, which gets an explicit value",
 			base:  "old",
 			edits: []edit{{"spec.yaml", "      -\n        name: nat\n        type: binary\n        value: 6\n        doc: Deprecated alias of nat-src.\n", ""}},
 			wantDiff: `--- spec.yaml
 +++ spec.yaml (synced)
-@@ -164,6 +164,11 @@
-         name: nat-src
+@@ -160,8 +160,14 @@
+         name: help
          type: binary
-         doc: Source NAT.
+         doc: Helper.
 +      -
 +        name: nat
 +        type: binary
 +        value: 6
 +        doc: Deprecated alias of nat-src.
        -
-         name: timeout
-         type: u32
+         name: nat-src
++        value: 6
+         type: binary
+         doc: Source NAT.
+       -
 `,
 			wantLog: []string{
 				"added conntrack-attrs.nat: CTA_NAT = 6, alias of nat-src",
@@ -197,10 +200,10 @@ func TestSyncCases(t *testing.T) {
 			edits: []edit{{"nfnetlink_conntrack.h", "\tCTA_TUPLE_ZONE,\n", "\tCTA_TUPLE_ZONE,\n#define CTA_TUPLE_ZONE_OLD CTA_TUPLE_ZONE\n"}, {"nfnetlink_conntrack.h", "\tCTA_IP_V6_SRC,\n", "\tCTA_IP_V6_SRC,\n\tCTA_IP_V6_SRC_OLD = CTA_IP_V6_SRC,\n"}},
 			wantDiff: `--- spec.yaml
 +++ spec.yaml (synced)
-@@ -103,6 +103,13 @@
-         checks:
-           exact-len: 16
-         doc: IPv6 source address.
+@@ -97,8 +97,16 @@
+         type: u32
+         byte-order: big-endian
+         doc: IPv4 destination address.
 +      -
 +        name: ip-v6-src-old
 +        type: binary
@@ -209,21 +212,27 @@ func TestSyncCases(t *testing.T) {
 +        value: 3
 +        doc: Deprecated alias of ip-v6-src.
        -
-         name: ip-v6-dst
+         name: ip-v6-src
++        value: 3
          type: binary
-@@ -129,6 +136,12 @@
-         type: u16
-         byte-order: big-endian
-         doc: Zone id of this direction.
+         checks:
+           exact-len: 16
+@@ -124,8 +132,15 @@
+         name: tuple-proto
+         type: binary
+         doc: Layer 4 protocol and ports.
 +      -
 +        name: tuple-zone-old
 +        type: u16
 +        byte-order: big-endian
 +        value: 3
 +        doc: Deprecated alias of tuple-zone.
-   -
-     name: conntrack-attrs
-     enum-name: ctattr-type
+       -
+         name: tuple-zone
++        value: 3
+         type: u16
+         byte-order: big-endian
+         doc: Zone id of this direction.
 `,
 			wantLog: []string{
 				"added tuple-ip-attrs.ip-v6-src-old: CTA_IP_V6_SRC_OLD = 3, alias of ip-v6-src",
@@ -306,7 +315,7 @@ func TestSyncCases(t *testing.T) {
 			base: "old",
 			edits: []edit{
 				{"spec.yaml", "        name: tuple-zone\n", "        name: tuple-zone\n        value: 4\n"},
-				{"spec.yaml", "name: seq-adjust", "name: seq-adj"},
+				{"spec.yaml", "name: seq-adjust", "name: seq-adjusted"},
 				{"nfnetlink_conntrack.h", "\tIPCTNL_MSG_CT_DELETE,\n", "\tIPCTNL_MSG_CT_DELETE,\n\tIPCTNL_MSG_CT_GET_CTRZERO,\n"},
 				{"nfnetlink_conntrack.h", "#endif", "enum ctattr_extra {\n\tCTA_EXTRA_UNSPEC,\n\tCTA_EXTRA_A,\n\t__CTA_EXTRA_MAX\n};\n\n#endif"},
 				{"nf_conntrack_tcp.h", "0x08\n", "0x08\n#define IP_CT_EXP_OTHER\t\t0x10\n"},
@@ -315,7 +324,7 @@ func TestSyncCases(t *testing.T) {
 			wantLog: []string{
 				"not synced: INCLUDE/linux/netfilter/nfnetlink_conntrack.h:78: enum ctattr_extra: no spec set or definition has enum-name ctattr-extra",
 				"not synced: INCLUDE/linux/netfilter/nf_conntrack_tcp.h:40: IP_CT_EXP_OTHER: does not start with the name-prefix IP_CT_TCP_FLAG_ of spec definition nf-ct-tcp-flags; add it by hand",
-				"not synced: INCLUDE/linux/netfilter/nf_conntrack_common.h:41: IPS_SEQ_ADJUST = 0x40: spec says name IPS_SEQ_ADJ (definition nf-ct-status, line 80); sync leaves it to you",
+				"not synced: INCLUDE/linux/netfilter/nf_conntrack_common.h:41: IPS_SEQ_ADJUST = 0x40: spec says name IPS_SEQ_ADJUSTED (definition nf-ct-status, line 80); sync leaves it to you",
 				"not synced: INCLUDE/linux/netfilter/nfnetlink_conntrack.h:63: CTA_TUPLE_ZONE = 3: spec says value 4 (set tuple-attrs, line 128); sync leaves it to you",
 				"not synced: INCLUDE/linux/netfilter/nfnetlink_conntrack.h:11: IPCTNL_MSG_CT_GET_CTRZERO = 0x103: missing from spec operations; add it by hand",
 				"not synced: INCLUDE/linux/netfilter/nfnetlink.h:22: NFNLGRP_CONNTRACK_EXTRA = 7: missing from spec mcast-groups; add it by hand",

@@ -36,12 +36,12 @@ func (v InnerAttr) String() string {
 type OuterAttr uint16
 
 const (
-	// OuterAttrInner is inner: a nested set.
-	OuterAttrInner OuterAttr = 1 // DEMO_INNER
 	// OuterAttrOldInner is the kernel's older name for OuterAttrInner.
 	//
 	// Deprecated: Use OuterAttrInner.
 	OuterAttrOldInner OuterAttr = 1 // DEMO_OLD_INNER
+	// OuterAttrInner is inner: a nested set.
+	OuterAttrInner OuterAttr = 1 // DEMO_INNER
 	// OuterAttrColour is colour: a colour.
 	OuterAttrColour OuterAttr = 2 // DEMO_COLOUR
 	// OuterAttrBits is bits: some bits.
