@@ -327,6 +327,9 @@ func decodeValue(n *yaml.Node, v reflect.Value) error {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
+			if c.Tag == "!!null" {
+				return &posError{c.Line, "empty list item"}
+			}
 			if err := decodeValue(c, s.Index(i)); err != nil {
 				return err
 			}

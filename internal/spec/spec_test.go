@@ -113,6 +113,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad integer", head + "protonum: many\n", "t.yaml:5: unmarshal errors:\n  line 5: cannot unmarshal !!str `many` into int"},
 		{"flags out of range", head + "definitions:\n  -\n    name: f\n    type: flags\n    entries:\n      -\n        name: x\n        value: 64\n", "t.yaml:11: definition f: entry x: value 64 out of range"},
 		{"negative enum", head + "definitions:\n  -\n    name: e\n    type: enum\n    value-start: -1\n    entries: [a]\n", "t.yaml:10: definition e: entry a: value -1 out of range"},
+		{"empty attribute set", head + "attribute-sets:\n  -\n", "t.yaml:6: empty list item"},
+		{"empty attribute", head + "attribute-sets:\n  -\n    name: a\n    attributes:\n      -\n", "t.yaml:9: empty list item"},
+		{"empty definition", head + "definitions:\n  - ~\n", "t.yaml:6: empty list item"},
 		{"not YAML", "name: [\n", "t.yaml: line 1: did not find expected node content"},
 		{"empty file", "", "t.yaml: EOF"},
 	}
