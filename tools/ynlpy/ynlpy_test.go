@@ -681,8 +681,13 @@ func TestKernelEvents(t *testing.T) {
 	if ynlErr.String() != "" {
 		t.Errorf("ynlpy.py stderr:\n%s", ynlErr.String())
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for !hasLine(flowEvents.out.String(), "[DESTROY]", "src=192.0.2.252") && !time.Now().After(deadline) {
+	// Stop conntrack -E only once it has printed the marker: an interrupt
+	// while it writes a line makes it print that line twice.
+	deadline = time.Now().Add(60 * time.Second)
+	for !hasLine(flowEvents.out.String(), "[DESTROY]", "src=192.0.2.252") {
+		if time.Now().After(deadline) {
+			t.Fatalf("conntrack -E did not show the marker's destroy event:\n%s", flowEvents.out.String())
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	var want []string
@@ -690,6 +695,12 @@ func TestKernelEvents(t *testing.T) {
 		if strings.HasPrefix(strings.TrimSpace(l), "[") && !strings.Contains(l, "src=192.0.2.250") {
 			want = append(want, flowEventFromText(l))
 		}
+	}
+	for !strings.Contains(expEvents.out.String(), "[DESTROY]") {
+		if time.Now().After(deadline) {
+			t.Fatalf("conntrack -E expect did not show the flushed expectation:\n%s", expEvents.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	var wantExp []string
 	for _, l := range lines(expEvents.stop()) {
