@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -418,6 +419,9 @@ func (c *cmdLine) newLabels(f *ctnetlink.Flow) (labels, mask []byte, ok bool) {
 // kernel in one pipelined batch.
 const loadWindow = 1024
 
+// loadMemoryLimit is the Go memory -R collects garbage at.
+const loadMemoryLimit = 16 << 20
+
 // loadFile runs -R FILE: every line is a command (-I, -A, -U, -D or -F)
 // without the program name; "-" is standard input. As conntrack, it
 // parses the whole file before it changes anything, and stops at the
@@ -428,6 +432,10 @@ const loadWindow = 1024
 // order. Standard input is copied to an unlinked temporary file for the
 // second pass.
 func (a *app) loadFile(argv0, name string) (int, error) {
+	// Every line leaves garbage and little stays live: collect when the
+	// heap nears a fixed limit rather than whenever it doubles.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(loadMemoryLimit))
 	var f *os.File
 	if name == "-" {
 		sp, err := spool(a.stdin)
