@@ -197,7 +197,8 @@ func (c *Conn) probe(ctx context.Context, k Capabilities) (Capabilities, error) 
 // probeIsolated probes k in a new, empty network namespace. The thread
 // that enters it is locked to a goroutine that ends without unlocking it,
 // so the runtime discards the thread rather than reuse it in the wrong
-// namespace.
+// namespace. The main thread cannot be discarded, only parked for good,
+// and /proc/self/ns/net names its namespace: the probe never runs there.
 func probeIsolated(ctx context.Context, k Capabilities) (Capabilities, error) {
 	type result struct {
 		k   Capabilities
@@ -206,10 +207,21 @@ func probeIsolated(ctx context.Context, k Capabilities) (Capabilities, error) {
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread: keep it while another goroutine, which
+			// cannot land on it now, probes.
+			pk, err := probeIsolated(ctx, k)
+			runtime.UnlockOSThread() // untouched: back to the pool
+			done <- result{pk, err}
+			return
+		}
 		// No UnlockOSThread: the thread leaves with the goroutine.
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			done <- result{err: fmt.Errorf("unshare network namespace: %w", err)}
 			return
+		}
+		if probeHook != nil {
+			probeHook()
 		}
 		// A socket belongs to the namespace of the thread that opens it.
 		s, err := dialSock(0, 0, 0)
@@ -226,6 +238,10 @@ func probeIsolated(ctx context.Context, k Capabilities) (Capabilities, error) {
 	r := <-done
 	return r.k, r.err
 }
+
+// probeHook, if set, runs on the probing thread once it is in the new
+// namespace. Tests use it.
+var probeHook func()
 
 // bootID returns the kernel's boot id, or "" if it cannot be read.
 func bootID() string {
