@@ -37,6 +37,17 @@
 // second each, the suite runs a sample of them and scales the time up;
 // cli-sample says how many ran.
 //
+// BenchmarkCommandRuns compares the ctspec command with conntrack as whole
+// processes on the same 100k-flow table: -R of 100k and 1M lines, three
+// kinds of -D, -L, -L -o xml and one small call (-G of one flow). Each
+// row runs every tool in turn, several times, so that all see the same
+// load; it reports the median wall time, the peak RSS of the median run
+// (from wait4's rusage, the same run), and x-conntrack, conntrack's median
+// over the tool's. The processes fork from a thread inside the namespace,
+// so no nsenter start-up is timed. Floors run in the same rows: a Go
+// program that only prints (Go's start-up), /bin/true, and ctspec
+// --kernel-flush, one filtered kernel flush.
+//
 // The table of the README comes from the report program, which runs the
 // read-only workloads with the default -benchtime, the ones that change
 // the table with a fixed number of iterations after a warm-up iteration,

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,36 +126,189 @@ type capCache struct {
 	err  error
 }
 
+// capCachePath is where Capabilities keeps the probed answer for the
+// running kernel. /run is emptied at every boot; the boot id in the file
+// guards against one that is not.
+var capCachePath = "/run/ctspec/capabilities"
+
 // Capabilities detects, once per Conn, which filters the kernel evaluates.
+//
+// The version gates come from uname. The flush probes, which kernels from
+// 4.0 and 5.8 need, are flushes whose filter matches nothing, yet the
+// kernel walks the whole table for each. Capabilities therefore sends them
+// in a throwaway network namespace, whose table is empty, from a locked
+// thread that is discarded afterwards; the Conn's own namespace is probed
+// only when that fails (no CAP_SYS_ADMIN). The answer is kept per boot in
+// /run/ctspec/capabilities, keyed by the boot id and the kernel release,
+// where the caller may write it, so that later processes skip the probes.
 func (c *Conn) Capabilities(ctx context.Context) (Capabilities, error) {
 	c.caps.once.Do(func() {
-		var u unix.Utsname
-		if err := unix.Uname(&u); err != nil {
-			c.caps.err = &Error{Op: "capabilities", Err: err}
-			return
-		}
-		k, err := capabilitiesFor(unix.ByteSliceToString(u.Release[:]))
-		if err != nil {
-			c.caps.err = &Error{Op: "capabilities", Err: err}
-			return
-		}
-		if k.DumpTuple {
-			k.FlushTuple, err = c.probeFlushTuple(ctx)
-			if err != nil {
-				c.caps.err = err
-				return
-			}
-		}
-		if k.FlushMark {
-			k.FlushUnspec, err = c.probeFlushUnspec(ctx)
-			if err != nil {
-				c.caps.err = err
-				return
-			}
-		}
-		c.caps.caps = k
+		c.caps.caps, c.caps.err = c.detect(ctx)
 	})
 	return c.caps.caps, c.caps.err
+}
+
+func (c *Conn) detect(ctx context.Context) (Capabilities, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return Capabilities{}, &Error{Op: "capabilities", Err: err}
+	}
+	k, err := capabilitiesFor(unix.ByteSliceToString(u.Release[:]))
+	if err != nil {
+		return Capabilities{}, &Error{Op: "capabilities", Err: err}
+	}
+	if !k.DumpTuple && !k.FlushMark {
+		return k, nil
+	}
+	boot := bootID()
+	if tuple, unspec, ok := readCapCache(capCachePath, boot, k.Release); ok {
+		k.FlushTuple = tuple && k.DumpTuple
+		k.FlushUnspec = unspec && k.FlushMark
+		return k, nil
+	}
+	probed, err := probeIsolated(ctx, k)
+	if err != nil {
+		// No new namespace for us: probe where the Conn is.
+		probed, err = c.probe(ctx, k)
+		if err != nil {
+			return Capabilities{}, err
+		}
+	}
+	writeCapCache(capCachePath, boot, probed)
+	return probed, nil
+}
+
+// probe sets the probed flags of k with the Conn's own sockets.
+func (c *Conn) probe(ctx context.Context, k Capabilities) (Capabilities, error) {
+	var err error
+	if k.DumpTuple {
+		if k.FlushTuple, err = c.probeFlushTuple(ctx); err != nil {
+			return k, err
+		}
+	}
+	if k.FlushMark {
+		if k.FlushUnspec, err = c.probeFlushUnspec(ctx); err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+}
+
+// probeIsolated probes k in a new, empty network namespace. The thread
+// that enters it is locked to a goroutine that ends without unlocking it,
+// so the runtime discards the thread rather than reuse it in the wrong
+// namespace. The main thread cannot be discarded, only parked for good,
+// and /proc/self/ns/net names its namespace: the probe never runs there.
+func probeIsolated(ctx context.Context, k Capabilities) (Capabilities, error) {
+	type result struct {
+		k   Capabilities
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread: keep it while another goroutine, which
+			// cannot land on it now, probes.
+			pk, err := probeIsolated(ctx, k)
+			runtime.UnlockOSThread() // untouched: back to the pool
+			done <- result{pk, err}
+			return
+		}
+		// No UnlockOSThread: the thread leaves with the goroutine.
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			done <- result{err: fmt.Errorf("unshare network namespace: %w", err)}
+			return
+		}
+		if probeHook != nil {
+			probeHook()
+		}
+		// A socket belongs to the namespace of the thread that opens it.
+		s, err := dialSock(0, 0, 0)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		pc := &Conn{cfg: Config{MaxIdle: 1}}
+		pc.put(s)
+		pk, err := pc.probe(ctx, k)
+		pc.Close()
+		done <- result{pk, err}
+	}()
+	r := <-done
+	return r.k, r.err
+}
+
+// probeHook, if set, runs on the probing thread once it is in the new
+// namespace. Tests use it.
+var probeHook func()
+
+// bootID returns the kernel's boot id, or "" if it cannot be read.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// readCapCache reads the probed flags the cache holds for this boot and
+// release. It trusts only a regular file owned by root or by the caller
+// that nobody else may write.
+func readCapCache(path, boot, release string) (tuple, unspec, ok bool) {
+	if boot == "" {
+		return false, false, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, false, false
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o022 != 0 ||
+		(st.Uid != 0 && int(st.Uid) != os.Geteuid()) {
+		return false, false, false
+	}
+	var b [512]byte
+	n, _ := f.Read(b[:])
+	fields := strings.Fields(string(b[:n]))
+	if len(fields) != 5 || fields[0] != "v1" || fields[1] != boot || fields[2] != release {
+		return false, false, false
+	}
+	tuple, err1 := strconv.ParseBool(fields[3])
+	unspec, err2 := strconv.ParseBool(fields[4])
+	if err1 != nil || err2 != nil {
+		return false, false, false
+	}
+	return tuple, unspec, true
+}
+
+// writeCapCache records probed flags for later processes, if it can:
+// failing to write only means that the next process probes again.
+func writeCapCache(path, boot string, k Capabilities) {
+	if boot == "" || strings.ContainsAny(k.Release, " \t\n") {
+		return
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(dir, ".capabilities-*")
+	if err != nil {
+		return
+	}
+	line := fmt.Sprintf("v1 %s %s %t %t\n", boot, k.Release, k.FlushTuple, k.FlushUnspec)
+	_, err = tmp.WriteString(line)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // probeFlushUnspec sends a flush for both families whose mark filter no

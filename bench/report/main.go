@@ -12,8 +12,9 @@
 // read-only workloads (dumps, decoding and the list commands) with the
 // default -benchtime of one second; the workloads that change the table
 // (create, delete, events) with -benchtime=3x; the cheap flush with
-// -benchtime=10x; and the cleanups of 250k tables, whose slowest runs take
-// minutes, with -benchtime=1x. Go runs one iteration before a fixed count
+// -benchtime=10x; the cleanups of 250k tables, whose slowest runs take
+// minutes, with -benchtime=1x; and the whole-process command rows
+// (CommandRuns), which interleave their own runs, once. Go runs one iteration before a fixed count
 // of n greater than one and discards its figures, so those figures are of a
 // warm process; a cleanup's single run follows the fill of its table. The
 // raw benchmark output goes to standard error as it comes. The whole suite
@@ -22,7 +23,8 @@
 // In the table, Time/op is the median iteration's time. Ratio is a dump's
 // time as a multiple of the raw receive loop's for the same table, and for
 // the other workloads the time as a multiple of the reference ctspec row's
-// (marked "ref"). Allocs/flow and B/flow are those of Go code; the
+// (marked "ref"); for the command rows, conntrack's median time over the
+// row's, from the same interleaved run. Allocs/flow and B/flow are those of Go code; the
 // conntrack command's are not measured. Peak RSS is of a child process that
 // dumps the 250k table once, or runs ctspec's cleanup once.
 package main
@@ -56,6 +58,7 @@ var passes = []pass{
 	{[]string{"Create", "Delete", "Events"}, "3x"},
 	{[]string{"Flush"}, "10x"},
 	{[]string{"CleanupEndpoints", "CleanupMark", "CleanupState"}, "1x"},
+	{[]string{"CommandRuns"}, "1x"},
 }
 
 // reference names, per workload, the ctspec row that the others' Ratio is
@@ -233,11 +236,34 @@ type row struct {
 }
 
 // topOrder is the order of the workloads in the table.
-var topOrder = []string{"Dump", "Command", "Decode", "Create", "Delete", "Flush",
+var topOrder = []string{"Dump", "Command", "CommandRuns", "Decode", "Create", "Delete", "Flush",
 	"CleanupEndpoints", "CleanupMark", "CleanupState", "Events"}
 
 // rowNotes are the notes of particular rows, by benchmark name.
 var rowNotes = map[string]string{
+	"Dump/raw":           "floor: raw netlink receive loop, no decoding",
+	"Dump/ctspec-stream": "Dump iterator: one flow at a time, nothing kept",
+	"Dump/ctspec-list":   "List: builds a slice of all flows, as the peers do",
+	"Dump/vishvananda":   "ConntrackTableList: builds a slice",
+	"Dump/ti-mo":         "Dump: builds a slice",
+	"Dump/conntrack-cli": "conntrack -L > /dev/null: whole process under nsenter, start-up and text formatting included; the Go clients are dialled before timing",
+
+	"Create/ctspec-createmany": "CreateMany: pipelined batch",
+	"Create/conntrack-cli":     "conntrack -R of a saved file: whole process under nsenter",
+	"Create/vishvananda":       "ConntrackCreate per flow: the library has no batch call",
+	"Create/ti-mo":             "Create per flow: the library has no batch call",
+
+	"Delete/ctspec-list-deletemany/mark": "kernel-filtered List, then pipelined DeleteMany",
+	"Delete/ctspec-list-deletemany/tcp":  "kernel-filtered List, then pipelined DeleteMany",
+	"Delete/ctspec-flush-filter/mark":    "Flush with a FlushFilter: one filtered kernel flush",
+	"Delete/ctspec-flush-filter/tcp":     "Flush with a FlushFilter: one filtered kernel flush",
+	"Delete/conntrack-cli/mark":          "conntrack -D -m 1: whole process under nsenter, dump then one delete per flow",
+	"Delete/conntrack-cli/tcp":           "conntrack -D -p tcp: whole process under nsenter, dump then one delete per flow",
+	"Delete/vishvananda/mark":            "ConntrackDeleteFilters: whole dump, match in Go, one delete per flow",
+	"Delete/vishvananda/tcp":             "ConntrackDeleteFilters: whole dump, match in Go, one delete per flow",
+	"Delete/ti-mo-dump-delete/mark":      "DumpFilter, then one Delete per flow",
+	"Delete/ti-mo-flush-filter/mark":     "FlushFilter: one filtered kernel flush",
+
 	"CleanupEndpoints/ctspec":        "one Cleanup, 1,000 matchers; the planner runs them over one dump, matchers by hash",
 	"CleanupEndpoints/ctspec-scan":   "the same with NoKernelFilters: one dump, matchers by hash",
 	"CleanupEndpoints/vishvananda":   "ConntrackDeleteFilters, 1,000 ConntrackFilters",
@@ -248,6 +274,27 @@ var rowNotes = map[string]string{
 	"CleanupState/ctspec":            "one dump, deletes pipelined",
 	"CleanupState/vishvananda":       "ConntrackDeleteFilters, filter function",
 	"CleanupState/conntrack-cli":     "conntrack -D -p tcp --state TIME_WAIT",
+}
+
+// commandRunTitles and commandRunTools describe the rows of CommandRuns,
+// by row and by tool.
+var commandRunTitles = map[string]string{
+	"small-G":    "One small call: -G of one flow",
+	"R-100k":     "-R of 100k -I lines into an empty table",
+	"R-1M":       "-R of 1M -I lines (-F every 200k)",
+	"D-mark":     "-D -m 1/1 (50k of 100k flows)",
+	"D-udp-53":   "-D -p udp --dport 53 (40k of 100k)",
+	"D-timewait": "-D -p tcp --state TIME_WAIT (20k of 100k)",
+	"L":          "-L > /dev/null, 100k flows",
+	"L-xml":      "-L -o xml > /dev/null, 100k flows",
+}
+
+var commandRunTools = map[string]string{
+	"conntrack":           "conntrack 1.4.7, whole process",
+	"ctspec":              "ctspec as go build makes it, whole process",
+	"ctspec-kernel-flush": "floor: ctspec --kernel-flush, one filtered kernel flush; prints no flows and no count",
+	"go-hello":            "floor: a Go program that prints one line (Go start-up)",
+	"true":                "floor: /bin/true (fork, exec, exit)",
 }
 
 // commandArgs are the arguments of the Command benchmarks' formats.
@@ -288,6 +335,7 @@ func printTable(w io.Writer, results []result, took time.Duration, load0, load1 
 			case "Dump":
 				rw.workload = fmt.Sprintf(rw.workload, strings.TrimPrefix(parts[1], "n="))
 				rw.tool = strings.Join(parts[2:], "/")
+				rw.notes = rowNotes[top+"/"+rw.tool]
 				if v, ok := m["x-raw"]; ok {
 					rw.ratio = fmt.Sprintf("%.2f× raw", v)
 				}
@@ -306,6 +354,19 @@ func printTable(w io.Writer, results []result, took time.Duration, load0, load1 
 				if r.name == ref {
 					rw.ratio += " ref"
 				}
+			case "CommandRuns":
+				// CommandRuns/<row>/<tool>: median of interleaved whole
+				// processes; Ratio is conntrack's median over this one's.
+				rw.workload = commandRunTitles[parts[1]]
+				rw.tool = parts[2]
+				rw.perSecond = 0
+				if v, ok := m["x-conntrack"]; ok {
+					rw.ratio = fmt.Sprintf("conntrack ÷ this: %.2f", v)
+				}
+				if v := m["peak-MiB"]; v > 0 {
+					rw.rss = fmt.Sprintf("%.0f MiB", v)
+				}
+				rw.notes = fmt.Sprintf("%s; median of %.0f runs interleaved with the other tools; CPU %s", commandRunTools[parts[2]], m["runs"], fmtDuration(m["cpu-ms"]*1e6))
 			case "Events":
 				// A listener that lost events finished early: its time
 				// is no match for one that received them all.

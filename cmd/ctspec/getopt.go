@@ -1,6 +1,9 @@
 package main
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // Argument kinds of an option, as getopt_long(3) spells them.
 const (
@@ -35,8 +38,9 @@ const (
 // follows an option with nextArg, as conntrack's table names are read.
 type getopt struct {
 	args  []string
-	short map[byte]int // option letter to argument kind
+	short [256]int8 // option letter to argument kind plus one; 0 is none
 	long  []longOpt
+	extra [][]longOpt // long options added by addLong, searched after long
 
 	ind  int    // index of the next argument to read
 	next string // rest of a short-option cluster
@@ -47,7 +51,7 @@ type getopt struct {
 }
 
 func newGetopt(args []string, shortSpec string, long []longOpt) *getopt {
-	g := &getopt{args: args, short: map[byte]int{}, long: long, ind: 1}
+	g := &getopt{args: args, long: long, ind: 1}
 	spec := strings.TrimPrefix(shortSpec, ":")
 	for i := 0; i < len(spec); i++ {
 		c := spec[i]
@@ -60,15 +64,15 @@ func newGetopt(args []string, shortSpec string, long []longOpt) *getopt {
 				i++
 			}
 		}
-		g.short[c] = kind
+		g.short[c] = int8(kind + 1)
 	}
 	return g
 }
 
 // addLong adds long options, as conntrack merges a protocol's options once
-// -p names it.
+// -p names it. They are searched after those already there.
 func (g *getopt) addLong(opts []longOpt) {
-	g.long = append(g.long, opts...)
+	g.extra = append(g.extra, opts)
 }
 
 // nextOpt returns the next option's value, optEnd at the end, optUnknown
@@ -104,8 +108,8 @@ func (g *getopt) nextOpt() int {
 func (g *getopt) shortOpt() int {
 	c := g.next[0]
 	g.next = g.next[1:]
-	kind, ok := g.short[c]
-	if !ok {
+	kind := int(g.short[c]) - 1
+	if kind < 0 {
 		g.next = ""
 		return optUnknown
 	}
@@ -131,19 +135,11 @@ func (g *getopt) longOpt(s string) int {
 	name, value, hasValue := strings.Cut(s, "=")
 	var match *longOpt
 	ambiguous := false
-	for i := range g.long {
-		o := &g.long[i]
-		if o.name == name {
-			match, ambiguous = o, false
-			break
-		}
-		if strings.HasPrefix(o.name, name) {
-			if match == nil {
-				match = o
-			} else if match.arg != o.arg || match.val != o.val {
-				ambiguous = true
-			}
-		}
+	// An exact name wins over any abbreviation: look for one first.
+	if o := g.exactLong(name); o != nil {
+		match = o
+	} else {
+		g.searchLong(name, &match, &ambiguous)
 	}
 	if match == nil || ambiguous || name == "" {
 		return optUnknown
@@ -169,6 +165,60 @@ func (g *getopt) longOpt(s string) int {
 	}
 	return match.val
 }
+
+// exactLong returns the first long option named name, or nil.
+func (g *getopt) exactLong(name string) *longOpt {
+	if len(g.long) > 0 && len(longOpts) > 0 && &g.long[0] == &longOpts[0] && len(g.long) == len(longOpts) {
+		if i, ok := longOptIndex()[name]; ok {
+			return &g.long[i]
+		}
+	} else {
+		for i := range g.long {
+			if g.long[i].name == name {
+				return &g.long[i]
+			}
+		}
+	}
+	for _, opts := range g.extra {
+		for i := range opts {
+			if opts[i].name == name {
+				return &opts[i]
+			}
+		}
+	}
+	return nil
+}
+
+// searchLong finds the long option that name abbreviates, in order, as
+// getopt_long does: several that differ make it ambiguous.
+func (g *getopt) searchLong(name string, match **longOpt, ambiguous *bool) {
+	search := func(opts []longOpt) {
+		for i := range opts {
+			o := &opts[i]
+			if strings.HasPrefix(o.name, name) {
+				if *match == nil {
+					*match = o
+				} else if (*match).arg != o.arg || (*match).val != o.val {
+					*ambiguous = true
+				}
+			}
+		}
+	}
+	search(g.long)
+	for _, opts := range g.extra {
+		search(opts)
+	}
+}
+
+// longOptIndex maps each name of longOpts to its first index. It is built
+// on first use, by the first long option of a command line.
+var longOptIndex = sync.OnceValue(func() map[string]int {
+	m := make(map[string]int, len(longOpts))
+	for i := len(longOpts) - 1; i >= 0; i-- {
+		m[longOpts[i].name] = i
+	}
+	return m
+})
 
 // nextArg consumes and returns the argument after the current option when
 // the option took none and that argument does not look like an option, as

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"os/signal"
 	"strings"
@@ -339,7 +340,7 @@ func (a *app) list(c *cmdLine) (int, error) {
 	l := &lister{a: a, c: c, p: c.printer()}
 	n := 0
 	var ferr error
-	for f, err := range flows {
+	for f, err := range overlapped(flows) {
 		if err != nil {
 			if !errors.Is(err, ctnetlink.ErrDumpInterrupted) {
 				ferr = err
@@ -357,6 +358,75 @@ func (a *app) list(c *cmdLine) (int, error) {
 		return n, opFailed(ferr, c.cmd)
 	}
 	return n, nil
+}
+
+// overlapBatch is how many flows overlapped hands over at a time, and
+// overlapDepth how many batches may wait, which bounds its memory.
+const (
+	overlapBatch = 256
+	overlapDepth = 4
+)
+
+// overlapped runs a dump on a goroutine of its own and yields its flows,
+// so that receiving and decoding overlap with what the loop body does
+// (matching and formatting) on a second core. Flows travel in batches of
+// copies; the loop body gets a pointer valid until its next iteration, as
+// with the dump itself. Breaking out of the loop ends the dump.
+func overlapped(flows iter.Seq2[*ctnetlink.Flow, error]) iter.Seq2[*ctnetlink.Flow, error] {
+	return func(yield func(*ctnetlink.Flow, error) bool) {
+		type batch struct {
+			flows []ctnetlink.Flow
+			err   error
+		}
+		full := make(chan batch, overlapDepth)
+		free := make(chan []ctnetlink.Flow, overlapDepth+2)
+		for range overlapDepth + 2 {
+			free <- make([]ctnetlink.Flow, 0, overlapBatch)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(full)
+			buf := (<-free)[:0]
+			for f, err := range flows {
+				if err != nil {
+					full <- batch{buf, err}
+					return
+				}
+				buf = append(buf, *f)
+				if len(buf) == overlapBatch {
+					select {
+					case full <- batch{flows: buf}:
+					case <-done:
+						return
+					}
+					select {
+					case buf = <-free:
+						buf = buf[:0]
+					case <-done:
+						return
+					}
+				}
+			}
+			full <- batch{flows: buf}
+		}()
+		defer func() {
+			close(done)
+			for range full {
+			}
+		}()
+		for b := range full {
+			for i := range b.flows {
+				if !yield(&b.flows[i], nil) {
+					return
+				}
+			}
+			if b.err != nil {
+				yield(nil, b.err)
+				return
+			}
+			free <- b.flows
+		}
+	}
 }
 
 // checkNetmask is conntrack's nfct_filter_init: a netmask needs its
