@@ -90,12 +90,14 @@ type result struct {
 }
 
 // filter reads go test -json from r and writes to w what go test writes
-// without -v: the package lines ("ok", "FAIL", "?") and build errors, and
-// the output of tests that fail or skip. Lines that are not JSON are
-// copied as they are.
+// without -v: the package lines ("ok", "FAIL", "?"), build errors, the
+// output of tests that fail, and benchmark results. Lines that are not
+// JSON are copied as they are.
 func filter(r io.Reader, w io.Writer) (result, error) {
 	var res result
 	buf := map[string][]string{} // package + " " + test -> output so far
+	var order []string           // keys of buf in order of first output
+	open := map[string]bool{}    // packages started and not yet ended
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	for sc.Scan() {
@@ -111,39 +113,66 @@ func filter(r io.Reader, w io.Writer) (result, error) {
 			fmt.Fprint(w, e.Output)
 		case "build-fail":
 			res.failed = true
+		case "start":
+			open[e.Package] = true
 		case "output":
 			if e.Test == "" {
+				open[e.Package] = true
 				if t := strings.TrimSpace(e.Output); t != "PASS" && !strings.HasPrefix(t, "=== ") {
 					fmt.Fprint(w, e.Output)
 				}
 				continue
 			}
+			if _, ok := buf[key]; !ok {
+				order = append(order, key)
+			}
 			buf[key] = append(buf[key], e.Output)
-		case "fail":
-			res.failed = true
-			if e.Test != "" {
-				fmt.Fprint(w, strings.Join(buf[key], ""))
+			if strings.HasPrefix(e.Test, "Benchmark") && strings.HasSuffix(e.Output, "\n") && strings.Contains(e.Output, "ns/op") {
+				// Benchmarks get no pass event: print a result line
+				// when it is complete, as go test does.
+				printResults(w, buf[key])
+				buf[key] = nil
 			}
-			delete(buf, key)
-		case "skip":
+		case "fail", "pass", "skip":
 			if e.Test == "" {
-				// A package without test files.
-				continue
+				// The package ended, and with it its benchmarks.
+				for _, k := range order {
+					if strings.HasPrefix(k, e.Package+" Benchmark") {
+						delete(buf, k)
+					}
+				}
+				delete(open, e.Package)
 			}
-			res.skipped = append(res.skipped, e.Package+" "+e.Test+": "+skipReason(buf[key]))
-			delete(buf, key)
-		case "pass":
+			switch {
+			case e.Action == "fail":
+				res.failed = true
+				if e.Test != "" {
+					fmt.Fprint(w, strings.Join(buf[key], ""))
+				}
+			case e.Action == "skip" && e.Test != "":
+				res.skipped = append(res.skipped, e.Package+" "+e.Test+": "+skipReason(buf[key]))
+			}
 			delete(buf, key)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return res, fmt.Errorf("reading go test -json: %w", err)
 	}
-	if !res.failed && len(buf) > 0 {
-		// Tests that started but never ended: the binary died.
-		return res, errors.New("go test -json ended with tests still running")
+	if !res.failed && len(open) > 0 {
+		// A package that started and never ended: the binary died.
+		return res, errors.New("go test -json ended with packages still running")
 	}
 	return res, nil
+}
+
+// printResults writes the result lines of a benchmark's output, those with
+// "ns/op", as go test prints them.
+func printResults(w io.Writer, out []string) {
+	for _, l := range strings.SplitAfter(strings.Join(out, ""), "\n") {
+		if strings.Contains(l, "ns/op") {
+			fmt.Fprint(w, l)
+		}
+	}
 }
 
 // skipReason returns the message of a skipped test from its output: every

@@ -57,11 +57,39 @@ func TestFilter(t *testing.T) {
 }
 
 func TestFilterUnfinished(t *testing.T) {
-	in := `{"Action":"run","Package":"ex/a","Test":"TestHang"}
+	in := `{"Action":"start","Package":"ex/a"}
+{"Action":"run","Package":"ex/a","Test":"TestHang"}
 {"Action":"output","Package":"ex/a","Test":"TestHang","Output":"=== RUN   TestHang\n"}
 `
 	if _, err := filter(strings.NewReader(in), &bytes.Buffer{}); err == nil {
 		t.Error("no error for a test that never ended")
+	}
+}
+
+func TestFilterBenchmarks(t *testing.T) {
+	in := `{"Action":"start","Package":"ex/a"}
+{"Action":"output","Package":"ex/a","Output":"goos: linux\n"}
+{"Action":"run","Package":"ex/a","Test":"BenchmarkX"}
+{"Action":"output","Package":"ex/a","Test":"BenchmarkX","Output":"=== RUN   BenchmarkX\n"}
+{"Action":"output","Package":"ex/a","Test":"BenchmarkX","Output":"BenchmarkX\n"}
+{"Action":"run","Package":"ex/a","Test":"BenchmarkX/n=1"}
+{"Action":"output","Package":"ex/a","Test":"BenchmarkX/n=1","Output":"BenchmarkX/n=1-2   \t"}
+{"Action":"output","Package":"ex/a","Test":"BenchmarkX/n=1","Output":"       1\t      1000 ns/op\n"}
+{"Action":"output","Package":"ex/a","Output":"PASS\n"}
+{"Action":"output","Package":"ex/a","Output":"ok  \tex/a\t0.01s\n"}
+{"Action":"pass","Package":"ex/a","Elapsed":0.01}
+`
+	var out bytes.Buffer
+	res, err := filter(strings.NewReader(in), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "goos: linux\nBenchmarkX/n=1-2   \t       1\t      1000 ns/op\nok  \tex/a\t0.01s\n"
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	if res.failed || len(res.skipped) > 0 {
+		t.Errorf("result %+v, want neither failed nor skipped", res)
 	}
 }
 
