@@ -163,6 +163,14 @@ func RequireCommands(tb testing.TB, names ...string) {
 	}
 }
 
+// SkipOrFail skips the test with msg, or fails it when
+// CTSPEC_REQUIRE_KERNEL=1: for any other missing prerequisite of a kernel
+// test, such as a program RequireCommands does not cover.
+func SkipOrFail(tb testing.TB, msg string) {
+	tb.Helper()
+	skipOrFail(tb, msg)
+}
+
 // skipOrFail skips the test with msg, or fails it when the environment asks
 // for kernel tests to run.
 func skipOrFail(tb testing.TB, msg string) {

@@ -261,7 +261,7 @@ func TestSkipOrFail(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				skipOrFail(r, rootNeeded+"reason")
+				SkipOrFail(r, rootNeeded+"reason")
 			}()
 			<-done
 			msg := r.failed
