@@ -7,7 +7,7 @@ GO        ?= go
 FUZZTIME  ?= 10000x
 SPEC      := spec/conntrack.yaml
 
-.PHONY: all build generate check-generated headergen-check vet unit fuzz test check demo bench bench-check clean
+.PHONY: all build generate check-generated headergen-check vet unit fuzz test check demo bench bench-check mutate mutate-gremlins mutate-hand clean
 
 all: build
 
@@ -63,6 +63,17 @@ demo:
 # and print the results as one Markdown table. bench/ is a module of its own.
 bench:
 	cd bench && $(GO) run ./report
+
+# Mutation testing, not part of make test (it takes hours on two busy cores):
+# gremlins over the packages whose tests need no kernel, then the
+# hand-written mutants of scripts/mutants/ against the kernel tests.
+mutate: mutate-gremlins mutate-hand
+
+mutate-gremlins:
+	GO=$(GO) bash scripts/mutate-gremlins.sh
+
+mutate-hand:
+	$(GO) run ./scripts/mutate scripts/mutants
 
 clean:
 	rm -rf bin
