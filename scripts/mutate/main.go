@@ -151,6 +151,31 @@ func mainErr(dir, run string, keep, check bool, timeout time.Duration) error {
 	return nil
 }
 
+// changedPkgs returns the package patterns of the Go files m changes, and
+// ./ctnetlink when it regenerates, so that their tests compile as well.
+func changedPkgs(m mutant) []string {
+	seen := map[string]bool{}
+	var pkgs []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			pkgs = append(pkgs, p)
+		}
+	}
+	for _, e := range m.edits {
+		if strings.HasSuffix(e.file, ".go") {
+			add("./" + filepath.Dir(e.file))
+		}
+	}
+	if m.generate {
+		add("./ctnetlink")
+	}
+	if len(pkgs) == 0 {
+		add("./...")
+	}
+	return pkgs
+}
+
 // restore puts back in work the files that m or the generator changed.
 func restore(m mutant, src, work string) error {
 	files := []string{}
@@ -205,7 +230,7 @@ func runMutant(m mutant, dst string, timeout time.Duration) (status, detail stri
 			return noApply("regenerating from the changed spec changed no generated file")
 		}
 	}
-	if out, err := command(dst, 10*time.Minute, "go build ./... && go vet ./ctnetlink ./cmd/... ./nfnl"); err != nil {
+	if out, err := command(dst, 10*time.Minute, "go build ./... && go vet "+strings.Join(changedPkgs(m), " ")); err != nil {
 		return noApply("it does not build or vet:\n%s", out)
 	}
 	out, err := command(dst, timeout, m.test)
