@@ -49,7 +49,8 @@ for t in "${targets[@]}"; do
 	for f in "$dir"/*.go; do
 		b=$(basename "$f")
 		case "$b" in *_test.go) continue ;; esac
-		grep -Eq -- "$files" <<<"$b" || excl+=(-E "^$f\$")
+		# gremlins matches -E against the path below the target.
+		grep -Eq -- "$files" <<<"$b" || excl+=(-E "(^|/)${b//./\\.}\$")
 	done
 	echo "== gremlins $name ($dir, files $files)"
 	start=$SECONDS
