@@ -64,9 +64,10 @@ demo:
 bench:
 	cd bench && $(GO) run ./report
 
-# Mutation testing, not part of make test (it takes hours on two busy cores):
-# gremlins over the packages whose tests need no kernel, then the
-# hand-written mutants of scripts/mutants/ against the kernel tests.
+# Mutation testing, not part of make test: gremlins over the packages whose
+# tests need no kernel (hours on two busy cores; GREMLINS_TARGETS picks
+# some), then the hand-written mutants of scripts/mutants/ against the
+# kernel tests (about 50 minutes on two busy cores, 1 to 6 each).
 mutate: mutate-gremlins mutate-hand
 
 mutate-gremlins:
