@@ -240,7 +240,7 @@ func BenchmarkDump(b *testing.B) {
 			for _, tool := range append([]dumpTool{{name: "idle"}}, tools...) {
 				b.Run("peak-rss/"+tool.name, func(b *testing.B) {
 					if _, err := os.Stat(gnuTime); err != nil && tool.name == "conntrack-cli" {
-						b.Skip("peak RSS of conntrack needs GNU time: " + err.Error())
+						nstest.SkipOrFail(b, "peak RSS of conntrack needs GNU time (Debian package time): "+err.Error())
 					}
 					var peak int64
 					for i := 0; i < b.N; i++ {

@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // requireKernelEnv names the variable that turns a skipped kernel test into a
@@ -30,9 +32,7 @@ func skipKernel(t *testing.T, format string, args ...any) {
 // namespace of its own, closed when t ends.
 func netfilterSocket(t *testing.T) int {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		skipKernel(t, "needs root to create a network namespace")
-	}
+	nstest.RequireRoot(t)
 
 	type result struct {
 		fd  int

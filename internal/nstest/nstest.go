@@ -19,6 +19,11 @@
 // CTSPEC_REQUIRE_KERNEL is set to 1, as CI does, in which case they fail it.
 // RequireCommands does the same for missing programs.
 //
+// Mutation testing runs the unit tests many times over and must not touch
+// the kernel: CTSPEC_SKIP_KERNEL=1 makes New and RequireRoot skip every
+// kernel test. It is ignored when CTSPEC_REQUIRE_KERNEL=1, so CI can never
+// skip a kernel test by accident.
+//
 // # Commands
 //
 // Run and RunErr start programs such as conntrack and nft inside the
@@ -44,6 +49,11 @@ import (
 // RequireKernelEnv is the environment variable that turns a skip for lack
 // of privilege into a test failure when set to "1".
 const RequireKernelEnv = "CTSPEC_REQUIRE_KERNEL"
+
+// SkipKernelEnv is the environment variable that, set to "1", makes every
+// kernel test skip, for mutation runs that test only code without the
+// kernel. RequireKernelEnv=1 overrides it.
+const SkipKernelEnv = "CTSPEC_SKIP_KERNEL"
 
 // NS is a network namespace created by Create or New. It holds a file
 // descriptor to the namespace, which keeps the namespace alive until Close;
@@ -117,12 +127,23 @@ func New(tb testing.TB) *NS {
 }
 
 // RequireRoot skips the test unless it runs as root, or fails it when
-// CTSPEC_REQUIRE_KERNEL=1.
+// CTSPEC_REQUIRE_KERNEL=1. It also skips the test when CTSPEC_SKIP_KERNEL=1
+// and CTSPEC_REQUIRE_KERNEL is not 1. Every kernel test calls it, directly
+// or through New.
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
+	if KernelOff() {
+		tb.Skip("kernel tests are off: " + SkipKernelEnv + "=1")
+	}
 	if euid := os.Geteuid(); euid != 0 {
 		skipOrFail(tb, fmt.Sprintf("%srunning as uid %d", rootNeeded, euid))
 	}
+}
+
+// KernelOff reports whether kernel tests are to skip: CTSPEC_SKIP_KERNEL=1
+// and CTSPEC_REQUIRE_KERNEL is not 1.
+func KernelOff() bool {
+	return os.Getenv(SkipKernelEnv) == "1" && os.Getenv(RequireKernelEnv) != "1"
 }
 
 const rootNeeded = "needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN) to create a network namespace: "
@@ -140,6 +161,14 @@ func RequireCommands(tb testing.TB, names ...string) {
 	if len(missing) > 0 {
 		skipOrFail(tb, "needs "+strings.Join(missing, ", ")+" on PATH")
 	}
+}
+
+// SkipOrFail skips the test with msg, or fails it when
+// CTSPEC_REQUIRE_KERNEL=1: for any other missing prerequisite of a kernel
+// test, such as a program RequireCommands does not cover.
+func SkipOrFail(tb testing.TB, msg string) {
+	tb.Helper()
+	skipOrFail(tb, msg)
 }
 
 // skipOrFail skips the test with msg, or fails it when the environment asks

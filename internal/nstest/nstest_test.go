@@ -261,7 +261,7 @@ func TestSkipOrFail(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				skipOrFail(r, rootNeeded+"reason")
+				SkipOrFail(r, rootNeeded+"reason")
 			}()
 			<-done
 			msg := r.failed
@@ -273,6 +273,49 @@ func TestSkipOrFail(t *testing.T) {
 			}
 			if !strings.Contains(msg, "needs root") || !strings.Contains(msg, "reason") {
 				t.Fatalf("message %q lacks the reason", msg)
+			}
+		})
+	}
+}
+
+func TestRequireRootSkipKernel(t *testing.T) {
+	tests := []struct {
+		name             string
+		skipEnv, require string
+		skipped          bool
+	}{
+		{name: "off for mutation runs", skipEnv: "1", skipped: true},
+		{name: "require wins", skipEnv: "1", require: "1"},
+		{name: "skip unset", require: "1"},
+		{name: "skip zero", skipEnv: "0", require: "1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(SkipKernelEnv, tt.skipEnv)
+			t.Setenv(RequireKernelEnv, tt.require)
+			if got := KernelOff(); got != tt.skipped {
+				t.Errorf("KernelOff() = %v, want %v", got, tt.skipped)
+			}
+			r := &recorder{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				RequireRoot(r)
+			}()
+			<-done
+			if tt.skipped {
+				if !strings.Contains(r.skipped, SkipKernelEnv+"=1") {
+					t.Fatalf("skipped %q, failed %q; want a skip naming %s", r.skipped, r.failed, SkipKernelEnv)
+				}
+				return
+			}
+			// As root, RequireRoot returns; as another user it fails,
+			// because the tests require the kernel. It never skips.
+			if r.skipped != "" {
+				t.Fatalf("skipped %q with %s=%q", r.skipped, RequireKernelEnv, tt.require)
+			}
+			if os.Geteuid() == 0 && r.failed != "" {
+				t.Fatalf("failed %q as root", r.failed)
 			}
 		})
 	}
