@@ -5,7 +5,11 @@ GO        ?= go
 # Executions per fuzz target: a count, not a duration, so that a loaded
 # machine makes the step slower, never wrong (see scripts/fuzz.sh).
 FUZZTIME  ?= 10000x
-SPEC      := spec/conntrack.yaml
+# Each spec and the package generated from it.
+SPECS     := conntrack:ctnetlink cttimeout:cttimeout
+# go test's limit per package: the command's differential tests take 5 to
+# 17 minutes on two loaded cores.
+TESTTIMEOUT ?= 45m
 
 .PHONY: all build generate check-generated headergen-check vet unit fuzz test check demo bench bench-check mutate mutate-gremlins mutate-hand clean
 
@@ -14,18 +18,24 @@ all: build
 build:
 	$(GO) build ./...
 
-# Regenerate ctnetlink/zz_generated_*.go from the spec.
+# Regenerate every package's zz_generated_*.go from its spec.
 generate:
 	$(GO) generate ./...
 
 # Fail, with a diff, when the committed generated code differs from what the
 # spec and the generator produce now.
 check-generated:
-	$(GO) run ./gen -spec $(SPEC) -out ctnetlink -pkg ctnetlink -check
+	@set -e; for p in $(SPECS); do \
+		echo "$(GO) run ./gen -spec spec/$${p%%:*}.yaml -out $${p#*:} -pkg $${p#*:} -check"; \
+		$(GO) run ./gen -spec spec/$${p%%:*}.yaml -out $${p#*:} -pkg $${p#*:} -check; \
+	done
 
-# Compare the spec with the installed kernel UAPI headers.
+# Compare each spec with the installed kernel UAPI headers.
 headergen-check:
-	$(GO) run ./tools/headergen check -spec $(SPEC)
+	@set -e; for p in $(SPECS); do \
+		echo "$(GO) run ./tools/headergen check -spec spec/$${p%%:*}.yaml"; \
+		$(GO) run ./tools/headergen check -spec spec/$${p%%:*}.yaml; \
+	done
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt'd:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -37,7 +47,7 @@ vet:
 # scripts/noskip prints what go test prints and, under
 # CTSPEC_REQUIRE_KERNEL=1, fails when any test skipped.
 unit:
-	$(GO) run ./scripts/noskip $(GO) test -json -race -count=1 ./... ./gen/testdata/basic
+	$(GO) run ./scripts/noskip $(GO) test -json -race -count=1 -timeout $(TESTTIMEOUT) ./... ./gen/testdata/basic
 
 # Run every fuzz target for FUZZTIME executions; a failing target prints its
 # output and the crasher go saved in the package's testdata/fuzz.

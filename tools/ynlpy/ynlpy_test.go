@@ -26,6 +26,15 @@ import (
 	"github.com/ctspec/ctspec/internal/nstest"
 )
 
+// python is the interpreter that runs the consumer: $CTSPEC_PYTHON, or
+// python3 from $PATH. It needs PyYAML, and jsonschema for validate.py.
+var python = func() string {
+	if p := os.Getenv("CTSPEC_PYTHON"); p != "" {
+		return p
+	}
+	return "python3"
+}()
+
 const (
 	repoRoot   = "../.."
 	specPath   = "../../spec/conntrack.yaml"
@@ -36,8 +45,8 @@ const (
 // fails it when CTSPEC_REQUIRE_KERNEL=1.
 func requirePython(t *testing.T, modules ...string) {
 	t.Helper()
-	nstest.RequireCommands(t, "python3")
-	out, err := exec.Command("python3", "-c", "import "+strings.Join(modules, ", ")).CombinedOutput()
+	nstest.RequireCommands(t, python)
+	out, err := exec.Command(python, "-c", "import "+strings.Join(modules, ", ")).CombinedOutput()
 	if err != nil {
 		msg := fmt.Sprintf("python3 cannot import %s (Debian: python3-yaml, python3-jsonschema): %v\n%s", strings.Join(modules, ", "), err, out)
 		if os.Getenv(nstest.RequireKernelEnv) == "1" {
@@ -88,7 +97,7 @@ func TestSchema(t *testing.T) {
 	if len(specs) < 2 || !contains(specs, filepath.Clean(specPath)) {
 		t.Fatalf("found specs %v, want spec/conntrack.yaml among several", specs)
 	}
-	out, err := exec.Command("python3", append([]string{"validate.py", schemaPath}, specs...)...).CombinedOutput()
+	out, err := exec.Command(python, append([]string{"validate.py", schemaPath}, specs...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("validate.py: %v\n%s", err, out)
 	}
@@ -115,7 +124,7 @@ func TestSchema(t *testing.T) {
 			if err := os.WriteFile(bad, bytes.Replace(orig, []byte(tt.old), []byte(tt.new), 1), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command("python3", "validate.py", schemaPath, bad).CombinedOutput()
+			out, err := exec.Command(python, "validate.py", schemaPath, bad).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), tt.want) {
 				t.Errorf("validate.py: err %v, output %s; want a failure mentioning %q", err, out, tt.want)
 			}
@@ -146,7 +155,7 @@ type names struct {
 func TestNames(t *testing.T) {
 	requirePython(t, "yaml")
 	get := func(set string) names {
-		out, err := exec.Command("python3", "ynlpy.py", "--spec", specPath, "--names", set).Output()
+		out, err := exec.Command(python, "ynlpy.py", "--spec", specPath, "--names", set).Output()
 		if err != nil {
 			t.Fatalf("ynlpy.py --names %s: %v", set, err)
 		}
@@ -179,7 +188,7 @@ func TestNames(t *testing.T) {
 // consumer runs ynlpy.py inside ns and decodes its JSON output into v.
 func consumer(t *testing.T, ns *nstest.NS, v any, args ...string) {
 	t.Helper()
-	out := ns.Run(t, "python3", append([]string{"ynlpy.py", "--spec", specPath}, args...)...)
+	out := ns.Run(t, python, append([]string{"ynlpy.py", "--spec", specPath}, args...)...)
 	if err := json.Unmarshal([]byte(out), v); err != nil {
 		t.Fatalf("ynlpy.py %v: %v\n%s", args, err, out)
 	}
@@ -622,7 +631,7 @@ func TestKernelEvents(t *testing.T) {
 
 	expEvents := startListener(t, ns, "conntrack", "-E", "expect")
 	flowEvents := startListener(t, ns, "conntrack", "-E", "-o", "id")
-	ynl := ns.Command("python3", "ynlpy.py", "--spec", specPath, "--duration", "20",
+	ynl := ns.Command(python, "ynlpy.py", "--spec", specPath, "--duration", "20",
 		"--subscribe", "conntrack-new,conntrack-update,conntrack-destroy,conntrack-exp-new,conntrack-exp-destroy")
 	stdout, err := ynl.StdoutPipe()
 	if err != nil {
