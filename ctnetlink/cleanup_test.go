@@ -1,6 +1,7 @@
 package ctnetlink
 
 import (
+	"context"
 	"fmt"
 	"math/rand"
 	"net/netip"
@@ -9,14 +10,14 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // randomTable builds n mixed flows: TCP in several states, UDP, SCTP and
 // ICMP; IPv4 and IPv6; marks, zones and labels.
 func randomTable(r *rand.Rand, n int) []Flow {
 	protos := []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP, unix.IPPROTO_ICMP}
-	tcpStates := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
-	sctpStates := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
 	flows := make([]Flow, 0, n)
 	seen := map[string]bool{}
 	for len(flows) < n {
@@ -67,124 +68,152 @@ func randomTable(r *rand.Rand, n int) []Flow {
 			f.TupleOrig.SetICMP(req, 0, sport)
 			f.TupleReply.SetICMP(rep, 0, sport)
 		}
-		switch proto {
-		case unix.IPPROTO_TCP:
-			f.ProtoInfo.TCP.SetState(tcpStates[r.Intn(len(tcpStates))])
-		case unix.IPPROTO_SCTP:
-			// The kernel wants both verification tags with the state.
-			f.ProtoInfo.SCTP.SetState(sctpStates[r.Intn(len(sctpStates))])
-			f.ProtoInfo.SCTP.SetVTagOriginal(r.Uint32())
-			f.ProtoInfo.SCTP.SetVTagReply(r.Uint32())
-		}
-		f.SetTimeout(600)
-		f.SetMark(uint32(r.Intn(4)) | uint32(r.Intn(2))<<8)
-		switch {
-		case origZone != 0 && replyZone != 0:
-			f.SetZone(zone)
-		case origZone != 0:
-			f.TupleOrig.SetZone(zone)
-		case replyZone != 0:
-			f.TupleReply.SetZone(zone)
-		}
-		if r.Intn(3) == 0 {
-			lab := make([]byte, 16)
-			lab[0] = byte(1 + r.Intn(15)) // labels 0 to 3, one or more
-			f.SetLabels(lab)
-		}
+		randomFlowState(r, &f, proto, zone, origZone, replyZone)
 		flows = append(flows, f)
 	}
 	return flows
+}
+
+// randomFlowState gives f of protocol proto a random protocol state, a
+// timeout, a random mark, its zone (zone, applying to the directions whose
+// zone origZone and replyZone are not 0) and, one time in three, labels.
+func randomFlowState(r *rand.Rand, f *Flow, proto uint8, zone, origZone, replyZone uint16) {
+	tcpStates := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
+	sctpStates := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
+	switch proto {
+	case unix.IPPROTO_TCP:
+		f.ProtoInfo.TCP.SetState(tcpStates[r.Intn(len(tcpStates))])
+	case unix.IPPROTO_SCTP:
+		// The kernel wants both verification tags with the state.
+		f.ProtoInfo.SCTP.SetState(sctpStates[r.Intn(len(sctpStates))])
+		f.ProtoInfo.SCTP.SetVTagOriginal(r.Uint32())
+		f.ProtoInfo.SCTP.SetVTagReply(r.Uint32())
+	}
+	f.SetTimeout(600)
+	f.SetMark(uint32(r.Intn(4)) | uint32(r.Intn(2))<<8)
+	switch {
+	case origZone != 0 && replyZone != 0:
+		f.SetZone(zone)
+	case origZone != 0:
+		f.TupleOrig.SetZone(zone)
+	case replyZone != 0:
+		f.TupleReply.SetZone(zone)
+	}
+	if r.Intn(3) == 0 {
+		lab := make([]byte, 16)
+		lab[0] = byte(1 + r.Intn(15)) // labels 0 to 3, one or more
+		f.SetLabels(lab)
+	}
 }
 
 // randomMatcher draws a matcher over the fields randomTable varies.
 func randomMatcher(r *rand.Rand, table []Flow) Matcher {
 	var m Matcher
 	f := &table[r.Intn(len(table))]
-	u8 := func(v uint8) *uint8 { return &v }
-	u16 := func(v uint16) *uint16 { return &v }
 	for _, field := range r.Perm(16)[:1+r.Intn(3)] {
-		switch field {
-		case 0:
-			m.Family = f.Family()
-		case 1:
-			m.Proto = f.TupleOrig.Proto.Num
-			if m.Proto == unix.IPPROTO_TCP || m.Proto == unix.IPPROTO_UDP || m.Proto == unix.IPPROTO_SCTP {
-				m.Orig.DstPort = u16(f.TupleOrig.Proto.DstPort)
-			}
-		case 2:
-			m.Orig.Dst = netip.PrefixFrom(f.TupleOrig.Dst(), f.TupleOrig.Dst().BitLen())
-		case 3:
-			bits := 24
-			if f.Family() == unix.AF_INET6 {
-				bits = 120
-			}
-			m.Orig.Src, _ = f.TupleOrig.Src().Prefix(bits + r.Intn(8))
-		case 4:
-			m.Reply.Src = netip.PrefixFrom(f.TupleReply.Src(), f.TupleReply.Src().BitLen())
-			if p := f.TupleReply.Proto.Num; p == unix.IPPROTO_TCP || p == unix.IPPROTO_UDP {
-				m.Proto = p
-				m.Reply.SrcPort = u16(f.TupleReply.Proto.SrcPort)
-			}
-		case 5:
-			m.Mark, m.MarkMask = f.Mark&0xff, 0xff
-		case 6:
-			z := f.ZoneID()
-			m.Zone = &z
-		case 7:
-			if len(f.Labels) > 0 {
-				m.LabelsAny = f.Labels
-			}
-		case 8:
-			if f.TupleOrig.Proto.Num == unix.IPPROTO_TCP {
-				m.TCPStates = []TCPState{f.ProtoInfo.TCP.State}
-			} else if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
-				m.SCTPStates = []SCTPState{f.ProtoInfo.SCTP.State}
-			}
-		case 9:
-			m.Status, m.StatusMask = StatusAssured, StatusAssured
-		case 10:
-			// Every label of a flow, sometimes with one it may lack, so
-			// that all-of and any-of select different flows.
-			if len(f.Labels) > 0 {
-				m.LabelsAll = slices.Clone(f.Labels)
-				m.LabelsAll[0] |= byte(r.Intn(2)) << r.Intn(4)
-			}
-		case 11:
-			// Several states, the flow's not first.
-			tcp := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
-			sctp := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
-			if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
-				m.SCTPStates = []SCTPState{sctp[r.Intn(len(sctp))], sctp[r.Intn(len(sctp))], f.ProtoInfo.SCTP.State}
-			} else {
-				m.TCPStates = []TCPState{tcp[r.Intn(len(tcp))], tcp[r.Intn(len(tcp))], f.ProtoInfo.TCP.State}
-			}
-		case 12:
-			z := uint16(r.Intn(3))
-			if r.Intn(2) == 0 {
-				m.OrigZone = &z
-			} else {
-				m.ReplyZone = &z
-			}
-		case 13:
-			switch f.TupleOrig.Proto.Num {
-			case unix.IPPROTO_ICMP:
-				m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPType), u16(f.TupleOrig.Proto.ICMPID)
-			case unix.IPPROTO_ICMPV6:
-				m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPv6Type), u16(f.TupleOrig.Proto.ICMPv6ID)
-			default:
-				m.ICMPCode = u8(0)
-			}
-		case 14:
-			bits := 29
-			if f.Family() == unix.AF_INET6 {
-				bits = 125
-			}
-			m.Reply.Dst, _ = f.TupleReply.Dst().Prefix(bits)
-		case 15:
-			m.Mark, m.MarkMask = f.Mark&0x100, 0x100
+		if field < 8 {
+			randomTupleField(r, f, &m, field)
+		} else {
+			randomStateField(r, f, &m, field)
 		}
 	}
 	return m
+}
+
+// randomTupleField sets matcher field 0 to 7 (family, protocol, addresses,
+// reply port, mark, zone, labels any) from flow f.
+func randomTupleField(r *rand.Rand, f *Flow, m *Matcher, field int) {
+	u16 := func(v uint16) *uint16 { return &v }
+	switch field {
+	case 0:
+		m.Family = f.Family()
+	case 1:
+		m.Proto = f.TupleOrig.Proto.Num
+		if m.Proto == unix.IPPROTO_TCP || m.Proto == unix.IPPROTO_UDP || m.Proto == unix.IPPROTO_SCTP {
+			m.Orig.DstPort = u16(f.TupleOrig.Proto.DstPort)
+		}
+	case 2:
+		m.Orig.Dst = netip.PrefixFrom(f.TupleOrig.Dst(), f.TupleOrig.Dst().BitLen())
+	case 3:
+		bits := 24
+		if f.Family() == unix.AF_INET6 {
+			bits = 120
+		}
+		m.Orig.Src, _ = f.TupleOrig.Src().Prefix(bits + r.Intn(8))
+	case 4:
+		m.Reply.Src = netip.PrefixFrom(f.TupleReply.Src(), f.TupleReply.Src().BitLen())
+		if p := f.TupleReply.Proto.Num; p == unix.IPPROTO_TCP || p == unix.IPPROTO_UDP {
+			m.Proto = p
+			m.Reply.SrcPort = u16(f.TupleReply.Proto.SrcPort)
+		}
+	case 5:
+		m.Mark, m.MarkMask = f.Mark&0xff, 0xff
+	case 6:
+		z := f.ZoneID()
+		m.Zone = &z
+	case 7:
+		if len(f.Labels) > 0 {
+			m.LabelsAny = f.Labels
+		}
+	}
+}
+
+// randomStateField sets matcher field 8 to 15 (states, status, labels
+// all, per-direction zones, ICMP, reply destination, mark bit) from flow
+// f.
+func randomStateField(r *rand.Rand, f *Flow, m *Matcher, field int) {
+	u8 := func(v uint8) *uint8 { return &v }
+	u16 := func(v uint16) *uint16 { return &v }
+	switch field {
+	case 8:
+		if f.TupleOrig.Proto.Num == unix.IPPROTO_TCP {
+			m.TCPStates = []TCPState{f.ProtoInfo.TCP.State}
+		} else if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
+			m.SCTPStates = []SCTPState{f.ProtoInfo.SCTP.State}
+		}
+	case 9:
+		m.Status, m.StatusMask = StatusAssured, StatusAssured
+	case 10:
+		// Every label of a flow, sometimes with one it may lack, so
+		// that all-of and any-of select different flows.
+		if len(f.Labels) > 0 {
+			m.LabelsAll = slices.Clone(f.Labels)
+			m.LabelsAll[0] |= byte(r.Intn(2)) << r.Intn(4)
+		}
+	case 11:
+		// Several states, the flow's not first.
+		tcp := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
+		sctp := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
+		if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
+			m.SCTPStates = []SCTPState{sctp[r.Intn(len(sctp))], sctp[r.Intn(len(sctp))], f.ProtoInfo.SCTP.State}
+		} else {
+			m.TCPStates = []TCPState{tcp[r.Intn(len(tcp))], tcp[r.Intn(len(tcp))], f.ProtoInfo.TCP.State}
+		}
+	case 12:
+		z := uint16(r.Intn(3))
+		if r.Intn(2) == 0 {
+			m.OrigZone = &z
+		} else {
+			m.ReplyZone = &z
+		}
+	case 13:
+		switch f.TupleOrig.Proto.Num {
+		case unix.IPPROTO_ICMP:
+			m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPType), u16(f.TupleOrig.Proto.ICMPID)
+		case unix.IPPROTO_ICMPV6:
+			m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPv6Type), u16(f.TupleOrig.Proto.ICMPv6ID)
+		default:
+			m.ICMPCode = u8(0)
+		}
+	case 14:
+		bits := 29
+		if f.Family() == unix.AF_INET6 {
+			bits = 125
+		}
+		m.Reply.Dst, _ = f.TupleReply.Dst().Prefix(bits)
+	case 15:
+		m.Mark, m.MarkMask = f.Mark&0x100, 0x100
+	}
 }
 
 // reserveLabels makes the kernel keep label space for new flows.
@@ -315,69 +344,12 @@ func TestKernelCleanupFields(t *testing.T) {
 	for _, tt := range tests {
 		for _, noKernel := range []bool{false, true} {
 			ctx := ctx(t) // a deadline per case: the whole test takes minutes
-			table := randomTable(r, 400)
-			// Give a few flows two labels so that "all of" differs from "any of".
-			for i := 0; i < len(table); i += 7 {
-				table[i].SetLabels([]byte{0x03, 15: 0})
-			}
-			if tt.m.Helper != "" {
-				// Attach the helper to some of the TCP flows.
-				for i := 0; i < len(table); i += 3 {
-					if table[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
-						table[i].SetHelp(&Help{Name: tt.m.Helper})
-					}
-				}
-			}
-			if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
-				t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
-			}
-			before, err := c.List(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Ports and ids of zero stand for those of the first flow of
-			// the matcher's protocol, so that the matcher selects something.
-			m := tt.m
-			args := slices.Clone(tt.conntrack)
-			for i := range before {
-				f := &before[i]
-				if f.TupleOrig.Proto.Num != m.Proto {
-					continue
-				}
-				if m.Orig.SrcPort != nil && *m.Orig.SrcPort == 0 {
-					m.Orig.SrcPort = u16(f.TupleOrig.Proto.SrcPort)
-				}
-				if m.Reply.DstPort != nil && *m.Reply.DstPort == 0 {
-					m.Reply.DstPort = u16(f.TupleReply.Proto.DstPort)
-				}
-				if m.ICMPID != nil && *m.ICMPID == 0 {
-					m.ICMPID = u16(f.TupleOrig.Proto.ICMPv6ID)
-				}
-			}
-			for i, a := range args {
-				switch a {
-				case "%s":
-					args[i] = fmt.Sprint(*m.Orig.SrcPort)
-				case "%r":
-					args[i] = fmt.Sprint(*m.Reply.DstPort)
-				}
-			}
-			if m.StatusMask == StatusSeenReply {
-				// Flows created by user space have no reply seen; mark some.
-				for i := 0; i < len(before); i += 3 {
-					var u Flow
-					u.SetTupleOrig(before[i].TupleOrig)
-					u.SetZone(before[i].Zone)
-					u.SetStatus(before[i].Status | StatusSeenReply)
-					if err := c.Update(ctx, &u); err != nil {
-						t.Fatalf("update status: %v", err)
-					}
-				}
-				if before, err = c.List(ctx, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
 			name := fmt.Sprintf("%s (no-kernel-filters=%v)", tt.name, noKernel)
+			before := fillFieldsTable(ctx, t, c, r, tt.m.Helper)
+			m, args := resolveMatcher(tt.m, tt.conntrack, before)
+			if m.StatusMask == StatusSeenReply {
+				before = markSeenReply(ctx, t, c, before)
+			}
 			var want []string
 			for i := range before {
 				if !oracleSelects(&m, &before[i]) {
@@ -388,41 +360,134 @@ func TestKernelCleanupFields(t *testing.T) {
 				t.Fatalf("%s: the oracle selects %d of %d flows; the test proves nothing", name, len(before)-len(want), len(before))
 			}
 			if args != nil {
-				// conntrack prints how many flows it listed on stderr.
-				_, stderr, err := ns.RunErr("conntrack", append([]string{"-L"}, args...)...)
-				var n int
-				if _, serr := fmt.Sscanf(stderr[strings.Index(stderr, ": ")+2:], "%d flow entries", &n); err != nil || serr != nil {
-					t.Fatalf("%s: conntrack -L %v: %v %v: %s", name, args, err, serr, stderr)
-				}
-				if n != len(before)-len(want) {
-					t.Fatalf("%s: conntrack -L %v lists %d flows, the oracle selects %d", name, args, n, len(before)-len(want))
-				}
+				checkConntrackCount(t, ns, name, args, len(before)-len(want))
 			}
 			res, err := c.Cleanup(ctx, []Matcher{m}, &CleanupOptions{NoKernelFilters: noKernel})
 			if err != nil || res.Failed != 0 {
 				t.Fatalf("%s: %v %+v", name, err, res.Samples)
 			}
-			after, err := c.List(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := make([]string, 0, len(after))
-			for i := range after {
-				got = append(got, flowKey(&after[i]))
-			}
-			slices.Sort(got)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				t.Errorf("%s: %d flows left, the oracle expects %d\nplan:\n%s", name, len(got), len(want), res.Plan.String())
-				for _, k := range diffKeys(want, got, 5) {
-					t.Logf("  %s", k)
-				}
-				t.FailNow()
-			}
+			checkLeft(ctx, t, c, name, want, &res)
 			if err := c.Flush(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// fillFieldsTable fills the table with 400 random flows, a few of them
+// with two labels, and, if helper is set, some TCP flows with that helper;
+// it returns the table as listed.
+func fillFieldsTable(ctx context.Context, t *testing.T, c *Conn, r *rand.Rand, helper string) []Flow {
+	t.Helper()
+	table := randomTable(r, 400)
+	// Give a few flows two labels so that "all of" differs from "any of".
+	for i := 0; i < len(table); i += 7 {
+		table[i].SetLabels([]byte{0x03, 15: 0})
+	}
+	if helper != "" {
+		// Attach the helper to some of the TCP flows.
+		for i := 0; i < len(table); i += 3 {
+			if table[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
+				table[i].SetHelp(&Help{Name: helper})
+			}
+		}
+	}
+	if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
+	}
+	before, err := c.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return before
+}
+
+// resolveMatcher replaces ports and ids of zero in m by those of the first
+// flow of the matcher's protocol, so that the matcher selects something,
+// and the conntrack arguments "%s" and "%r" by the ports it took.
+func resolveMatcher(m Matcher, conntrack []string, before []Flow) (Matcher, []string) {
+	u16 := func(v uint16) *uint16 { return &v }
+	args := slices.Clone(conntrack)
+	for i := range before {
+		f := &before[i]
+		if f.TupleOrig.Proto.Num != m.Proto {
+			continue
+		}
+		if m.Orig.SrcPort != nil && *m.Orig.SrcPort == 0 {
+			m.Orig.SrcPort = u16(f.TupleOrig.Proto.SrcPort)
+		}
+		if m.Reply.DstPort != nil && *m.Reply.DstPort == 0 {
+			m.Reply.DstPort = u16(f.TupleReply.Proto.DstPort)
+		}
+		if m.ICMPID != nil && *m.ICMPID == 0 {
+			m.ICMPID = u16(f.TupleOrig.Proto.ICMPv6ID)
+		}
+	}
+	for i, a := range args {
+		switch a {
+		case "%s":
+			args[i] = fmt.Sprint(*m.Orig.SrcPort)
+		case "%r":
+			args[i] = fmt.Sprint(*m.Reply.DstPort)
+		}
+	}
+	return m, args
+}
+
+// markSeenReply sets StatusSeenReply on every third flow, since flows
+// created by user space have no reply seen, and returns the table as
+// listed then.
+func markSeenReply(ctx context.Context, t *testing.T, c *Conn, before []Flow) []Flow {
+	t.Helper()
+	for i := 0; i < len(before); i += 3 {
+		var u Flow
+		u.SetTupleOrig(before[i].TupleOrig)
+		u.SetZone(before[i].Zone)
+		u.SetStatus(before[i].Status | StatusSeenReply)
+		if err := c.Update(ctx, &u); err != nil {
+			t.Fatalf("update status: %v", err)
+		}
+	}
+	after, err := c.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return after
+}
+
+// checkConntrackCount checks that conntrack -L with args lists n flows.
+func checkConntrackCount(t *testing.T, ns *nstest.NS, name string, args []string, n int) {
+	t.Helper()
+	// conntrack prints how many flows it listed on stderr.
+	_, stderr, err := ns.RunErr("conntrack", append([]string{"-L"}, args...)...)
+	var got int
+	if _, serr := fmt.Sscanf(stderr[strings.Index(stderr, ": ")+2:], "%d flow entries", &got); err != nil || serr != nil {
+		t.Fatalf("%s: conntrack -L %v: %v %v: %s", name, args, err, serr, stderr)
+	}
+	if got != n {
+		t.Fatalf("%s: conntrack -L %v lists %d flows, the oracle selects %d", name, args, got, n)
+	}
+}
+
+// checkLeft checks that the table holds exactly the flows of want.
+func checkLeft(ctx context.Context, t *testing.T, c *Conn, name string, want []string, res *CleanupResult) {
+	t.Helper()
+	after, err := c.List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, 0, len(after))
+	for i := range after {
+		got = append(got, flowKey(&after[i]))
+	}
+	slices.Sort(got)
+	want = slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: %d flows left, the oracle expects %d\nplan:\n%s", name, len(got), len(want), res.Plan.String())
+		for _, k := range diffKeys(want, got, 5) {
+			t.Logf("  %s", k)
+		}
+		t.FailNow()
 	}
 }
 
@@ -593,14 +658,6 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 			return true
 		}},
 	}
-	plain, err := c.Plan(ctx, matchers, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := plain.Capabilities
-	if k.FlushMark && k.FlushTuple && len(plain.Flushes) == 0 {
-		t.Fatalf("without OnDelete the plan flushes nothing; the test proves nothing:\n%s", plain)
-	}
 	var seen []string
 	dup := map[string]bool{}
 	opts := &CleanupOptions{OnDelete: func(f *Flow) {
@@ -611,13 +668,7 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 		dup[key] = true
 		seen = append(seen, key)
 	}}
-	p, err := c.Plan(ctx, matchers, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(p.Flushes) != 0 || len(p.Scan.Matchers) != len(matchers) {
-		t.Fatalf("plan with OnDelete flushes in the kernel:\n%s", p)
-	}
+	checkOnDeletePlans(ctx, t, c, matchers, opts)
 	res, err := c.Cleanup(ctx, matchers, opts)
 	if err != nil || res.Failed != 0 {
 		t.Fatalf("cleanup: %v %+v", err, res.Samples)
@@ -655,6 +706,28 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 			after[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
 			t.Fatalf("a matching flow survived: %s", flowKey(&after[i]))
 		}
+	}
+}
+
+// checkOnDeletePlans checks that the kernel would flush some of the
+// matchers without OnDelete (or the test proves nothing), and none with
+// opts, which sets it.
+func checkOnDeletePlans(ctx context.Context, t *testing.T, c *Conn, matchers []Matcher, opts *CleanupOptions) {
+	t.Helper()
+	plain, err := c.Plan(ctx, matchers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := plain.Capabilities
+	if k.FlushMark && k.FlushTuple && len(plain.Flushes) == 0 {
+		t.Fatalf("without OnDelete the plan flushes nothing; the test proves nothing:\n%s", plain)
+	}
+	p, err := c.Plan(ctx, matchers, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Flushes) != 0 || len(p.Scan.Matchers) != len(matchers) {
+		t.Fatalf("plan with OnDelete flushes in the kernel:\n%s", p)
 	}
 }
 
