@@ -6,9 +6,9 @@
 // that name labels, and the places of the labels. Assemble resolves every
 // label into the skip counts classic BPF encodes:
 //
-//   - A label must be defined exactly once, at an instruction; a label
-//     referenced but never defined, defined twice, or defined after the
-//     last instruction is an error.
+//   - A label is defined once, at an instruction: a label defined twice,
+//     and a jump to a label that is never defined or defined after the
+//     last instruction, are errors.
 //   - Classic BPF jumps only forward: a jump to an earlier instruction is
 //     an error.
 //   - A conditional jump encodes each target in 8 bits, so it reaches at
@@ -28,11 +28,13 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// Label names an instruction of a Program.
+// Label names an instruction of a Program. It is a plain string, safe to
+// copy and share.
 type Label string
 
 // Next is the instruction right after a jump. A conditional jump with Next
-// as a target falls through on that outcome.
+// as a target falls through on that outcome; an unconditional jump to Next
+// assembles to a jump of 0.
 const Next Label = ""
 
 // maxShortSkip is the furthest a conditional jump reaches by itself: its
@@ -122,11 +124,8 @@ func (p *Program) fail(err error) {
 	}
 }
 
-// Len returns the number of instructions and jumps appended so far, before
-// any trampoline is added.
-func (p *Program) Len() int { return len(p.ins) }
-
-// Options tune Assemble. The zero Options are the defaults.
+// Options tune Assemble. The zero Options are the defaults. Assemble only
+// reads them, so one Options value may serve concurrent calls.
 type Options struct {
 	// NoLongJumps makes a conditional jump that reaches further than 255
 	// instructions an error, instead of giving it a trampoline.
