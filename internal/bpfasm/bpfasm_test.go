@@ -46,139 +46,144 @@ func concat(parts ...[]bpf.Instruction) []bpf.Instruction {
 
 func ins(in ...bpf.Instruction) []bpf.Instruction { return in }
 
+// assembleTest is a program and its instructions, worked out by hand.
+type assembleTest struct {
+	name  string
+	build func(p *Program)
+	want  []bpf.Instruction
+}
+
+var assembleTestCases = []assembleTest{
+	{
+		name: "forward and fall through",
+		build: func(p *Program) {
+			p.Emit(ldByte)
+			p.JumpIf(bpf.JumpEqual, 1, "keep", Next)
+			p.JumpIf(bpf.JumpEqual, 2, "keep", "drop")
+			p.Define("keep")
+			p.Emit(ret1)
+			p.Define("drop")
+			p.Emit(ret0)
+		},
+		want: ins(
+			ldByte,
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1, SkipTrue: 1, SkipFalse: 0},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: 2, SkipTrue: 0, SkipFalse: 1},
+			ret1,
+			ret0,
+		),
+	},
+	{
+		name: "unconditional jump",
+		build: func(p *Program) {
+			p.Emit(ldByte)
+			p.Jump("end")
+			p.Emit(ret0)
+			p.Define("end")
+			p.Emit(ret1)
+		},
+		want: ins(ldByte, bpf.Jump{Skip: 1}, ret0, ret1),
+	},
+	{
+		name: "jump right before its label is dropped",
+		build: func(p *Program) {
+			p.Emit(ldByte)
+			p.Jump("x")
+			p.Define("x")
+			p.Emit(ret1)
+		},
+		want: ins(ldByte, ret1),
+	},
+	{
+		name: "two labels at one instruction",
+		build: func(p *Program) {
+			p.Emit(ldByte)
+			p.JumpIf(bpf.JumpGreaterThan, 9, "a", "b")
+			p.Emit(ret0)
+			p.Define("a")
+			p.Define("b")
+			p.Emit(ret1)
+		},
+		want: ins(ldByte, bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 9, SkipTrue: 1, SkipFalse: 1}, ret0, ret1),
+	},
+	{
+		name: "NewLabel",
+		build: func(p *Program) {
+			a, b := p.NewLabel("x"), p.NewLabel("x")
+			p.JumpIf(bpf.JumpEqual, 0, b, a)
+			p.Define(a)
+			p.Emit(ret0)
+			p.Define(b)
+			p.Emit(ret1)
+		},
+		want: ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1, SkipFalse: 0}, ret0, ret1),
+	},
+	{
+		name: "255 ahead is in range",
+		build: func(p *Program) {
+			p.JumpIf(bpf.JumpEqual, 7, "far", Next)
+			fillers(p, 255)
+			p.Define("far")
+			p.Emit(ret1)
+		},
+		want: concat(ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 7, SkipTrue: 255}), fillerList(255), ins(ret1)),
+	},
+	{
+		// The jump at 0 gets a trampoline at 1, which reaches the
+		// label at 1+1+256 = 258 with a skip of 256.
+		name: "256 ahead takes a trampoline",
+		build: func(p *Program) {
+			p.JumpIf(bpf.JumpEqual, 7, "far", Next)
+			fillers(p, 256)
+			p.Define("far")
+			p.Emit(ret1)
+		},
+		want: concat(
+			ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 7, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 256}),
+			fillerList(256), ins(ret1)),
+	},
+	{
+		// Both targets far: trampolines at 1 (true) and 2 (false);
+		// fillers at 3..258, "t" at 259, "f" at 260.
+		name: "both targets take a trampoline",
+		build: func(p *Program) {
+			p.JumpIf(bpf.JumpBitsSet, 4, "t", "f")
+			fillers(p, 256)
+			p.Define("t")
+			p.Emit(ret1)
+			p.Define("f")
+			p.Emit(ret0)
+		},
+		want: concat(
+			ins(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 4, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 257}, bpf.Jump{Skip: 257}),
+			fillerList(256), ins(ret1, ret0)),
+	},
+	{
+		// J0 reaches "a" with a skip of 255 until J1, 256 short of
+		// "b", takes a trampoline; then J0 needs one too. Final
+		// layout: J0 0, its trampoline 1, J1 2, its trampoline 3,
+		// fillers 4..257, "a" 258, a filler 259, "b" 260.
+		name: "a trampoline pushes another jump out of range",
+		build: func(p *Program) {
+			p.JumpIf(bpf.JumpEqual, 1, "a", Next)
+			p.JumpIf(bpf.JumpEqual, 2, "b", Next)
+			fillers(p, 254)
+			p.Define("a")
+			p.Emit(ret1)
+			p.Emit(filler(-1))
+			p.Define("b")
+			p.Emit(ret0)
+		},
+		want: concat(
+			ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 256},
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: 2, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 256}),
+			fillerList(254), ins(ret1, filler(-1), ret0)),
+	},
+}
+
 // TestAssemble checks skip counts worked out by hand.
 func TestAssemble(t *testing.T) {
-	tests := []struct {
-		name  string
-		build func(p *Program)
-		want  []bpf.Instruction
-	}{
-		{
-			name: "forward and fall through",
-			build: func(p *Program) {
-				p.Emit(ldByte)
-				p.JumpIf(bpf.JumpEqual, 1, "keep", Next)
-				p.JumpIf(bpf.JumpEqual, 2, "keep", "drop")
-				p.Define("keep")
-				p.Emit(ret1)
-				p.Define("drop")
-				p.Emit(ret0)
-			},
-			want: ins(
-				ldByte,
-				bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1, SkipTrue: 1, SkipFalse: 0},
-				bpf.JumpIf{Cond: bpf.JumpEqual, Val: 2, SkipTrue: 0, SkipFalse: 1},
-				ret1,
-				ret0,
-			),
-		},
-		{
-			name: "unconditional jump",
-			build: func(p *Program) {
-				p.Emit(ldByte)
-				p.Jump("end")
-				p.Emit(ret0)
-				p.Define("end")
-				p.Emit(ret1)
-			},
-			want: ins(ldByte, bpf.Jump{Skip: 1}, ret0, ret1),
-		},
-		{
-			name: "jump right before its label is dropped",
-			build: func(p *Program) {
-				p.Emit(ldByte)
-				p.Jump("x")
-				p.Define("x")
-				p.Emit(ret1)
-			},
-			want: ins(ldByte, ret1),
-		},
-		{
-			name: "two labels at one instruction",
-			build: func(p *Program) {
-				p.Emit(ldByte)
-				p.JumpIf(bpf.JumpGreaterThan, 9, "a", "b")
-				p.Emit(ret0)
-				p.Define("a")
-				p.Define("b")
-				p.Emit(ret1)
-			},
-			want: ins(ldByte, bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: 9, SkipTrue: 1, SkipFalse: 1}, ret0, ret1),
-		},
-		{
-			name: "NewLabel",
-			build: func(p *Program) {
-				a, b := p.NewLabel("x"), p.NewLabel("x")
-				p.JumpIf(bpf.JumpEqual, 0, b, a)
-				p.Define(a)
-				p.Emit(ret0)
-				p.Define(b)
-				p.Emit(ret1)
-			},
-			want: ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1, SkipFalse: 0}, ret0, ret1),
-		},
-		{
-			name: "255 ahead is in range",
-			build: func(p *Program) {
-				p.JumpIf(bpf.JumpEqual, 7, "far", Next)
-				fillers(p, 255)
-				p.Define("far")
-				p.Emit(ret1)
-			},
-			want: concat(ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 7, SkipTrue: 255}), fillerList(255), ins(ret1)),
-		},
-		{
-			// The jump at 0 gets a trampoline at 1, which reaches the
-			// label at 1+1+256 = 258 with a skip of 256.
-			name: "256 ahead takes a trampoline",
-			build: func(p *Program) {
-				p.JumpIf(bpf.JumpEqual, 7, "far", Next)
-				fillers(p, 256)
-				p.Define("far")
-				p.Emit(ret1)
-			},
-			want: concat(
-				ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 7, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 256}),
-				fillerList(256), ins(ret1)),
-		},
-		{
-			// Both targets far: trampolines at 1 (true) and 2 (false);
-			// fillers at 3..258, "t" at 259, "f" at 260.
-			name: "both targets take a trampoline",
-			build: func(p *Program) {
-				p.JumpIf(bpf.JumpBitsSet, 4, "t", "f")
-				fillers(p, 256)
-				p.Define("t")
-				p.Emit(ret1)
-				p.Define("f")
-				p.Emit(ret0)
-			},
-			want: concat(
-				ins(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 4, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 257}, bpf.Jump{Skip: 257}),
-				fillerList(256), ins(ret1, ret0)),
-		},
-		{
-			// J0 reaches "a" with a skip of 255 until J1, 256 short of
-			// "b", takes a trampoline; then J0 needs one too. Final
-			// layout: J0 0, its trampoline 1, J1 2, its trampoline 3,
-			// fillers 4..257, "a" 258, a filler 259, "b" 260.
-			name: "a trampoline pushes another jump out of range",
-			build: func(p *Program) {
-				p.JumpIf(bpf.JumpEqual, 1, "a", Next)
-				p.JumpIf(bpf.JumpEqual, 2, "b", Next)
-				fillers(p, 254)
-				p.Define("a")
-				p.Emit(ret1)
-				p.Emit(filler(-1))
-				p.Define("b")
-				p.Emit(ret0)
-			},
-			want: concat(
-				ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 256},
-					bpf.JumpIf{Cond: bpf.JumpEqual, Val: 2, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{Skip: 256}),
-				fillerList(254), ins(ret1, filler(-1), ret0)),
-		},
-	}
+	tests := assembleTestCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var p Program
@@ -194,86 +199,92 @@ func TestAssemble(t *testing.T) {
 	}
 }
 
+// assembleErrorTest is a bad program, the error Assemble must return and
+// a text the message must contain.
+type assembleErrorTest struct {
+	name  string
+	opts  *Options
+	build func(p *Program)
+	want  error
+	text  string
+}
+
+var assembleErrorTestCases = []assembleErrorTest{
+	{
+		name: "undefined label",
+		build: func(p *Program) {
+			p.JumpIf(bpf.JumpEqual, 1, "nowhere", Next)
+			p.Emit(ret1)
+		},
+		want: errUndefinedLabel,
+		text: `"nowhere"`,
+	},
+	{
+		name: "undefined label of a jump",
+		build: func(p *Program) {
+			p.Jump("gone")
+			p.Emit(ret1)
+		},
+		want: errUndefinedLabel,
+		text: `"gone"`,
+	},
+	{
+		name: "label after the last instruction",
+		build: func(p *Program) {
+			p.JumpIf(bpf.JumpEqual, 1, "end", Next)
+			p.Emit(ret1)
+			p.Define("end")
+		},
+		want: errUndefinedLabel,
+		text: "after the last instruction",
+	},
+	{
+		name: "duplicate label",
+		build: func(p *Program) {
+			p.Define("x")
+			p.Emit(ret0)
+			p.Define("x")
+			p.Emit(ret1)
+		},
+		want: errDuplicateLabel,
+		text: `"x"`,
+	},
+	{
+		name: "defining Next",
+		build: func(p *Program) {
+			p.Define(Next)
+			p.Emit(ret1)
+		},
+		want: errDuplicateLabel,
+	},
+	{
+		name: "backward jump",
+		build: func(p *Program) {
+			p.Define("top")
+			p.Emit(ldByte)
+			p.JumpIf(bpf.JumpEqual, 1, "top", Next)
+			p.Emit(ret1)
+		},
+		want: errBackwardJump,
+		text: `"top"`,
+	},
+	{
+		name: "out of range without long jumps",
+		opts: &Options{NoLongJumps: true},
+		build: func(p *Program) {
+			p.JumpIf(bpf.JumpEqual, 7, "far", Next)
+			fillers(p, 256)
+			p.Define("far")
+			p.Emit(ret1)
+		},
+		want: errOutOfRange,
+		text: "skips 256 instructions",
+	},
+}
+
 // TestAssembleErrors checks that bad programs are refused clearly.
 func TestAssembleErrors(t *testing.T) {
-	tests := []struct {
-		name  string
-		opts  *Options
-		build func(p *Program)
-		want  error
-		text  string
-	}{
-		{
-			name: "undefined label",
-			build: func(p *Program) {
-				p.JumpIf(bpf.JumpEqual, 1, "nowhere", Next)
-				p.Emit(ret1)
-			},
-			want: errUndefinedLabel,
-			text: `"nowhere"`,
-		},
-		{
-			name: "undefined label of a jump",
-			build: func(p *Program) {
-				p.Jump("gone")
-				p.Emit(ret1)
-			},
-			want: errUndefinedLabel,
-			text: `"gone"`,
-		},
-		{
-			name: "label after the last instruction",
-			build: func(p *Program) {
-				p.JumpIf(bpf.JumpEqual, 1, "end", Next)
-				p.Emit(ret1)
-				p.Define("end")
-			},
-			want: errUndefinedLabel,
-			text: "after the last instruction",
-		},
-		{
-			name: "duplicate label",
-			build: func(p *Program) {
-				p.Define("x")
-				p.Emit(ret0)
-				p.Define("x")
-				p.Emit(ret1)
-			},
-			want: errDuplicateLabel,
-			text: `"x"`,
-		},
-		{
-			name: "defining Next",
-			build: func(p *Program) {
-				p.Define(Next)
-				p.Emit(ret1)
-			},
-			want: errDuplicateLabel,
-		},
-		{
-			name: "backward jump",
-			build: func(p *Program) {
-				p.Define("top")
-				p.Emit(ldByte)
-				p.JumpIf(bpf.JumpEqual, 1, "top", Next)
-				p.Emit(ret1)
-			},
-			want: errBackwardJump,
-			text: `"top"`,
-		},
-		{
-			name: "out of range without long jumps",
-			opts: &Options{NoLongJumps: true},
-			build: func(p *Program) {
-				p.JumpIf(bpf.JumpEqual, 7, "far", Next)
-				fillers(p, 256)
-				p.Define("far")
-				p.Emit(ret1)
-			},
-			want: errOutOfRange,
-			text: "skips 256 instructions",
-		},
-	}
+	tests := assembleErrorTestCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var p Program
