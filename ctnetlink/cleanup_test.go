@@ -1,6 +1,7 @@
 package ctnetlink
 
 import (
+	"context"
 	"fmt"
 	"math/rand"
 	"net/netip"
@@ -10,182 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// randomTable builds n mixed flows: TCP in several states, UDP, SCTP and
-// ICMP; IPv4 and IPv6; marks, zones and labels.
-func randomTable(r *rand.Rand, n int) []Flow {
-	protos := []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP, unix.IPPROTO_ICMP}
-	tcpStates := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
-	sctpStates := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
-	flows := make([]Flow, 0, n)
-	seen := map[string]bool{}
-	for len(flows) < n {
-		v6 := r.Intn(3) == 0
-		proto := protos[r.Intn(len(protos))]
-		if v6 && proto == unix.IPPROTO_ICMP {
-			proto = unix.IPPROTO_ICMPV6
-		}
-		host := func(net byte) netip.Addr {
-			if v6 {
-				return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(r.Intn(8)), 14: net})
-			}
-			return netip.AddrFrom4([4]byte{10, net, 0, byte(1 + r.Intn(8))})
-		}
-		src, dst := host(1), host(2)
-		sport, dport := uint16(1000+r.Intn(4000)), []uint16{53, 80, 443, 5060}[r.Intn(4)]
-		zone := uint16(r.Intn(3))
-		kport := dport // an ICMP tuple has an id, no ports
-		if proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 {
-			kport = 0
-		}
-		// A zone applies to both directions, or, picked by the source
-		// port, to one only. The kernel refuses a flow when either
-		// direction's tuple, in that direction's zone, exists already.
-		origZone, replyZone := zone, zone
-		if zone != 0 {
-			switch sport % 4 {
-			case 0:
-				replyZone = 0
-			case 1:
-				origZone = 0
-			}
-		}
-		keyO := fmt.Sprint("o", proto, src, dst, sport, kport, origZone)
-		keyR := fmt.Sprint("r", proto, src, dst, sport, kport, replyZone)
-		if seen[keyO] || seen[keyR] {
-			continue
-		}
-		seen[keyO], seen[keyR] = true, true
-		var f Flow
-		f.SetTupleOrig(NewTuple(proto, netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)))
-		f.SetTupleReply(NewTuple(proto, netip.AddrPortFrom(dst, dport), netip.AddrPortFrom(src, sport)))
-		if proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 {
-			req, rep := uint8(8), uint8(0)
-			if v6 {
-				req, rep = 128, 129
-			}
-			f.TupleOrig.SetICMP(req, 0, sport)
-			f.TupleReply.SetICMP(rep, 0, sport)
-		}
-		switch proto {
-		case unix.IPPROTO_TCP:
-			f.ProtoInfo.TCP.SetState(tcpStates[r.Intn(len(tcpStates))])
-		case unix.IPPROTO_SCTP:
-			// The kernel wants both verification tags with the state.
-			f.ProtoInfo.SCTP.SetState(sctpStates[r.Intn(len(sctpStates))])
-			f.ProtoInfo.SCTP.SetVTagOriginal(r.Uint32())
-			f.ProtoInfo.SCTP.SetVTagReply(r.Uint32())
-		}
-		f.SetTimeout(600)
-		f.SetMark(uint32(r.Intn(4)) | uint32(r.Intn(2))<<8)
-		switch {
-		case origZone != 0 && replyZone != 0:
-			f.SetZone(zone)
-		case origZone != 0:
-			f.TupleOrig.SetZone(zone)
-		case replyZone != 0:
-			f.TupleReply.SetZone(zone)
-		}
-		if r.Intn(3) == 0 {
-			lab := make([]byte, 16)
-			lab[0] = byte(1 + r.Intn(15)) // labels 0 to 3, one or more
-			f.SetLabels(lab)
-		}
-		flows = append(flows, f)
-	}
-	return flows
-}
-
-// randomMatcher draws a matcher over the fields randomTable varies.
-func randomMatcher(r *rand.Rand, table []Flow) Matcher {
-	var m Matcher
-	f := &table[r.Intn(len(table))]
-	u8 := func(v uint8) *uint8 { return &v }
-	u16 := func(v uint16) *uint16 { return &v }
-	for _, field := range r.Perm(16)[:1+r.Intn(3)] {
-		switch field {
-		case 0:
-			m.Family = f.Family()
-		case 1:
-			m.Proto = f.TupleOrig.Proto.Num
-			if m.Proto == unix.IPPROTO_TCP || m.Proto == unix.IPPROTO_UDP || m.Proto == unix.IPPROTO_SCTP {
-				m.Orig.DstPort = u16(f.TupleOrig.Proto.DstPort)
-			}
-		case 2:
-			m.Orig.Dst = netip.PrefixFrom(f.TupleOrig.Dst(), f.TupleOrig.Dst().BitLen())
-		case 3:
-			bits := 24
-			if f.Family() == unix.AF_INET6 {
-				bits = 120
-			}
-			m.Orig.Src, _ = f.TupleOrig.Src().Prefix(bits + r.Intn(8))
-		case 4:
-			m.Reply.Src = netip.PrefixFrom(f.TupleReply.Src(), f.TupleReply.Src().BitLen())
-			if p := f.TupleReply.Proto.Num; p == unix.IPPROTO_TCP || p == unix.IPPROTO_UDP {
-				m.Proto = p
-				m.Reply.SrcPort = u16(f.TupleReply.Proto.SrcPort)
-			}
-		case 5:
-			m.Mark, m.MarkMask = f.Mark&0xff, 0xff
-		case 6:
-			z := f.ZoneID()
-			m.Zone = &z
-		case 7:
-			if len(f.Labels) > 0 {
-				m.LabelsAny = f.Labels
-			}
-		case 8:
-			if f.TupleOrig.Proto.Num == unix.IPPROTO_TCP {
-				m.TCPStates = []TCPState{f.ProtoInfo.TCP.State}
-			} else if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
-				m.SCTPStates = []SCTPState{f.ProtoInfo.SCTP.State}
-			}
-		case 9:
-			m.Status, m.StatusMask = StatusAssured, StatusAssured
-		case 10:
-			// Every label of a flow, sometimes with one it may lack, so
-			// that all-of and any-of select different flows.
-			if len(f.Labels) > 0 {
-				m.LabelsAll = slices.Clone(f.Labels)
-				m.LabelsAll[0] |= byte(r.Intn(2)) << r.Intn(4)
-			}
-		case 11:
-			// Several states, the flow's not first.
-			tcp := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
-			sctp := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
-			if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
-				m.SCTPStates = []SCTPState{sctp[r.Intn(len(sctp))], sctp[r.Intn(len(sctp))], f.ProtoInfo.SCTP.State}
-			} else {
-				m.TCPStates = []TCPState{tcp[r.Intn(len(tcp))], tcp[r.Intn(len(tcp))], f.ProtoInfo.TCP.State}
-			}
-		case 12:
-			z := uint16(r.Intn(3))
-			if r.Intn(2) == 0 {
-				m.OrigZone = &z
-			} else {
-				m.ReplyZone = &z
-			}
-		case 13:
-			switch f.TupleOrig.Proto.Num {
-			case unix.IPPROTO_ICMP:
-				m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPType), u16(f.TupleOrig.Proto.ICMPID)
-			case unix.IPPROTO_ICMPV6:
-				m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPv6Type), u16(f.TupleOrig.Proto.ICMPv6ID)
-			default:
-				m.ICMPCode = u8(0)
-			}
-		case 14:
-			bits := 29
-			if f.Family() == unix.AF_INET6 {
-				bits = 125
-			}
-			m.Reply.Dst, _ = f.TupleReply.Dst().Prefix(bits)
-		case 15:
-			m.Mark, m.MarkMask = f.Mark&0x100, 0x100
-		}
-	}
-	return m
-}
 
 // reserveLabels makes the kernel keep label space for new flows.
 func reserveLabels(t *testing.T, ns interface {
@@ -261,185 +86,6 @@ func TestKernelCleanupRandomized(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestKernelCleanupFields runs Cleanup with one matcher per field, through
-// the kernel's flushes where the planner uses them and through the shared
-// dump, and compares the table left with the one oracleSelects expects.
-// Where conntrack -L has the same filter, it also counts the flows that
-// conntrack lists with it, so that the oracle is checked against
-// conntrack-tools and the kernel's own filters.
-func TestKernelCleanupFields(t *testing.T) {
-	ns, c := dialNS(t)
-	reserveLabels(t, ns)
-	ns.LoadFTPHelper(t) // so that flows can be created with the ftp helper
-	u16 := func(v uint16) *uint16 { return &v }
-	// In conntrack arguments, a port of "%s" and "%r" stands for the
-	// port the matcher takes from the table.
-	tests := []struct {
-		name      string
-		m         Matcher
-		conntrack []string // the conntrack -L filter that selects the same, if any
-	}{
-		{"orig dst ip:port udp v4", Matcher{Proto: unix.IPPROTO_UDP, Orig: Endpoints{Dst: netip.MustParsePrefix("10.2.0.1/32"), DstPort: u16(53)}}, []string{"-p", "udp", "-d", "10.2.0.1", "--dport", "53"}},
-		{"orig dst prefix v6", Matcher{Orig: Endpoints{Dst: netip.MustParsePrefix("2001:db8::200/120")}}, []string{"-d", "2001:db8::200/120"}},
-		{"orig src prefix", Matcher{Orig: Endpoints{Src: netip.MustParsePrefix("10.1.0.0/29")}}, []string{"-s", "10.1.0.0/29"}},
-		{"orig sport", Matcher{Proto: unix.IPPROTO_TCP, Orig: Endpoints{SrcPort: u16(0)}}, []string{"-p", "tcp", "--sport", "%s"}}, // port taken from the table
-		{"reply src ip:port", Matcher{Proto: unix.IPPROTO_TCP, Reply: Endpoints{Src: netip.MustParsePrefix("10.2.0.3/32"), SrcPort: u16(80)}}, []string{"-p", "tcp", "-r", "10.2.0.3", "--reply-port-src", "80"}},
-		{"reply dst v6", Matcher{Reply: Endpoints{Dst: netip.MustParsePrefix("2001:db8::105/128")}}, []string{"-q", "2001:db8::105"}},
-		{"reply dport", Matcher{Proto: unix.IPPROTO_UDP, Reply: Endpoints{DstPort: u16(0)}}, []string{"-p", "udp", "--reply-port-dst", "%r"}}, // port taken from the table
-		{"sctp", Matcher{Proto: unix.IPPROTO_SCTP}, []string{"-p", "sctp"}},
-		{"icmp type", Matcher{Proto: unix.IPPROTO_ICMP, ICMPType: func() *uint8 { v := uint8(8); return &v }()}, []string{"-p", "icmp", "--icmp-type", "8"}},
-		{"icmpv6 id", Matcher{Proto: unix.IPPROTO_ICMPV6, ICMPID: u16(0)}, nil}, // id taken from the table
-		{"icmp code without proto", Matcher{ICMPCode: func() *uint8 { v := uint8(0); return &v }()}, nil},
-		{"mark mask", Matcher{Mark: 0x100, MarkMask: 0xf00}, []string{"-m", "0x100/0xf00"}},
-		{"mark zero under a mask", Matcher{Mark: 0, MarkMask: 0xff}, []string{"-m", "0/0xff"}},
-		{"zone", Matcher{Zone: u16(2)}, nil},
-		{"zone 0", Matcher{Zone: u16(0)}, nil},
-		{"orig zone", Matcher{OrigZone: u16(0)}, nil},
-		{"orig zone 2", Matcher{OrigZone: u16(2)}, nil},
-		{"reply zone 1", Matcher{ReplyZone: u16(1)}, nil},
-		{"labels all", Matcher{LabelsAll: []byte{0x03}}, nil},
-		{"labels any", Matcher{LabelsAny: []byte{0x04}}, nil},
-		{"status", Matcher{Status: StatusSeenReply, StatusMask: StatusSeenReply}, []string{"-u", "SEEN_REPLY"}},
-		{"status bit clear", Matcher{Status: 0, StatusMask: StatusSeenReply}, nil},
-		{"family v4 only", Matcher{Family: unix.AF_INET}, []string{"-f", "ipv4"}},
-		{"tcp state", Matcher{TCPStates: []TCPState{TCPStateTimeWait, TCPStateFinWait}}, nil},
-		{"tcp state time_wait", Matcher{Proto: unix.IPPROTO_TCP, TCPStates: []TCPState{TCPStateTimeWait}}, []string{"-p", "tcp", "--state", "TIME_WAIT"}},
-		{"sctp state", Matcher{SCTPStates: []SCTPState{SCTPStateEstablished}}, []string{"-p", "sctp", "--state", "ESTABLISHED"}},
-		{"sctp states", Matcher{SCTPStates: []SCTPState{SCTPStateCookieWait, SCTPStateShutdownSent}}, nil},
-		{"family v6", Matcher{Family: unix.AF_INET6}, []string{"-f", "ipv6"}},
-		{"helper", Matcher{Helper: "ftp"}, nil},
-	}
-	r := rand.New(rand.NewSource(2))
-	for _, tt := range tests {
-		for _, noKernel := range []bool{false, true} {
-			ctx := ctx(t) // a deadline per case: the whole test takes minutes
-			table := randomTable(r, 400)
-			// Give a few flows two labels so that "all of" differs from "any of".
-			for i := 0; i < len(table); i += 7 {
-				table[i].SetLabels([]byte{0x03, 15: 0})
-			}
-			if tt.m.Helper != "" {
-				// Attach the helper to some of the TCP flows.
-				for i := 0; i < len(table); i += 3 {
-					if table[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
-						table[i].SetHelp(&Help{Name: tt.m.Helper})
-					}
-				}
-			}
-			if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
-				t.Fatalf("fill: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
-			}
-			before, err := c.List(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Ports and ids of zero stand for those of the first flow of
-			// the matcher's protocol, so that the matcher selects something.
-			m := tt.m
-			args := slices.Clone(tt.conntrack)
-			for i := range before {
-				f := &before[i]
-				if f.TupleOrig.Proto.Num != m.Proto {
-					continue
-				}
-				if m.Orig.SrcPort != nil && *m.Orig.SrcPort == 0 {
-					m.Orig.SrcPort = u16(f.TupleOrig.Proto.SrcPort)
-				}
-				if m.Reply.DstPort != nil && *m.Reply.DstPort == 0 {
-					m.Reply.DstPort = u16(f.TupleReply.Proto.DstPort)
-				}
-				if m.ICMPID != nil && *m.ICMPID == 0 {
-					m.ICMPID = u16(f.TupleOrig.Proto.ICMPv6ID)
-				}
-			}
-			for i, a := range args {
-				switch a {
-				case "%s":
-					args[i] = fmt.Sprint(*m.Orig.SrcPort)
-				case "%r":
-					args[i] = fmt.Sprint(*m.Reply.DstPort)
-				}
-			}
-			if m.StatusMask == StatusSeenReply {
-				// Flows created by user space have no reply seen; mark some.
-				for i := 0; i < len(before); i += 3 {
-					var u Flow
-					u.SetTupleOrig(before[i].TupleOrig)
-					u.SetZone(before[i].Zone)
-					u.SetStatus(before[i].Status | StatusSeenReply)
-					if err := c.Update(ctx, &u); err != nil {
-						t.Fatalf("update status: %v", err)
-					}
-				}
-				if before, err = c.List(ctx, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
-			name := fmt.Sprintf("%s (no-kernel-filters=%v)", tt.name, noKernel)
-			var want []string
-			for i := range before {
-				if !oracleSelects(&m, &before[i]) {
-					want = append(want, flowKey(&before[i]))
-				}
-			}
-			if len(want) == 0 || len(want) == len(before) {
-				t.Fatalf("%s: the oracle selects %d of %d flows; the test proves nothing", name, len(before)-len(want), len(before))
-			}
-			if args != nil {
-				// conntrack prints how many flows it listed on stderr.
-				_, stderr, err := ns.RunErr("conntrack", append([]string{"-L"}, args...)...)
-				var n int
-				if _, serr := fmt.Sscanf(stderr[strings.Index(stderr, ": ")+2:], "%d flow entries", &n); err != nil || serr != nil {
-					t.Fatalf("%s: conntrack -L %v: %v %v: %s", name, args, err, serr, stderr)
-				}
-				if n != len(before)-len(want) {
-					t.Fatalf("%s: conntrack -L %v lists %d flows, the oracle selects %d", name, args, n, len(before)-len(want))
-				}
-			}
-			res, err := c.Cleanup(ctx, []Matcher{m}, &CleanupOptions{NoKernelFilters: noKernel})
-			if err != nil || res.Failed != 0 {
-				t.Fatalf("%s: %v %+v", name, err, res.Samples)
-			}
-			after, err := c.List(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := make([]string, 0, len(after))
-			for i := range after {
-				got = append(got, flowKey(&after[i]))
-			}
-			slices.Sort(got)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				t.Errorf("%s: %d flows left, the oracle expects %d\nplan:\n%s", name, len(got), len(want), res.Plan.String())
-				for _, k := range diffKeys(want, got, 5) {
-					t.Logf("  %s", k)
-				}
-				t.FailNow()
-			}
-			if err := c.Flush(ctx, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
-// diffKeys lists up to n keys that are in only one of two sorted lists.
-func diffKeys(want, got []string, n int) []string {
-	var out []string
-	for _, k := range want {
-		if _, ok := slices.BinarySearch(got, k); !ok && len(out) < n {
-			out = append(out, "expected, gone: "+k)
-		}
-	}
-	for _, k := range got {
-		if _, ok := slices.BinarySearch(want, k); !ok && len(out) < 2*n {
-			out = append(out, "left, not expected: "+k)
-		}
-	}
-	return out
 }
 
 func TestKernelCleanupDryRunAndPlan(t *testing.T) {
@@ -593,14 +239,6 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 			return true
 		}},
 	}
-	plain, err := c.Plan(ctx, matchers, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := plain.Capabilities
-	if k.FlushMark && k.FlushTuple && len(plain.Flushes) == 0 {
-		t.Fatalf("without OnDelete the plan flushes nothing; the test proves nothing:\n%s", plain)
-	}
 	var seen []string
 	dup := map[string]bool{}
 	opts := &CleanupOptions{OnDelete: func(f *Flow) {
@@ -611,13 +249,7 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 		dup[key] = true
 		seen = append(seen, key)
 	}}
-	p, err := c.Plan(ctx, matchers, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(p.Flushes) != 0 || len(p.Scan.Matchers) != len(matchers) {
-		t.Fatalf("plan with OnDelete flushes in the kernel:\n%s", p)
-	}
+	checkOnDeletePlans(ctx, t, c, matchers, opts)
 	res, err := c.Cleanup(ctx, matchers, opts)
 	if err != nil || res.Failed != 0 {
 		t.Fatalf("cleanup: %v %+v", err, res.Samples)
@@ -629,17 +261,7 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	left := map[string]bool{}
-	for i := range after {
-		left[flowKey(&after[i])] = true
-	}
-	var gone []string
-	for i := range before {
-		if key := flowKey(&before[i]); !left[key] && !stolen[key] {
-			gone = append(gone, key)
-		}
-	}
-	slices.Sort(gone)
+	gone := goneKeys(before, after, stolen)
 	slices.Sort(seen)
 	if len(stolen) == 0 || res.AlreadyGone != len(stolen) {
 		t.Errorf("%d flows deleted by Func, %d counted already gone", len(stolen), res.AlreadyGone)
@@ -655,6 +277,45 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 			after[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
 			t.Fatalf("a matching flow survived: %s", flowKey(&after[i]))
 		}
+	}
+}
+
+// goneKeys returns, sorted, the keys of the flows of before that are not
+// in after, leaving out those in skip.
+func goneKeys(before, after []Flow, skip map[string]bool) []string {
+	left := map[string]bool{}
+	for i := range after {
+		left[flowKey(&after[i])] = true
+	}
+	var gone []string
+	for i := range before {
+		if key := flowKey(&before[i]); !left[key] && !skip[key] {
+			gone = append(gone, key)
+		}
+	}
+	slices.Sort(gone)
+	return gone
+}
+
+// checkOnDeletePlans checks that the kernel would flush some of the
+// matchers without OnDelete (or the test proves nothing), and none with
+// opts, which sets it.
+func checkOnDeletePlans(ctx context.Context, t *testing.T, c *Conn, matchers []Matcher, opts *CleanupOptions) {
+	t.Helper()
+	plain, err := c.Plan(ctx, matchers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := plain.Capabilities
+	if k.FlushMark && k.FlushTuple && len(plain.Flushes) == 0 {
+		t.Fatalf("without OnDelete the plan flushes nothing; the test proves nothing:\n%s", plain)
+	}
+	p, err := c.Plan(ctx, matchers, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Flushes) != 0 || len(p.Scan.Matchers) != len(matchers) {
+		t.Fatalf("plan with OnDelete flushes in the kernel:\n%s", p)
 	}
 }
 

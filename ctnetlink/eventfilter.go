@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/internal/bpfasm"
 )
 
 // OneOf is one condition of an EventFilter: the event's value is one of
@@ -344,7 +346,7 @@ func (f *EventFilter) program() ([]bpf.Instruction, error) {
 	}
 	var c filterCompiler
 	c.compile(f)
-	p, err := c.b.assemble()
+	p, err := c.b.Assemble(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -404,9 +406,16 @@ const (
 // the attribute's header, or 0. Offsets the conditions share are kept in
 // scratch memory. Whatever the program cannot find, it keeps: Match
 // decides.
+//
+// The compiler only lowers the filter to instructions and jumps to
+// labels; internal/bpfasm resolves the labels. Every attribute it reads
+// (mark, status, zone, ports, addresses) is big-endian in the spec, which
+// is how classic BPF loads words, so values are compared as they are; the
+// generated schema table names attributes but carries no byte order to
+// read this from.
 type filterCompiler struct {
-	b             progBuilder
-	keep, drop    label
+	b             bpfasm.Program
+	keep, drop    bpfasm.Label
 	needFamily    bool
 	needOrigIP    bool
 	needOrigProto bool
@@ -415,9 +424,9 @@ type filterCompiler struct {
 
 func (c *filterCompiler) compile(f *EventFilter) {
 	b := &c.b
-	c.keep, c.drop = b.newLabel(), b.newLabel()
-	flow, conds := b.newLabel(), b.newLabel()
-	typeTo := func(t EventType, pass label) label {
+	c.keep, c.drop = b.NewLabel("keep"), b.NewLabel("drop")
+	flow, conds := b.NewLabel("flow"), b.NewLabel("conds")
+	typeTo := func(t EventType, pass bpfasm.Label) bpfasm.Label {
 		if f.Types.test(func(v EventType) bool { return v == t }) {
 			return pass
 		}
@@ -426,30 +435,29 @@ func (c *filterCompiler) compile(f *EventFilter) {
 	subsys := hostByteOff(msgTypeOff, true)
 	msg := hostByteOff(msgTypeOff, false)
 
-	b.emit(bpf.LoadAbsolute{Off: subsys, Size: 1})
-	b.jumpIf(bpf.JumpEqual, uint32(MsgNew>>8), flow, next)
-	b.jumpIf(bpf.JumpEqual, uint32(MsgExpNew>>8), next, c.keep)
-	b.emit(bpf.LoadAbsolute{Off: msg, Size: 1})
-	b.jumpIf(bpf.JumpEqual, uint32(MsgExpNew&0xff), typeTo(EventExpNew, c.keep), next)
-	b.jumpIf(bpf.JumpEqual, uint32(MsgExpDelete&0xff), typeTo(EventExpDestroy, c.keep), c.keep)
+	b.Emit(bpf.LoadAbsolute{Off: subsys, Size: 1})
+	b.JumpIf(bpf.JumpEqual, uint32(MsgNew>>8), flow, bpfasm.Next)
+	b.JumpIf(bpf.JumpEqual, uint32(MsgExpNew>>8), bpfasm.Next, c.keep)
+	b.Emit(bpf.LoadAbsolute{Off: msg, Size: 1})
+	b.JumpIf(bpf.JumpEqual, uint32(MsgExpNew&0xff), typeTo(EventExpNew, c.keep), bpfasm.Next)
+	b.JumpIf(bpf.JumpEqual, uint32(MsgExpDelete&0xff), typeTo(EventExpDestroy, c.keep), c.keep)
 
-	b.place(flow)
-	b.emit(bpf.LoadAbsolute{Off: msg, Size: 1})
-	b.jumpIf(bpf.JumpEqual, uint32(MsgDelete&0xff), typeTo(EventDestroy, conds), next)
-	b.jumpIf(bpf.JumpEqual, uint32(MsgNew&0xff), next, c.keep)
-	b.emit(bpf.LoadAbsolute{Off: hostByteOff(msgFlagsOff, true), Size: 1})
-	b.jumpIf(bpf.JumpBitsSet, unix.NLM_F_CREATE>>8, typeTo(EventNew, conds), typeTo(EventUpdate, conds))
+	b.Define(flow)
+	b.Emit(bpf.LoadAbsolute{Off: msg, Size: 1})
+	b.JumpIf(bpf.JumpEqual, uint32(MsgDelete&0xff), typeTo(EventDestroy, conds), bpfasm.Next)
+	b.JumpIf(bpf.JumpEqual, uint32(MsgNew&0xff), bpfasm.Next, c.keep)
+	b.Emit(bpf.LoadAbsolute{Off: hostByteOff(msgFlagsOff, true), Size: 1})
+	b.JumpIf(bpf.JumpBitsSet, unix.NLM_F_CREATE>>8, typeTo(EventNew, conds), typeTo(EventUpdate, conds))
 
-	b.place(conds)
+	b.Define(conds)
 	c.flowConditions(f)
-	b.place(c.keep)
-	b.emit(bpf.RetConstant{Val: keepMsg})
-	b.place(c.drop)
-	b.emit(bpf.RetConstant{Val: dropMsg})
+	b.Define(c.keep)
+	b.Emit(bpf.RetConstant{Val: keepMsg})
+	b.Define(c.drop)
+	b.Emit(bpf.RetConstant{Val: dropMsg})
 }
 
 func (c *filterCompiler) flowConditions(f *EventFilter) {
-	b := &c.b
 	addrs := len(f.OrigSrc.Values) > 0 || len(f.OrigDst.Values) > 0 || len(f.ReplySrc.Values) > 0 || len(f.ReplyDst.Values) > 0
 	c.needFamily = f.Family != 0 || addrs
 	c.needOrigIP = c.needFamily
@@ -458,7 +466,17 @@ func (c *filterCompiler) flowConditions(f *EventFilter) {
 
 	// Conditions on single top-level attributes come first: they are the
 	// cheapest.
-	c.field(f.Mark.Negate, len(f.Mark.Values) > 0, func(match label) {
+	c.topConditions(f)
+	c.tupleOffsets(f)
+	c.portConditions(f)
+	c.addrConditions(f)
+}
+
+// topConditions compiles the conditions on top-level attributes: mark,
+// status and zone.
+func (c *filterCompiler) topConditions(f *EventFilter) {
+	b := &c.b
+	c.field(f.Mark.Negate, len(f.Mark.Values) > 0, func(match bpfasm.Label) {
 		masks := make([]uint32, len(f.Mark.Values))
 		for i, m := range f.Mark.Values {
 			masks[i] = m.mask()
@@ -466,7 +484,7 @@ func (c *filterCompiler) flowConditions(f *EventFilter) {
 		c.loadTop(FlowAttrMark, 4)
 		c.maskedEqual(masks, func(i int) uint32 { return f.Mark.Values[i].Mark & masks[i] }, match)
 	})
-	c.field(f.Status.Negate, len(f.Status.Values) > 0, func(match label) {
+	c.field(f.Status.Negate, len(f.Status.Values) > 0, func(match bpfasm.Label) {
 		masks := make([]uint32, len(f.Status.Values))
 		for i, s := range f.Status.Values {
 			masks[i] = uint32(s.mask())
@@ -474,67 +492,81 @@ func (c *filterCompiler) flowConditions(f *EventFilter) {
 		c.loadTop(FlowAttrStatus, 4)
 		c.maskedEqual(masks, func(i int) uint32 { return uint32(f.Status.Values[i].Status) & masks[i] }, match)
 	})
-	c.field(f.Zone.Negate, len(f.Zone.Values) > 0, func(match label) {
+	c.field(f.Zone.Negate, len(f.Zone.Values) > 0, func(match bpfasm.Label) {
 		c.loadTop(FlowAttrZone, 2)
 		for _, z := range f.Zone.Values {
-			b.jumpIf(bpf.JumpEqual, uint32(z), match, next)
+			b.JumpIf(bpf.JumpEqual, uint32(z), match, bpfasm.Next)
 		}
 	})
+}
 
-	// Offsets of the nested attributes the tuple conditions read.
+// tupleOffsets finds the nested attributes the tuple conditions read and
+// keeps their offsets, and the family, in scratch memory; it compiles
+// Family.
+func (c *filterCompiler) tupleOffsets(f *EventFilter) {
+	b := &c.b
 	if c.needOrigIP || c.needOrigProto {
-		b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+		b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
 		c.find(false, uint32(FlowAttrTupleOrig), c.keep)
-		b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrig})
+		b.Emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrig})
 		if c.needOrigIP {
 			c.find(true, uint32(TupleAttrIP), c.keep)
-			b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrigIP})
+			b.Emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrigIP})
 		}
 		if c.needOrigProto {
-			b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrig})
+			b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrig})
 			c.find(true, uint32(TupleAttrProto), c.keep)
-			b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrigProto})
+			b.Emit(bpf.StoreScratch{Src: bpf.RegA, N: slotOrigProto})
 		}
 	}
 	if c.needReplyIP {
-		b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+		b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
 		c.find(false, uint32(FlowAttrTupleReply), c.keep)
 		c.find(true, uint32(TupleAttrIP), c.keep)
-		b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotReplyIP})
+		b.Emit(bpf.StoreScratch{Src: bpf.RegA, N: slotReplyIP})
 	}
 	if c.needFamily {
 		c.family()
 	}
 	if f.Family != 0 {
-		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotFamily})
-		b.jumpIf(bpf.JumpEqual, uint32(f.Family), next, c.drop)
+		b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotFamily})
+		b.JumpIf(bpf.JumpEqual, uint32(f.Family), bpfasm.Next, c.drop)
 	}
+}
 
-	c.field(f.Proto.Negate, len(f.Proto.Values) > 0, func(match label) {
-		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
+// portConditions compiles the conditions on the original tuple's
+// protocol and ports.
+func (c *filterCompiler) portConditions(f *EventFilter) {
+	b := &c.b
+	c.field(f.Proto.Negate, len(f.Proto.Values) > 0, func(match bpfasm.Label) {
+		b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
 		c.find(true, uint32(TupleProtoAttrNum), c.keep)
-		b.emit(bpf.TAX{})
-		b.emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 1})
+		b.Emit(bpf.TAX{})
+		b.Emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 1})
 		for _, p := range f.Proto.Values {
-			b.jumpIf(bpf.JumpEqual, uint32(p), match, next)
+			b.JumpIf(bpf.JumpEqual, uint32(p), match, bpfasm.Next)
 		}
 	})
 	for _, pf := range []struct {
 		c    *OneOf[uint16]
 		attr TupleProtoAttr
 	}{{&f.OrigSrcPort, TupleProtoAttrSrcPort}, {&f.OrigDstPort, TupleProtoAttrDstPort}} {
-		c.field(pf.c.Negate, len(pf.c.Values) > 0, func(match label) {
-			nomatch := b.newLabel()
-			b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
+		c.field(pf.c.Negate, len(pf.c.Values) > 0, func(match bpfasm.Label) {
+			nomatch := b.NewLabel("no-port")
+			b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
 			c.find(true, uint32(pf.attr), nomatch) // no ports: no match
-			b.emit(bpf.TAX{})
-			b.emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 2})
+			b.Emit(bpf.TAX{})
+			b.Emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 2})
 			for _, p := range pf.c.Values {
-				b.jumpIf(bpf.JumpEqual, uint32(p), match, next)
+				b.JumpIf(bpf.JumpEqual, uint32(p), match, bpfasm.Next)
 			}
-			b.place(nomatch)
+			b.Define(nomatch)
 		})
 	}
+}
+
+// addrConditions compiles the address conditions of both tuples.
+func (c *filterCompiler) addrConditions(f *EventFilter) {
 	for _, af := range []struct {
 		c      *OneOf[netip.Prefix]
 		slot   uint32
@@ -551,61 +583,61 @@ func (c *filterCompiler) flowConditions(f *EventFilter) {
 
 // field compiles one condition. body jumps to match when the event's value
 // is in the list and falls through when it is not.
-func (c *filterCompiler) field(negate, set bool, body func(match label)) {
+func (c *filterCompiler) field(negate, set bool, body func(match bpfasm.Label)) {
 	if !set {
 		return
 	}
 	b := &c.b
-	pass := b.newLabel()
+	pass := b.NewLabel("pass")
 	if negate {
 		body(c.drop)
-		b.place(pass)
+		b.Define(pass)
 		return
 	}
 	body(pass)
-	b.jump(c.drop)
-	b.place(pass)
+	b.Jump(c.drop)
+	b.Define(pass)
 }
 
 // find looks up the attribute of type typ: among the attributes from
 // offset A on, or, if nested, among those nested in the attribute at
 // offset A. It leaves the attribute's offset in A, and jumps to missing if
 // there is none.
-func (c *filterCompiler) find(nested bool, typ uint32, missing label) {
+func (c *filterCompiler) find(nested bool, typ uint32, missing bpfasm.Label) {
 	ext := bpf.ExtNetlinkAttr
 	if nested {
 		ext = bpf.ExtNetlinkAttrNested
 	}
-	c.b.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: typ}, bpf.LoadExtension{Num: ext})
-	c.b.jumpIf(bpf.JumpEqual, 0, missing, next)
+	c.b.Emit(bpf.LoadConstant{Dst: bpf.RegX, Val: typ}, bpf.LoadExtension{Num: ext})
+	c.b.JumpIf(bpf.JumpEqual, 0, missing, bpfasm.Next)
 }
 
 // loadTop loads the big-endian value of size bytes of the top-level
 // attribute attr into A, or 0 if the message has no such attribute.
 func (c *filterCompiler) loadTop(attr FlowAttr, size int) {
 	b := &c.b
-	have := b.newLabel()
-	b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+	have := b.NewLabel("have")
+	b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
 	c.find(false, uint32(attr), have) // A is 0
-	b.emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: size})
-	b.place(have)
+	b.Emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: size})
+	b.Define(have)
 }
 
 // maskedEqual jumps to match if A ANDed with masks[i] equals want(i) for
 // some i.
-func (c *filterCompiler) maskedEqual(masks []uint32, want func(int) uint32, match label) {
+func (c *filterCompiler) maskedEqual(masks []uint32, want func(int) uint32, match bpfasm.Label) {
 	b := &c.b
-	b.emit(bpf.TAX{})
+	b.Emit(bpf.TAX{})
 	dirty := false
 	for i, m := range masks {
 		if dirty {
-			b.emit(bpf.TXA{})
+			b.Emit(bpf.TXA{})
 		}
 		dirty = m != ^uint32(0)
 		if dirty {
-			b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+			b.Emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
 		}
-		b.jumpIf(bpf.JumpEqual, want(i), match, next)
+		b.JumpIf(bpf.JumpEqual, want(i), match, bpfasm.Next)
 	}
 }
 
@@ -614,23 +646,23 @@ func (c *filterCompiler) maskedEqual(masks []uint32, want func(int) uint32, matc
 // tuple-orig has no address.
 func (c *filterCompiler) family() {
 	b := &c.b
-	v4, v6, store := b.newLabel(), b.newLabel(), b.newLabel()
+	v4, v6, store := b.NewLabel("v4"), b.NewLabel("v6"), b.NewLabel("store-family")
 	for _, a := range []struct {
 		attr TupleIPAttr
-		to   label
+		to   bpfasm.Label
 	}{{TupleIPAttrV4Src, v4}, {TupleIPAttrV4Dst, v4}, {TupleIPAttrV6Src, v6}, {TupleIPAttrV6Dst, v6}} {
-		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigIP})
-		b.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: uint32(a.attr)}, bpf.LoadExtension{Num: bpf.ExtNetlinkAttrNested})
-		b.jumpIf(bpf.JumpEqual, 0, next, a.to)
+		b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigIP})
+		b.Emit(bpf.LoadConstant{Dst: bpf.RegX, Val: uint32(a.attr)}, bpf.LoadExtension{Num: bpf.ExtNetlinkAttrNested})
+		b.JumpIf(bpf.JumpEqual, 0, bpfasm.Next, a.to)
 	}
-	b.jump(c.keep)
-	b.place(v4)
-	b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: unix.AF_INET})
-	b.jump(store)
-	b.place(v6)
-	b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: unix.AF_INET6})
-	b.place(store)
-	b.emit(bpf.StoreScratch{Src: bpf.RegA, N: slotFamily})
+	b.Jump(c.keep)
+	b.Define(v4)
+	b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: unix.AF_INET})
+	b.Jump(store)
+	b.Define(v6)
+	b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: unix.AF_INET6})
+	b.Define(store)
+	b.Emit(bpf.StoreScratch{Src: bpf.RegA, N: slotFamily})
 }
 
 // addrField compiles an address condition: the prefixes of the event's
@@ -648,69 +680,86 @@ func (c *filterCompiler) addrField(cond *OneOf[netip.Prefix], slot uint32, v4Att
 			p6 = append(p6, p.Masked())
 		}
 	}
-	pass := b.newLabel()
+	pass := b.NewLabel("addr-pass")
 	match, nomatch := pass, c.drop
 	if cond.Negate {
 		match, nomatch = c.drop, pass
 	}
 	v4, v6 := pass, pass
 	if len(p4) > 0 {
-		v4 = b.newLabel()
+		v4 = b.NewLabel("addr-v4")
 	}
 	if len(p6) > 0 {
-		v6 = b.newLabel()
+		v6 = b.NewLabel("addr-v6")
 	}
-	b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotFamily})
-	b.jumpIf(bpf.JumpEqual, unix.AF_INET, v4, v6)
+	b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotFamily})
+	b.JumpIf(bpf.JumpEqual, unix.AF_INET, v4, v6)
 	if len(p6) > 0 {
-		b.place(v6)
-		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: int(slot)})
-		c.find(true, uint32(v6Attr), c.keep)
-		b.emit(bpf.TAX{})
-		for _, p := range p6 {
-			if p.Bits() == 0 {
-				b.jump(match)
-				break
-			}
-			a := p.Addr().As16()
-			words := (p.Bits() + 31) / 32
-			nextPrefix := b.newLabel()
-			for w := 0; w < words; w++ {
-				m := prefixMask(p.Bits() - 32*w)
-				b.emit(bpf.LoadIndirect{Off: uint32(nlaHdrLen + 4*w), Size: 4})
-				if m != ^uint32(0) {
-					b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
-				}
-				to := next
-				if w == words-1 {
-					to = match
-				}
-				b.jumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(a[4*w:]), to, nextPrefix)
-			}
-			b.place(nextPrefix)
-		}
-		b.jump(nomatch)
+		b.Define(v6)
+		c.v6Prefixes(p6, slot, v6Attr, match)
+		b.Jump(nomatch)
 	}
 	if len(p4) > 0 {
-		b.place(v4)
-		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: int(slot)})
-		c.find(true, uint32(v4Attr), c.keep)
-		b.emit(bpf.TAX{})
-		for _, p := range p4 {
-			if p.Bits() == 0 {
-				b.jump(match)
-				break
-			}
-			a := p.Addr().As4()
-			b.emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 4})
-			if m := prefixMask(p.Bits()); m != ^uint32(0) {
-				b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
-			}
-			b.jumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(a[:]), match, next)
-		}
-		b.jump(nomatch)
+		b.Define(v4)
+		c.v4Prefixes(p4, slot, v4Attr, match)
+		b.Jump(nomatch)
 	}
-	b.place(pass)
+	b.Define(pass)
+}
+
+// v6Prefixes loads the IPv6 address attr of the tuple-ip at scratch slot
+// and jumps to match if one of the masked prefixes ps contains it; else it
+// falls through. A message without the address is kept. Each 32-bit word
+// of a prefix costs 2 or 3 instructions; the words are compared as classic
+// BPF loads them, in network byte order, like the attribute's big-endian
+// bytes.
+func (c *filterCompiler) v6Prefixes(ps []netip.Prefix, slot uint32, attr TupleIPAttr, match bpfasm.Label) {
+	b := &c.b
+	b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: int(slot)})
+	c.find(true, uint32(attr), c.keep)
+	b.Emit(bpf.TAX{})
+	for _, p := range ps {
+		if p.Bits() == 0 {
+			b.Jump(match)
+			return
+		}
+		a := p.Addr().As16()
+		words := (p.Bits() + 31) / 32
+		nextPrefix := b.NewLabel("next-prefix")
+		for w := 0; w < words; w++ {
+			m := prefixMask(p.Bits() - 32*w)
+			b.Emit(bpf.LoadIndirect{Off: uint32(nlaHdrLen + 4*w), Size: 4})
+			if m != ^uint32(0) {
+				b.Emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+			}
+			to := bpfasm.Next
+			if w == words-1 {
+				to = match
+			}
+			b.JumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(a[4*w:]), to, nextPrefix)
+		}
+		b.Define(nextPrefix)
+	}
+}
+
+// v4Prefixes is v6Prefixes for IPv4: one word per prefix.
+func (c *filterCompiler) v4Prefixes(ps []netip.Prefix, slot uint32, attr TupleIPAttr, match bpfasm.Label) {
+	b := &c.b
+	b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: int(slot)})
+	c.find(true, uint32(attr), c.keep)
+	b.Emit(bpf.TAX{})
+	for _, p := range ps {
+		if p.Bits() == 0 {
+			b.Jump(match)
+			return
+		}
+		a := p.Addr().As4()
+		b.Emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 4})
+		if m := prefixMask(p.Bits()); m != ^uint32(0) {
+			b.Emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m})
+		}
+		b.JumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(a[:]), match, bpfasm.Next)
+	}
 }
 
 // prefixMask returns the mask of the first bits bits of a 32-bit word,
@@ -723,150 +772,4 @@ func prefixMask(bits int) uint32 {
 		return ^uint32(0)
 	}
 	return ^uint32(0) << (32 - bits)
-}
-
-// label names an instruction of a program under construction.
-type label int
-
-// next is the instruction after a jump.
-const next label = -1
-
-// progBuilder assembles a classic BPF program whose jumps name labels. The
-// offsets of a conditional jump have 8 bits: assemble turns a jump that
-// reaches further into a short one to an unconditional jump, which has 32.
-type progBuilder struct {
-	ins    []progIns
-	labels []int // index in ins of each label, -1 until placed
-}
-
-type progIns struct {
-	op     bpf.Instruction // nil for a jump
-	cond   bool            // conditional jump: test, val, jt, jf
-	test   bpf.JumpTest
-	val    uint32
-	jt, jf label // targets; an unconditional jump goes to jt
-}
-
-func (b *progBuilder) newLabel() label {
-	b.labels = append(b.labels, -1)
-	return label(len(b.labels) - 1)
-}
-
-// place puts l at the next instruction. An unconditional jump to l right
-// before it is dropped: it would jump nowhere.
-func (b *progBuilder) place(l label) {
-	if n := len(b.ins); n > 0 {
-		if last := b.ins[n-1]; last.op == nil && !last.cond && last.jt == l {
-			b.ins = b.ins[:n-1]
-		}
-	}
-	b.labels[l] = len(b.ins)
-}
-
-func (b *progBuilder) emit(ops ...bpf.Instruction) {
-	for _, op := range ops {
-		b.ins = append(b.ins, progIns{op: op})
-	}
-}
-
-func (b *progBuilder) jumpIf(test bpf.JumpTest, val uint32, jt, jf label) {
-	b.ins = append(b.ins, progIns{cond: true, test: test, val: val, jt: jt, jf: jf})
-}
-
-func (b *progBuilder) jump(l label) {
-	b.ins = append(b.ins, progIns{jt: l})
-}
-
-// assemble resolves the labels. A conditional jump whose target is more
-// than 255 instructions away gets an unconditional jump right after it,
-// which it jumps to; the extra instructions push other targets further,
-// so the layout is repeated until no jump needs to grow.
-func (b *progBuilder) assemble() ([]bpf.Instruction, error) {
-	n := len(b.ins)
-	for l, i := range b.labels {
-		if i < 0 || i >= n {
-			return nil, fmt.Errorf("label %d not placed before an instruction", l)
-		}
-	}
-	longT := make([]bool, n)
-	longF := make([]bool, n)
-	pos := make([]int, n+1)
-	size := func(i int) int {
-		s := 1
-		if longT[i] {
-			s++
-		}
-		if longF[i] {
-			s++
-		}
-		return s
-	}
-	target := func(i int, l label) int {
-		if l == next {
-			return pos[i+1]
-		}
-		return pos[b.labels[l]]
-	}
-	for {
-		p := 0
-		for i := range b.ins {
-			pos[i] = p
-			p += size(i)
-		}
-		pos[n] = p
-		grew := false
-		for i, in := range b.ins {
-			if !in.cond {
-				continue
-			}
-			if !longT[i] && target(i, in.jt)-pos[i]-1 > 255 {
-				longT[i], grew = true, true
-			}
-			if !longF[i] && target(i, in.jf)-pos[i]-1 > 255 {
-				longF[i], grew = true, true
-			}
-		}
-		if !grew {
-			break
-		}
-	}
-	out := make([]bpf.Instruction, 0, pos[n])
-	for i, in := range b.ins {
-		switch {
-		case in.op != nil:
-			out = append(out, in.op)
-		case !in.cond:
-			d := target(i, in.jt) - pos[i] - 1
-			if d < 0 {
-				return nil, fmt.Errorf("backward jump at instruction %d", pos[i])
-			}
-			out = append(out, bpf.Jump{Skip: uint32(d)})
-		default:
-			t, f := target(i, in.jt), target(i, in.jf)
-			var st, sf int
-			tramp := pos[i] + 1
-			if longT[i] {
-				st = tramp - pos[i] - 1
-				tramp++
-			} else {
-				st = t - pos[i] - 1
-			}
-			if longF[i] {
-				sf = tramp - pos[i] - 1
-			} else {
-				sf = f - pos[i] - 1
-			}
-			if st < 0 || sf < 0 {
-				return nil, fmt.Errorf("backward jump at instruction %d", pos[i])
-			}
-			out = append(out, bpf.JumpIf{Cond: in.test, Val: in.val, SkipTrue: uint8(st), SkipFalse: uint8(sf)})
-			if longT[i] {
-				out = append(out, bpf.Jump{Skip: uint32(t - len(out) - 1)})
-			}
-			if longF[i] {
-				out = append(out, bpf.Jump{Skip: uint32(f - len(out) - 1)})
-			}
-		}
-	}
-	return out, nil
 }
