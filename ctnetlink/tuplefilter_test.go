@@ -78,3 +78,44 @@ func TestTupleFilterMatch(t *testing.T) {
 		})
 	}
 }
+
+// TestTupleFilterRequest checks the tuple and CTA_FILTER flags a tuple
+// filter puts in a dump or flush request, worked out by hand from the
+// kernel's ctnetlink_parse_tuple_filter: ICMPv6 fields travel in the
+// ICMPv6 attributes under the ICMPv6 flags, never the ICMP (v4) ones.
+func TestTupleFilterRequest(t *testing.T) {
+	type want struct {
+		flags               FilterFlags
+		v4Src, v6Dst        netip.Addr
+		num                 uint8
+		dport               uint16
+		icmpType, icmp6Type uint8
+		icmpID, icmp6ID     uint16
+		hasICMP4, hasICMP6  bool
+	}
+	tests := []struct {
+		name string
+		f    TupleFilter
+		want want
+	}{
+		{"udp dport", TupleFilter{Src: netip.MustParseAddr("192.0.2.1"), Proto: unix.IPPROTO_UDP, DstPort: u16(53)},
+			want{flags: 0x1 | 0x8 | 0x20, v4Src: netip.MustParseAddr("192.0.2.1"), num: 17, dport: 53}},
+		{"icmp type and id", TupleFilter{Proto: unix.IPPROTO_ICMP, ICMPType: u8(8), ICMPID: u16(7)},
+			want{flags: 0x8 | 0x40 | 0x100, num: 1, icmpType: 8, icmpID: 7, hasICMP4: true}},
+		{"icmpv6 type and id", TupleFilter{Dst: netip.MustParseAddr("2001:db8::2"), Proto: unix.IPPROTO_ICMPV6, ICMPType: u8(128), ICMPID: u16(9)},
+			want{flags: 0x2 | 0x8 | 0x200 | 0x800, v6Dst: netip.MustParseAddr("2001:db8::2"), num: 58, icmp6Type: 128, icmp6ID: 9, hasICMP6: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tu Tuple
+			fl := tt.f.request(&tu)
+			got := want{flags: fl, v4Src: tu.IP.V4Src, v6Dst: tu.IP.V6Dst, num: tu.Proto.Num, dport: tu.Proto.DstPort,
+				icmpType: tu.Proto.ICMPType, icmp6Type: tu.Proto.ICMPv6Type, icmpID: tu.Proto.ICMPID, icmp6ID: tu.Proto.ICMPv6ID,
+				hasICMP4: tu.Proto.Has(TupleProtoAttrICMPType) || tu.Proto.Has(TupleProtoAttrICMPID),
+				hasICMP6: tu.Proto.Has(TupleProtoAttrICMPv6Type) || tu.Proto.Has(TupleProtoAttrICMPv6ID)}
+			if got != tt.want {
+				t.Errorf("request:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
