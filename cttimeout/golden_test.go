@@ -3,11 +3,13 @@ package cttimeout
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/internal/golden"
@@ -35,12 +37,40 @@ var captureSetups = []struct {
 	{"policy-generic", "add policy-generic inet generic timeout 42"},
 }
 
-// TestCaptureGolden rewrites testdata/messages with -capture: the dump of
-// the policies nfct made in a new namespace, and the default-get replies.
+// TestCaptureGolden captures the dump of the policies nfct made in a new
+// namespace, and the default-get replies, and checks that the kernel sends
+// what testdata/messages holds; with -capture it rewrites testdata/messages.
 func TestCaptureGolden(t *testing.T) {
+	dir := goldenDir
 	if !*capture {
-		t.Skip("run with -capture to recapture testdata/messages")
+		dir = t.TempDir()
 	}
+	captureTo(t, dir)
+	if *capture {
+		return
+	}
+	want, err := golden.ParseDir(goldenDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := golden.ParseDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads := func(ms []*golden.Message) map[string]string {
+		out := map[string]string{}
+		for _, m := range ms {
+			out[m.Name] = fmt.Sprintf("type %#x flags %#x payload %x", m.Type, m.Flags, m.Payload)
+		}
+		return out
+	}
+	if diff := cmp.Diff(payloads(want), payloads(got)); diff != "" {
+		t.Errorf("testdata/messages (-) differs from what the kernel sends now (+); rerun with -capture if the kernel changed:\n%s", diff)
+	}
+}
+
+// captureTo writes the captured messages to dir.
+func captureTo(t *testing.T, goldenDir string) {
 	ns, c := kernelConn(t)
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
