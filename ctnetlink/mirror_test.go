@@ -119,6 +119,14 @@ func (c *consumer) state() map[EntryKey]string {
 	return out
 }
 
+// counts returns the numbers of event and synthetic changes by kind so far;
+// the mirror may still be emitting.
+func (c *consumer) counts() (events, synthetic [ChangeRemoved + 1]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events, c.synthetic
+}
+
 func (c *consumer) check(t *testing.T) {
 	t.Helper()
 	c.mu.Lock()
@@ -564,8 +572,8 @@ func TestKernelMirrorConvergence(t *testing.T) {
 			t.Errorf("%d changes that Get did not reflect during OnChange", n)
 		}
 	}()
-	if m.Len() != 1000 || cons.synthetic[ChangeAdded] != 1000 {
-		t.Fatalf("initial mirror has %d flows, %d synthetic adds, want 1000", m.Len(), cons.synthetic[ChangeAdded])
+	if _, syn := cons.counts(); m.Len() != 1000 || syn[ChangeAdded] != 1000 {
+		t.Fatalf("initial mirror has %d flows, %d synthetic adds, want 1000", m.Len(), syn[ChangeAdded])
 	}
 	waitConverged(t, m, c, nil, cons, 10*time.Second)
 
@@ -604,11 +612,12 @@ func TestKernelMirrorConvergence(t *testing.T) {
 	waitConverged(t, m, c, nil, cons, 20*time.Second)
 	cons.check(t)
 	st := m.Stats()
-	t.Logf("stats %+v; consumer: events %v, synthetic %v", st, cons.events, cons.synthetic)
+	evs, syn := cons.counts()
+	t.Logf("stats %+v; consumer: events %v, synthetic %v", st, evs, syn)
 	if st.Overruns != 0 {
 		t.Logf("%d overruns with the default buffer", st.Overruns)
-	} else if cons.synthetic != [4]int{ChangeAdded: 1000} {
-		t.Errorf("synthetic changes %v without a loss, want only the initial 1000 adds", cons.synthetic)
+	} else if syn != [4]int{ChangeAdded: 1000} {
+		t.Errorf("synthetic changes %v without a loss, want only the initial 1000 adds", syn)
 	}
 	if st.Silent != 0 || st.Polling {
 		t.Errorf("silent %d, polling %v with nf_conntrack_events=1", st.Silent, st.Polling)
@@ -845,15 +854,16 @@ func TestKernelMirrorChurn(t *testing.T) {
 			cons.check(t)
 			st := m.Stats()
 			dropped, _ := m.l.Dropped()
+			evs, syn := cons.counts()
 			t.Logf("%d flows created and deleted, %d left, in %v; settled %v later; %d drops; stats %+v; consumer events %v, synthetic %v",
-				tt.n, left, churned.Round(time.Millisecond), settled.Round(time.Millisecond), dropped, st, cons.events, cons.synthetic)
+				tt.n, left, churned.Round(time.Millisecond), settled.Round(time.Millisecond), dropped, st, evs, syn)
 			if st.Flows != left {
 				t.Errorf("mirror holds %d flows, want %d", st.Flows, left)
 			}
 			if st.Overruns == 0 || st.Resyncs == 0 {
 				t.Errorf("overruns %d, resyncs %d: the churn did not exercise the repair", st.Overruns, st.Resyncs)
 			}
-			if cons.synthetic[ChangeAdded] == 0 && cons.synthetic[ChangeRemoved] == 0 {
+			if syn[ChangeAdded] == 0 && syn[ChangeRemoved] == 0 {
 				t.Errorf("no synthetic change after %d overruns", st.Overruns)
 			}
 		})
@@ -1240,8 +1250,9 @@ func TestKernelMirrorShortLived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	evs, syn := cons.counts()
 	t.Logf("%d flows created and deleted, %d reached OnChange; %d drops; stats %+v; consumer events %v, synthetic %v",
-		n, len(seen), dropped, st, cons.events, cons.synthetic)
+		n, len(seen), dropped, st, evs, syn)
 	missing := 0
 	for i := range flows {
 		h, ok := seen[flows[i].TupleOrig.Src()]
@@ -1260,8 +1271,8 @@ func TestKernelMirrorShortLived(t *testing.T) {
 	if dropped == 0 || st.Unseen == 0 {
 		t.Errorf("%d drops, %d flows seen only by their DESTROY: the bursts did not exercise the repair", dropped, st.Unseen)
 	}
-	if int(st.Unseen) > cons.synthetic[ChangeAdded] || int(st.Unseen) > cons.synthetic[ChangeRemoved] {
-		t.Errorf("%d flows seen only by their DESTROY, but synthetic changes %v", st.Unseen, cons.synthetic)
+	if int(st.Unseen) > syn[ChangeAdded] || int(st.Unseen) > syn[ChangeRemoved] {
+		t.Errorf("%d flows seen only by their DESTROY, but synthetic changes %v", st.Unseen, syn)
 	}
 }
 
