@@ -1,0 +1,93 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestGenerateSmallSpecs generates from small specs and checks that each
+// section of the output appears exactly when the spec has what it needs.
+func TestGenerateSmallSpecs(t *testing.T) {
+	const oneAttr = "      -\n        name: x\n        type: u8\n        doc: d\n"
+	tests := []struct {
+		name    string
+		src     string
+		file    string
+		want    []string
+		notWant []string
+	}{
+		{
+			name:    "no consts, operations or groups",
+			src:     validBase + oneAttr,
+			file:    "zz_generated_enums.go",
+			notWant: []string{"const (", "MsgType", "Group"},
+		},
+		{
+			name:    "a const only",
+			src:     validBase + oneAttr + "definitions:\n  - {name: max-len, type: const, value: 16}\n",
+			file:    "zz_generated_enums.go",
+			want:    []string{"const (\n\t// MaxLen is max-len.\n\tMaxLen = 16 // MAX_LEN\n)"},
+			notWant: []string{"MsgType", "Group"},
+		},
+		{
+			name:    "an operation only",
+			src:     validBase + oneAttr + "operations:\n  list:\n    - {name: get, attribute-set: a-attrs, value: 1}\n",
+			file:    "zz_generated_enums.go",
+			want:    []string{"type MsgType uint16", "\tMsgGet MsgType = 0x0001 // GET\n"},
+			notWant: []string{"type Group"},
+		},
+		{
+			name:    "a group only",
+			src:     validBase + oneAttr + "mcast-groups:\n  list:\n    - {name: news, value: 1}\n",
+			file:    "zz_generated_enums.go",
+			want:    []string{"type Group uint32"},
+			notWant: []string{"MsgType"},
+		},
+		{
+			name: "a struct with a doc",
+			src: validBase + oneAttr + "      -\n        name: p\n        type: binary\n        struct: pair\n        doc: d\n" +
+				"definitions:\n  -\n    name: pair\n    type: struct\n    doc: two small numbers\n    members: [{name: a, type: u8}, {name: b, type: u8}]\n",
+			file: "zz_generated_types.go",
+			want: []string{"// Pair is the 2-byte binary payload pair.\n// Two small numbers.\ntype Pair struct"},
+		},
+		{
+			name: "a struct without a doc",
+			src:  validBase + oneAttr + "      -\n        name: p\n        type: binary\n        struct: pair\n        doc: d\n" + "definitions:\n  -\n    name: pair\n    type: struct\n    members: [{name: a, type: u8}, {name: b, type: u8}]\n",
+			file: "zz_generated_types.go",
+			want: []string{"// Pair is the 2-byte binary payload pair.\ntype Pair struct"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "t.yaml")
+			if err := os.WriteFile(p, []byte(tt.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files, err := generate(p, "x", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out string
+			for _, f := range files {
+				if f.name == tt.file {
+					out = string(f.data)
+				}
+			}
+			if out == "" {
+				t.Fatalf("no %s generated", tt.file)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%s lacks %q:\n%s", tt.file, w, out)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("%s has %q:\n%s", tt.file, w, out)
+				}
+			}
+		})
+	}
+}
