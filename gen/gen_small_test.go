@@ -58,6 +58,55 @@ func TestGenerateSmallSpecs(t *testing.T) {
 			file: "zz_generated_types.go",
 			want: []string{"// Pair is the 2-byte binary payload pair.\ntype Pair struct"},
 		},
+		{
+			name:    "a big-endian u8 has no byte order",
+			src:     validBase + "      -\n        name: x\n        type: u8\n        byte-order: big-endian\n        doc: d\n",
+			file:    "zz_generated_codec.go",
+			want:    []string{"d.Uint8()", "e.Uint8("},
+			notWant: []string{"Uint8BE"},
+		},
+		{
+			name: "a big-endian u16",
+			src:  validBase + "      -\n        name: x\n        type: u16\n        byte-order: big-endian\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"d.Uint16BE()", "e.Uint16BE("},
+		},
+		{
+			name: "binary without length checks",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"d.BytesCopy(0, -1)"},
+		},
+		{
+			name: "binary of exact length 6",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {exact-len: 6}\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"d.BytesCopy(6, 6)"},
+		},
+		{
+			name: "binary of exact length 0",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {exact-len: 0}\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"d.BytesCopy(0, 0)"},
+		},
+		{
+			name: "binary of 2 to 6 bytes",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {min-len: 2, max-len: 6}\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"d.BytesCopy(2, 6)"},
+		},
+		{
+			name: "binary of at least 2 bytes",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {min-len: 2}\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"d.BytesCopy(2, -1)"},
+		},
+		{
+			name: "binary of at most 0 bytes",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {max-len: 0}\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"d.BytesCopy(0, 0)"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
