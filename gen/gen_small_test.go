@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestGenerateSmallSpecs generates from small specs and checks that each
@@ -107,6 +109,36 @@ func TestGenerateSmallSpecs(t *testing.T) {
 			file: "zz_generated_codec.go",
 			want: []string{"d.BytesCopy(0, 0)"},
 		},
+		{
+			name: "doc of a binary without length checks",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        doc: d\n",
+			file: "zz_generated_types.go",
+			want: []string{"// B is b (B, binary): d."},
+		},
+		{
+			name: "doc of a binary of exact length 6",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {exact-len: 6}\n        doc: d\n",
+			file: "zz_generated_types.go",
+			want: []string{"// B is b (B, binary, 6 bytes): d."},
+		},
+		{
+			name: "doc of a binary of 2 to 6 bytes",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {min-len: 2, max-len: 6}\n        doc: d\n",
+			file: "zz_generated_types.go",
+			want: []string{"// B is b (B, binary, at most 6 bytes): d."},
+		},
+		{
+			name: "doc of a binary of at least 2 bytes",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {min-len: 2}\n        doc: d\n",
+			file: "zz_generated_types.go",
+			want: []string{"// B is b (B, binary, at least 2 bytes): d."},
+		},
+		{
+			name: "doc of a binary of at most 0 bytes",
+			src:  validBase + "      -\n        name: b\n        type: binary\n        checks: {max-len: 0}\n        doc: d\n",
+			file: "zz_generated_types.go",
+			want: []string{"// B is b (B, binary, 0 bytes): d."},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,6 +168,31 @@ func TestGenerateSmallSpecs(t *testing.T) {
 				if strings.Contains(out, w) {
 					t.Errorf("%s has %q:\n%s", tt.file, w, out)
 				}
+			}
+		})
+	}
+}
+
+func TestLineDiff(t *testing.T) {
+	lines := func(n int) string { return strings.Repeat("x\n", n-1) + "x" }
+	tests := []struct {
+		name, committed, generated, want string
+	}{
+		{"equal", "x\ny", "x\ny", ""},
+		{"line removed", "a\nb\nc", "a\nc", "-2: b\n"},
+		{"line added", "a\nc", "a\nb\nc", "+2: b\n"},
+		{"line changed", "a\nb", "a\nc", "+2: c\n-2: b\n"},
+		{"from nothing", "", "x", "+1: x\n-1: \n"},
+		{"shifted by one", "p\nq\nr\ns", "q\nr\ns\nt", "-1: p\n+4: t\n"},
+		{"swapped", "p\nq", "q\np", "+1: q\n-2: q\n"},
+		{"several", "a\nb\nc\nd\ne", "a\nc\nd\nf\ne", "-2: b\n+4: f\n"},
+		{"at the size limit", lines(4000), lines(4000), ""},
+		{"over the size limit", lines(4001), lines(4000), "(4001 lines committed, 4000 generated)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, lineDiff(tt.committed, tt.generated)); diff != "" {
+				t.Errorf("lineDiff (-want +got):\n%s", diff)
 			}
 		})
 	}
