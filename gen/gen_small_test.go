@@ -19,6 +19,7 @@ func TestGenerateSmallSpecs(t *testing.T) {
 		file    string
 		want    []string
 		notWant []string
+		wantErr string
 	}{
 		{
 			name:    "no consts, operations or groups",
@@ -139,6 +140,42 @@ func TestGenerateSmallSpecs(t *testing.T) {
 			file: "zz_generated_types.go",
 			want: []string{"// B is b (B, binary, 0 bytes): d."},
 		},
+		{
+			name: "an enum only a struct member uses takes its width",
+			src: validBase + "      -\n        name: p\n        type: binary\n        struct: pair\n        doc: d\n" +
+				"definitions:\n  - {name: colour, type: enum, entries: [red, blue]}\n  -\n    name: pair\n    type: struct\n    members: [{name: a, type: u8, enum: colour}, {name: b, type: u8}]\n",
+			file: "zz_generated_enums.go",
+			want: []string{"type Colour uint8\n"},
+		},
+		{
+			name: "an enum of a u64 attribute is 64 bits wide",
+			src:  validBase + "      -\n        name: x\n        type: u64\n        enum: colour\n        doc: d\n" + "definitions:\n  - {name: colour, type: enum, entries: [red, {name: blue, value: 4294967296}]}\n",
+			file: "zz_generated_enums.go",
+			want: []string{"type Colour uint64\n", "ColourBlue Colour = 4294967296"},
+		},
+		{
+			name: "an enum of a u8 attribute holds 255",
+			src:  validBase + "      -\n        name: x\n        type: u8\n        enum: colour\n        doc: d\n" + "definitions:\n  - {name: colour, type: enum, entries: [{name: red, value: 255}]}\n",
+			file: "zz_generated_enums.go",
+			want: []string{"type Colour uint8\n", "ColourRed Colour = 255"},
+		},
+		{
+			name:    "an enum of a u8 attribute cannot hold 256",
+			src:     validBase + "      -\n        name: x\n        type: u8\n        enum: colour\n        doc: d\n" + "definitions:\n  - {name: colour, type: enum, entries: [{name: red, value: 256}]}\n",
+			wantErr: "definition colour: entry red: value 256 does not fit in 8 bits",
+		},
+		{
+			name:    "an enum of no attribute is 32 bits wide",
+			src:     validBase + "      -\n        name: x\n        type: u8\n        doc: d\n" + "definitions:\n  - {name: colour, type: enum, entries: [{name: red, value: 4294967296}]}\n",
+			wantErr: "definition colour: entry red: value 4294967296 does not fit in 32 bits",
+		},
+		{
+			name: "struct members with a length",
+			src: validBase + "      -\n        name: p\n        type: binary\n        struct: pair\n        doc: d\n" +
+				"definitions:\n  -\n    name: pair\n    type: struct\n    members: [{name: a, type: u8}, {name: p, type: pad, len: 3}, {name: b, type: binary, len: 4}]\n",
+			file: "zz_generated_types.go",
+			want: []string{"// Pair is the 8-byte binary payload pair.\n"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +184,12 @@ func TestGenerateSmallSpecs(t *testing.T) {
 				t.Fatal(err)
 			}
 			files, err := generate(p, "x", nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
