@@ -176,6 +176,37 @@ func TestGenerateSmallSpecs(t *testing.T) {
 			file: "zz_generated_types.go",
 			want: []string{"// Pair is the 8-byte binary payload pair.\n"},
 		},
+		{
+			name:    "an unused struct is not generated",
+			src:     validBase + oneAttr + "definitions:\n  -\n    name: pair\n    type: struct\n    members: [{name: a, type: u8}]\n",
+			file:    "zz_generated_types.go",
+			notWant: []string{"Pair"},
+		},
+		{
+			name: "attribute 31 fits 32 presence bits",
+			src:  validBase + "      -\n        name: x\n        type: u8\n        value: 31\n        doc: d\n",
+			file: "zz_generated_types.go",
+			want: []string{"\tpresent uint32\n"},
+		},
+		{
+			name: "attribute 32 needs 64 presence bits",
+			src:  validBase + "      -\n        name: x\n        type: u8\n        value: 32\n        doc: d\n",
+			file: "zz_generated_types.go",
+			want: []string{"\tpresent uint64\n"},
+		},
+		{
+			name: "encode order from the first non-empty reply",
+			src: validBase + oneAttr + "      -\n        name: y\n        type: u8\n        doc: d\n" +
+				"operations:\n  list:\n    - {name: get, attribute-set: a-attrs, value: 1, dump: {reply: {attributes: []}}, do: {reply: {attributes: [y, x]}}}\n",
+			file: "zz_generated_codec.go",
+			want: []string{"e.Uint8(uint16(AAttrY), v.Y)\n\t}\n\tif v.present&(1<<AAttrX) != 0 || v.X != 0 {\n\t\te.Uint8(uint16(AAttrX), v.X)"},
+		},
+		{
+			name: "encode order without operations",
+			src:  validBase + oneAttr + "      -\n        name: y\n        type: u8\n        doc: d\n",
+			file: "zz_generated_codec.go",
+			want: []string{"e.Uint8(uint16(AAttrX), v.X)\n\t}\n\tif v.present&(1<<AAttrY) != 0 || v.Y != 0 {\n\t\te.Uint8(uint16(AAttrY), v.Y)"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
