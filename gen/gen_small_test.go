@@ -271,3 +271,40 @@ func TestLineDiff(t *testing.T) {
 		})
 	}
 }
+
+func TestGoNameRule(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ip-v6-dst", "IPv6Dst"},
+		{"ip-proto", "IPProto"},
+		{"src-ip", "SrcIP"},
+		{"ip", "IP"},
+		{"tuple--orig", "TupleOrig"},
+		{"zone", "Zone"},
+	}
+	for _, tt := range tests {
+		if got := goName(tt.in); got != tt.want {
+			t.Errorf("goName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCommonWord(t *testing.T) {
+	tests := []struct {
+		names []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"tuple-orig"}, ""},
+		{[]string{"tuple-orig", "tuple-reply"}, "tuple"},
+		{[]string{"tuple-orig", "tuple-reply", "tuple-master"}, "tuple"},
+		{[]string{"tuple-orig", "tuple-reply", "nat-src"}, ""},
+		{[]string{"tuple-orig", "tuple"}, ""},
+		{[]string{"tuple-orig", "tuple-"}, ""},
+		{[]string{"ip-v4", "ip-6rd"}, ""},
+	}
+	for _, tt := range tests {
+		if got := commonWord(tt.names); got != tt.want {
+			t.Errorf("commonWord(%q) = %q, want %q", tt.names, got, tt.want)
+		}
+	}
+}
