@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ctspec/ctspec/internal/spec"
 )
 
 // TestGenerateSmallSpecs generates from small specs and checks that each
@@ -306,5 +308,53 @@ func TestCommonWord(t *testing.T) {
 		if got := commonWord(tt.names); got != tt.want {
 			t.Errorf("commonWord(%q) = %q, want %q", tt.names, got, tt.want)
 		}
+	}
+}
+
+// TestValidateBounds checks validate at the edges of what it accepts.
+func TestValidateBounds(t *testing.T) {
+	attr := func(lines string) string { return "      -\n        name: x\n" + lines + "        doc: d\n" }
+	tests := []struct {
+		name  string
+		attrs string
+		extra string
+		want  string // "" when the spec is valid
+	}{
+		{"attribute 63", attr("        type: u8\n        value: 63\n"), "", ""},
+		{"attribute 64", attr("        type: u8\n        value: 64\n"), "", "attribute x: value 64 out of range 1..63"},
+		{"attribute 0", attr("        type: u8\n        value: 0\n"), "", "attribute x: value 0 out of range 1..63"},
+		{"little-endian", attr("        type: u16\n        byte-order: little-endian\n"), "", ""},
+		{"big-endian", attr("        type: u16\n        byte-order: big-endian\n"), "", ""},
+		{"middle-endian", attr("        type: u16\n        byte-order: middle-endian\n"), "", `attribute x: unknown byte-order "middle-endian"`},
+		{"ipv4 on a u32", attr("        type: u32\n        display-hint: ipv4\n"), "", ""},
+		{"ipv4 on a 4-byte binary", attr("        type: binary\n        checks: {exact-len: 4}\n        display-hint: ipv4\n"), "", ""},
+		{"ipv4 on a 6-byte binary", attr("        type: binary\n        checks: {exact-len: 6}\n        display-hint: ipv4\n"), "", "attribute x: display-hint ipv4 needs a u32 or a 4-byte binary"},
+		{"ipv6 on a 16-byte binary", attr("        type: binary\n        checks: {exact-len: 16}\n        display-hint: ipv6\n"), "", ""},
+		{"ipv6 on at least 16 bytes", attr("        type: binary\n        checks: {min-len: 16}\n        display-hint: ipv6\n"), "", ""},
+		{"ipv6 on at least 4 bytes", attr("        type: binary\n        checks: {min-len: 4}\n        display-hint: ipv6\n"), "", "attribute x: display-hint ipv6 needs a binary with exact-len 16"},
+		{"ipv6 on a u32", attr("        type: u32\n        display-hint: ipv6\n"), "", "attribute x: display-hint ipv6 needs a binary with exact-len 16"},
+		{"operation 0", attr("        type: u8\n"), "operations:\n  list:\n    - {name: new, attribute-set: a-attrs, value: 0}\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := spec.Parse("t.yaml", []byte(validBase+tt.attrs+tt.extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msgs []string
+			for _, e := range validate(s) {
+				msgs = append(msgs, e.Error())
+			}
+			all := strings.Join(msgs, "\n")
+			if tt.want == "" {
+				if all != "" {
+					t.Errorf("valid spec rejected:\n%s", all)
+				}
+				return
+			}
+			if len(msgs) != 1 || !strings.Contains(all, tt.want) {
+				t.Errorf("errors:\n%s\nwant only one mentioning %q", all, tt.want)
+			}
+		})
 	}
 }
