@@ -455,9 +455,14 @@ func checkWire(t *testing.T, s *spec.Spec, a *Attr) {
 		Min, Max   int
 		SchemaNest bool
 	}
-	want := wire{Type: sa.Type, Nested: sa.NestedAttributes, Min: -1, Max: -1}
+	// Strings, nests and padding take a payload of any length; a flag has
+	// none.
+	want := wire{Type: sa.Type, Nested: sa.NestedAttributes, Min: 0, Max: -1}
 	if want.Type == "unused" {
 		want.Type = "pad"
+	}
+	if want.Type == "flag" {
+		want.Max = 0
 	}
 	if n := scalarBits(sa.Type); n > 0 {
 		want.Min, want.Max = n/8, n/8
@@ -465,6 +470,16 @@ func checkWire(t *testing.T, s *spec.Spec, a *Attr) {
 	}
 	if sa.Type == "binary" {
 		want.Min, want.Max = lenCheck(sa, "exact"), lenCheck(sa, "exact")
+		if want.Min < 0 {
+			want.Min, want.Max = max(lenCheck(sa, "min"), 0), lenCheck(sa, "max")
+		}
+		// An address hint makes the payload exactly one address.
+		switch sa.DisplayHint {
+		case "ipv4":
+			want.Min, want.Max = 4, 4
+		case "ipv6":
+			want.Min, want.Max = 16, 16
+		}
 		if d := s.Definition(sa.Struct); d != nil {
 			want.Min, want.Max = 0, 0
 			for _, mem := range d.Members {
@@ -480,12 +495,9 @@ func checkWire(t *testing.T, s *spec.Spec, a *Attr) {
 	}
 	want.SchemaNest = sa.Type == "nest"
 	w := a.Kind.Wire()
-	got := wire{Type: w.Type, BigEndian: w.BigEndian, Min: -1, Max: -1}
+	got := wire{Type: w.Type, BigEndian: w.BigEndian, Min: w.Min, Max: w.Max}
 	if w.Nested != nil {
 		got.Nested = w.Nested.AS.Name
-	}
-	if want.Min >= 0 {
-		got.Min, got.Max = w.Min, w.Max
 	}
 	// The schema entry names the nested set's index, or -1.
 	var buf bytes.Buffer

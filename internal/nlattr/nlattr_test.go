@@ -74,6 +74,9 @@ func TestDecoderGetters(t *testing.T) {
 		{"bytes exact wrong", []byte{1, 2, 3}, func(d *Decoder) any { return d.BytesCopy(2, 2) }, []byte(nil), "one: want 2 bytes, got 3"},
 		{"bytes too short", []byte{1}, func(d *Decoder) any { return d.BytesCopy(2, -1) }, []byte(nil), "one: want at least 2 bytes, got 1"},
 		{"bytes too long", []byte{1, 2, 3, 4, 5}, func(d *Decoder) any { return d.BytesCopy(0, 4) }, []byte(nil), "one: want 0 to 4 bytes, got 5"},
+		{"bytes none wanted", []byte{1}, func(d *Decoder) any { return d.BytesCopy(0, 0) }, []byte(nil), "one: want 0 bytes, got 1"},
+		{"bytes at most one", []byte{1, 2}, func(d *Decoder) any { return d.BytesCopy(0, 1) }, []byte(nil), "one: want 0 to 1 bytes, got 2"},
+		{"bytes at the upper bound", []byte{1, 2}, func(d *Decoder) any { return d.BytesCopy(1, 2) }, []byte{1, 2}, ""},
 		{"fixed", []byte{9, 8, 7}, func(d *Decoder) any { return d.Fixed(3) }, []byte{9, 8, 7}, ""},
 		{"fixed wrong", []byte{9, 8}, func(d *Decoder) any { return d.Fixed(3) }, []byte(nil), "one: want 3 bytes, got 2"},
 	}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -271,5 +272,97 @@ func TestLoad(t *testing.T) {
 	}
 	if s.File != "../../spec/conntrack.yaml" || s.Set("conntrack-attrs") == nil {
 		t.Errorf("loaded %s without conntrack-attrs", s.File)
+	}
+}
+
+func TestParseHeadComment(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string
+	}{
+		{"above the first key", "# Linux 6.18\nname: t\n", "# Linux 6.18"},
+		{"separated by a blank line", "# Linux 6.18\n\nname: t\n", "# Linux 6.18"},
+		{"two lines and a blank line", "# Linux 6.18\n# SPDX\n\nname: t\n", "# Linux 6.18\n# SPDX"},
+		{"none", "name: t\n", ""},
+		{"empty mapping", "{}\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Parse("t.yaml", []byte(tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, s.HeadComment); diff != "" {
+				t.Errorf("head comment (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseFlagBits(t *testing.T) {
+	tests := []struct {
+		value int
+		want  uint64
+	}{
+		{0, 0x1},
+		{7, 0x80},
+		{31, 0x8000_0000},
+		{62, 0x4000_0000_0000_0000},
+		{63, 0x8000_0000_0000_0000},
+	}
+	for _, tt := range tests {
+		src := fmt.Sprintf("%sdefinitions:\n  -\n    name: f\n    type: flags\n    entries:\n      -\n        name: x\n        value: %d\n", head, tt.value)
+		s, err := Parse("t.yaml", []byte(src))
+		if err != nil {
+			t.Errorf("value %d: %v", tt.value, err)
+			continue
+		}
+		if got := s.Definition("f").Entries[0].Num; got != tt.want {
+			t.Errorf("value %d: Num = %#x, want %#x", tt.value, got, tt.want)
+		}
+	}
+}
+
+func TestParseAnyValues(t *testing.T) {
+	src := head + `definitions:
+  - {name: n, type: const, value: 16}
+  - {name: s, type: const, value: sixteen}
+  - {name: z, type: const, value: ~}
+  - {name: absent, type: const}
+`
+	s, err := Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, d := range s.Definitions {
+		got[d.Name] = d.Value
+	}
+	want := map[string]any{"n": 16, "s": "sixteen", "z": nil, "absent": nil}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("values (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseTypeLabels(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string
+	}{
+		{"definition", head + "definitions:\n  -\n    name: d\n    colour: red\n", `t.yaml:8: unknown key "colour" (not in the netlink-raw schema for a definition)`},
+		{"entry", head + "definitions:\n  -\n    name: d\n    type: enum\n    entries:\n      -\n        name: e\n        colour: red\n", `t.yaml:12: unknown key "colour" (not in the netlink-raw schema for an entry)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tt.src))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
