@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"github.com/ctspec/ctspec/internal/clib"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -229,59 +231,81 @@ const (
 
 const shortOpts = ":LIUDGEFAhVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
 
-var longOpts = []longOpt{
-	{"dump", optionalArg, 'L'},
-	{"create", optionalArg, 'I'},
-	{"add", optionalArg, 'A'},
-	{"delete", optionalArg, 'D'},
-	{"update", optionalArg, 'U'},
-	{"get", optionalArg, 'G'},
-	{"flush", optionalArg, 'F'},
-	{"event", optionalArg, 'E'},
-	{"counter", optionalArg, 'C'},
-	{"stats", noArg, 'S'},
-	{"version", noArg, 'V'},
-	{"help", noArg, 'h'},
-	{"orig-src", requiredArg, 's'},
-	{"src", requiredArg, 's'},
-	{"orig-dst", requiredArg, 'd'},
-	{"dst", requiredArg, 'd'},
-	{"reply-src", requiredArg, 'r'},
-	{"reply-dst", requiredArg, 'q'},
-	{"protonum", requiredArg, 'p'},
-	{"timeout", requiredArg, 't'},
-	{"status", requiredArg, 'u'},
-	{"zero", noArg, 'z'},
-	{"event-mask", requiredArg, 'e'},
-	{"tuple-src", requiredArg, optCodeExpSrc},
-	{"tuple-dst", requiredArg, optCodeExpDst},
-	{"mask-src", requiredArg, optCodeMaskSrc},
-	{"mask-dst", requiredArg, optCodeMaskDst},
-	{"nat-range", requiredArg, 'a'},
-	{"mark", requiredArg, 'm'},
-	{"secmark", requiredArg, 'c'},
-	{"id", optionalArg, 'i'},
-	{"family", requiredArg, 'f'},
-	{"src-nat", optionalArg, 'n'},
-	{"dst-nat", optionalArg, 'g'},
-	{"output", requiredArg, 'o'},
-	{"buffer-size", requiredArg, 'b'},
-	{"any-nat", optionalArg, 'j'},
-	{"zone", requiredArg, 'w'},
-	{"label", requiredArg, 'l'},
-	{"label-add", requiredArg, optCodeAddLabel},
-	{"label-del", optionalArg, optCodeDelLabel},
-	{"orig-zone", requiredArg, optCodeOrigZone},
-	{"reply-zone", requiredArg, optCodeReplZone},
-	{"dry-run", noArg, optCodeDryRun},
-	{"kernel-flush", noArg, optCodeKernelFlush},
+var longOpts = []clib.LongOpt{
+	{Name: "dump", Arg: clib.OptionalArg, Val: 'L'},
+	{Name: "create", Arg: clib.OptionalArg, Val: 'I'},
+	{Name: "add", Arg: clib.OptionalArg, Val: 'A'},
+	{Name: "delete", Arg: clib.OptionalArg, Val: 'D'},
+	{Name: "update", Arg: clib.OptionalArg, Val: 'U'},
+	{Name: "get", Arg: clib.OptionalArg, Val: 'G'},
+	{Name: "flush", Arg: clib.OptionalArg, Val: 'F'},
+	{Name: "event", Arg: clib.OptionalArg, Val: 'E'},
+	{Name: "counter", Arg: clib.OptionalArg, Val: 'C'},
+	{Name: "stats", Arg: clib.NoArg, Val: 'S'},
+	{Name: "version", Arg: clib.NoArg, Val: 'V'},
+	{Name: "help", Arg: clib.NoArg, Val: 'h'},
+	{Name: "orig-src", Arg: clib.RequiredArg, Val: 's'},
+	{Name: "src", Arg: clib.RequiredArg, Val: 's'},
+	{Name: "orig-dst", Arg: clib.RequiredArg, Val: 'd'},
+	{Name: "dst", Arg: clib.RequiredArg, Val: 'd'},
+	{Name: "reply-src", Arg: clib.RequiredArg, Val: 'r'},
+	{Name: "reply-dst", Arg: clib.RequiredArg, Val: 'q'},
+	{Name: "protonum", Arg: clib.RequiredArg, Val: 'p'},
+	{Name: "timeout", Arg: clib.RequiredArg, Val: 't'},
+	{Name: "status", Arg: clib.RequiredArg, Val: 'u'},
+	{Name: "zero", Arg: clib.NoArg, Val: 'z'},
+	{Name: "event-mask", Arg: clib.RequiredArg, Val: 'e'},
+	{Name: "tuple-src", Arg: clib.RequiredArg, Val: optCodeExpSrc},
+	{Name: "tuple-dst", Arg: clib.RequiredArg, Val: optCodeExpDst},
+	{Name: "mask-src", Arg: clib.RequiredArg, Val: optCodeMaskSrc},
+	{Name: "mask-dst", Arg: clib.RequiredArg, Val: optCodeMaskDst},
+	{Name: "nat-range", Arg: clib.RequiredArg, Val: 'a'},
+	{Name: "mark", Arg: clib.RequiredArg, Val: 'm'},
+	{Name: "secmark", Arg: clib.RequiredArg, Val: 'c'},
+	{Name: "id", Arg: clib.OptionalArg, Val: 'i'},
+	{Name: "family", Arg: clib.RequiredArg, Val: 'f'},
+	{Name: "src-nat", Arg: clib.OptionalArg, Val: 'n'},
+	{Name: "dst-nat", Arg: clib.OptionalArg, Val: 'g'},
+	{Name: "output", Arg: clib.RequiredArg, Val: 'o'},
+	{Name: "buffer-size", Arg: clib.RequiredArg, Val: 'b'},
+	{Name: "any-nat", Arg: clib.OptionalArg, Val: 'j'},
+	{Name: "zone", Arg: clib.RequiredArg, Val: 'w'},
+	{Name: "label", Arg: clib.RequiredArg, Val: 'l'},
+	{Name: "label-add", Arg: clib.RequiredArg, Val: optCodeAddLabel},
+	{Name: "label-del", Arg: clib.OptionalArg, Val: optCodeDelLabel},
+	{Name: "orig-zone", Arg: clib.RequiredArg, Val: optCodeOrigZone},
+	{Name: "reply-zone", Arg: clib.RequiredArg, Val: optCodeReplZone},
+	{Name: "dry-run", Arg: clib.NoArg, Val: optCodeDryRun},
+	{Name: "kernel-flush", Arg: clib.NoArg, Val: optCodeKernelFlush},
 }
+
+// newGetopt returns a parser of args for conntrack's options.
+func newGetopt(args []string) *clib.Getopt {
+	g := clib.New(args, shortOpts, longOpts)
+	g.Index = longOptIndex
+	return g
+}
+
+// longOptIndex finds the first option of longOpts named name, with a map
+// built on first use, by the first long option of a command line.
+func longOptIndex(name string) (int, bool) {
+	i, ok := longOptMap()[name]
+	return i, ok
+}
+
+var longOptMap = sync.OnceValue(func() map[string]int {
+	m := make(map[string]int, len(longOpts))
+	for i := len(longOpts) - 1; i >= 0; i-- {
+		m[longOpts[i].Name] = i
+	}
+	return m
+})
 
 // longName returns the first long option name of code, for messages.
 func longName(code int) string {
 	for _, o := range longOpts {
-		if o.val == code {
-			return o.name
+		if o.Val == code {
+			return o.Name
 		}
 	}
 	return "unknown"
@@ -436,7 +460,7 @@ func splitNATArg(arg string) (addr, port string, hasPort bool, err error) {
 			return "", "", false, paramError("Invalid port `%s'", port)
 		}
 	}
-	if v, _, _ := strtoul(port, 10); v > 65535 || len(port) > 6 {
+	if v, _, _ := clib.Strtoul(port, 10); v > 65535 || len(port) > 6 {
 		return "", "", false, paramError("Invalid port `%s'", port)
 	}
 	return addr, port, true, nil
@@ -463,10 +487,10 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 		c.cmd = cmd
 		return nil
 	}
-	g := newGetopt(args, shortOpts, longOpts)
+	g := newGetopt(args)
 
 	checkType := func() (int, error) {
-		name, ok := g.nextArg()
+		name, ok := g.NextArg()
 		if !ok {
 			return tableConntrack, nil
 		}
@@ -556,16 +580,16 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 	}
 
 	for {
-		code := g.nextOpt()
-		if code == optEnd {
+		code := g.Next()
+		if code == clib.End {
 			break
 		}
-		arg := g.arg
+		arg := g.Arg
 		var err error
 		switch code {
 		case 'L', 'I', 'D', 'G', 'F', 'E', 'V', 'h', 'C', 'S', 'U', 'A':
 			var table int
-			if !g.has {
+			if !g.Has {
 				table, err = checkType()
 				if err != nil {
 					return nil, err
@@ -594,12 +618,12 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 				return nil, paramError("`%s' unsupported protocol", arg)
 			}
 			c.proto, c.protoNum = h, num
-			g.addLong(h.opts)
+			g.AddLong(h.opts)
 			c.tmpl.TupleOrig.Proto.SetNum(num)
 			c.origL4 = true
 		case 't':
 			c.options |= bit(optTimeout)
-			c.tmpl.SetTimeout(uint32(atoi(arg)))
+			c.tmpl.SetTimeout(uint32(clib.Atoi(arg)))
 		case 'u':
 			c.options |= bit(optStatus)
 			c.status, c.statusMask, err = parseStatus(arg, warn)
@@ -625,10 +649,10 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 		case 'n', 'g', 'j':
 			opt := map[int]int{'n': optSrcNAT, 'g': optDstNAT, 'j': optAnyNAT}[code]
 			c.options |= bit(opt)
-			if !g.has {
-				arg, g.has = g.nextArg()
+			if !g.Has {
+				arg, g.Has = g.NextArg()
 			}
-			if !g.has {
+			if !g.Has {
 				break
 			}
 			var addrStr, portStr string
@@ -653,7 +677,7 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 			}
 			spec := natSpec{addr: a, hasPort: hasPort}
 			if hasPort {
-				spec.port = uint16(atoi(portStr))
+				spec.port = uint16(clib.Atoi(portStr))
 			}
 			if code == 'n' || code == 'j' {
 				c.snat, c.hasSNAT = spec, true
@@ -663,7 +687,7 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 			}
 			c.origL3 = fam
 		case 'w', optCodeOrigZone, optCodeReplZone:
-			v, _, _ := strtoul(arg, 0)
+			v, _, _ := clib.Strtoul(arg, 0)
 			z := uint16(v)
 			switch code {
 			case 'w':
@@ -677,10 +701,10 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 				c.tmpl.TupleReply.SetZone(z)
 			}
 		case 'i', 'c':
-			if !g.has && code == 'i' {
-				arg, _ = g.nextArg()
+			if !g.Has && code == 'i' {
+				arg, _ = g.NextArg()
 			}
-			v, _, _ := strtoul(arg, 0)
+			v, _, _ := clib.Strtoul(arg, 0)
 			if code == 'i' {
 				c.options |= bit(optID)
 				c.tmpl.SetID(uint32(v))
@@ -697,9 +721,9 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 			if c.options&(bit(optAddLabel)|bit(optDelLabel)) == bit(optAddLabel)|bit(optDelLabel) {
 				return nil, otherError("cannot use --label-add and --label-del at the same time")
 			}
-			if code == optCodeDelLabel && !g.has {
-				arg, g.has = g.nextArg()
-				if !g.has {
+			if code == optCodeDelLabel && !g.Has {
+				arg, g.Has = g.NextArg()
+				if !g.Has {
 					c.labelDelAll = true
 					break
 				}
@@ -727,11 +751,11 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 			}
 		case 'b':
 			c.options |= bit(optBufferSize)
-			c.bufSize = atoi(arg)
-		case optMissing:
-			return nil, paramError("option `%s' requires an argument", g.last)
-		case optUnknown:
-			return nil, paramError("unknown option `%s'", g.last)
+			c.bufSize = clib.Atoi(arg)
+		case clib.Missing:
+			return nil, paramError("option `%s' requires an argument", g.Last)
+		case clib.Unknown:
+			return nil, paramError("unknown option `%s'", g.Last)
 		default:
 			if code >= protoOptBase && c.proto != nil {
 				i := code - protoOptBase
@@ -856,10 +880,10 @@ func checkOpts(given uint32, row []byte, names []string, pairs []uint32, pairMsg
 // parseMark parses -m VALUE[/MASK] with strtoul, as conntrack 1.4.7 does:
 // trailing junk is ignored. Without a mask all bits count.
 func parseMark(arg string) (value, mask uint32) {
-	v, rest, _ := strtoul(arg, 0)
+	v, rest, _ := clib.Strtoul(arg, 0)
 	value, mask = uint32(v), ^uint32(0)
 	if strings.HasPrefix(rest, "/") {
-		m, _, _ := strtoul(rest[1:], 0)
+		m, _, _ := clib.Strtoul(rest[1:], 0)
 		mask = uint32(m)
 	}
 	return value, mask

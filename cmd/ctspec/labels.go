@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"github.com/ctspec/ctspec/internal/clib"
 	"os"
 	"strings"
 )
@@ -45,7 +46,7 @@ func loadLabelMap(warn func(string)) *labelMap {
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		v, rest, ok := strtoul(line, 0)
+		v, rest, ok := clib.Strtoul(line, 0)
 		if !ok || v >= maxLabelBits || seen[int(v)] {
 			continue
 		}
