@@ -265,7 +265,6 @@ func TestDifferentialErrors(t *testing.T) {
 		{},
 		{"-h"},
 		{"-h", "-p", "tcp"},
-		{"-V"},
 		{"-L", "-s", "1.2.3.x"},
 		{"-L", "-p", "foo"},
 		{"-L", "-p", "300"},
