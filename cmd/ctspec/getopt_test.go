@@ -1,9 +1,10 @@
 package main
 
 import (
-	"github.com/ctspec/ctspec/internal/clib"
 	"strings"
 	"testing"
+
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 // linearLong is getopt_long's search over one list, written out: the
@@ -36,7 +37,8 @@ func linearLong(opts []clib.LongOpt, name string) (val int, ok bool) {
 // over the concatenated list.
 func TestLongOptSearch(t *testing.T) {
 	for _, extra := range [][]clib.LongOpt{nil, portOpts} {
-		all := append(append([]clib.LongOpt(nil), longOpts...), extra...)
+		_, long := getoptSpec()
+		all := append(append([]clib.LongOpt(nil), long...), extra...)
 		seen := map[string]bool{}
 		for _, o := range all {
 			for n := 1; n <= len(o.Name); n++ {

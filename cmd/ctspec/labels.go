@@ -2,9 +2,10 @@ package main
 
 import (
 	"bufio"
-	"github.com/ctspec/ctspec/internal/clib"
 	"os"
 	"strings"
+
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 // connlabelConf is where conntrack-tools (libnetfilter_conntrack) reads

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"github.com/ctspec/ctspec/internal/clib"
 	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 func TestInetAton(t *testing.T) {

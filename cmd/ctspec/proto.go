@@ -1,12 +1,12 @@
 package main
 
 import (
-	"github.com/ctspec/ctspec/internal/clib"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 // protoHandler is the per-protocol part of the command line, as

@@ -16,66 +16,43 @@ import (
 
 var nowFunc = time.Now
 
-const usageText = `
-Commands:
-  -L [table] [options]		List conntrack or expectation table
-  -G [table] parameters		Get conntrack or expectation
-  -D [table] parameters		Delete conntrack or expectation
-  -I [table] parameters		Create a conntrack or expectation
-  -U [table] parameters		Update a conntrack
-  -E [table] [options]		Show events
-  -F [table]			Flush table
-  -C [table]			Show counter
-  -S				Show statistics
-
-Tables: conntrack, expect, dying, unconfirmed
-
-Conntrack parameters and options:
-  -n, --src-nat ip			source NAT ip
-  -g, --dst-nat ip			destination NAT ip
-  -j, --any-nat ip			source or destination NAT ip
-  -m, --mark mark			Set mark
-  -c, --secmark secmark			Set selinux secmark
-  -e, --event-mask eventmask		Event mask, eg. NEW,DESTROY
-  -z, --zero 				Zero counters while listing
-  -o, --output type[,...]		Output format, eg. xml
-  -l, --label label[,...]		conntrack labels
-
-Expectation parameters and options:
-  --tuple-src ip	Source address in expect tuple
-  --tuple-dst ip	Destination address in expect tuple
-
-Updating parameters and options:
-  --label-add label	Add label
-  --label-del label	Delete label
-
-Common parameters and options:
-  -s, --src, --orig-src ip		Source address from original direction
-  -d, --dst, --orig-dst ip		Destination address from original direction
-  -r, --reply-src ip		Source addres from reply direction
-  -q, --reply-dst ip		Destination address from reply direction
-  -p, --protonum proto		Layer 4 Protocol, eg. 'tcp'
-  -f, --family proto		Layer 3 Protocol, eg. 'ipv6'
-  -t, --timeout timeout		Set timeout
-  -u, --status status		Set status, eg. ASSURED
-  -w, --zone value		Set conntrack zone
-  --orig-zone value		Set zone for original direction
-  --reply-zone value		Set zone for reply direction
-  -b, --buffer-size		Netlink socket buffer size
-  --mask-src ip			Source mask address
-  --mask-dst ip			Destination mask address
-
-`
-
-// extensionsText documents ctspec's own options. -h prints it only
-// together with one of them (ctspec -h --dry-run), so that plain -h stays
-// conntrack's text.
-const extensionsText = `ctspec extensions of -D (conntrack has none of them):
-  --dry-run			Print the plan and how many flows match; delete nothing
-  --kernel-flush		Let the kernel flush what it can evaluate itself;
-				prints no flows, and no count for what it flushed
-
-`
+// usageText is conntrack's -h text after its first two lines, from the
+// commands and options tables.
+func usageText(withExtensions bool) string {
+	var b strings.Builder
+	b.WriteString("\nCommands:\n")
+	for _, c := range commands {
+		if c.help != "" {
+			b.WriteString(c.help + "\n")
+		}
+	}
+	b.WriteString("\nTables: conntrack, expect, dying, unconfirmed\n")
+	section := ""
+	for _, o := range options {
+		if o.help == "" || o.section == secCtspec {
+			continue
+		}
+		if o.section != section {
+			section = o.section
+			b.WriteString("\n" + section + "\n")
+		}
+		b.WriteString(o.help + "\n")
+	}
+	b.WriteString("\n")
+	if withExtensions {
+		// ctspec's own options, documented only when -h comes with one
+		// of them (ctspec -h --dry-run), so that plain -h stays
+		// conntrack's text.
+		b.WriteString(secCtspec + "\n")
+		for _, o := range options {
+			if o.section == secCtspec {
+				b.WriteString(o.help + "\n")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
 
 // protoHelp is each protocol's -h text, as conntrack prints it after the
 // usage when -p names a protocol.
@@ -89,7 +66,7 @@ var protoHelp = map[string]string{
 func (a *app) usage(c *cmdLine) {
 	fmt.Fprintf(a.out, "Command line interface for the connection tracking system. Version 1.4.7\n")
 	fmt.Fprintf(a.out, "Usage: %s [commands] [options]\n", a.argv0)
-	fmt.Fprint(a.out, usageText)
+	fmt.Fprint(a.out, usageText(c.dryRun || c.kernelFlush))
 	if c.cmd == ctHelp && c.options&bit(optProto) != 0 && c.proto != nil {
 		name := c.proto.name
 		if c.proto == unknownHandler {
@@ -99,9 +76,6 @@ func (a *app) usage(c *cmdLine) {
 		}
 		fmt.Fprintf(a.out, "Proto `%s' help:\n", name)
 		fmt.Fprint(a.out, protoHelp[c.proto.name])
-	}
-	if c.dryRun || c.kernelFlush {
-		fmt.Fprint(a.out, extensionsText)
 	}
 }
 
