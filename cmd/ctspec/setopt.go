@@ -131,14 +131,14 @@ func (p *parser) setOutput(_ *option, arg string) error {
 
 func (p *parser) setZero(*option, string) error { return nil }
 
-// setNAT parses --src-nat, --dst-nat and --any-nat, whose address may
-// also be the next argument.
-func (p *parser) setNAT(o *option, arg string) error {
-	c, g := p.c, p.g
-	if !g.Has {
-		arg, g.Has = g.NextArg()
-	}
-	if !g.Has {
+// setNAT parses --src-nat, --dst-nat and --any-nat. conntrack reads
+// their address with get_optional_arg, which takes only the next
+// argument and returns none when getopt attached one ("-nADDR",
+// "--src-nat=ADDR"): the option then counts as given without an address.
+func (p *parser) setNAT(o *option, _ string) error {
+	c := p.c
+	arg, ok := optionalArg(p.g)
+	if !ok {
 		return nil
 	}
 	addrStr, portStr, hasPort, err := splitNATArg(arg)
@@ -168,6 +168,16 @@ func (p *parser) setNAT(o *option, arg string) error {
 	}
 	c.origL3 = fam
 	return nil
+}
+
+// optionalArg is conntrack's get_optional_arg: the argument after the
+// option when it does not look like an option, and none when getopt
+// attached one to the option, which conntrack then ignores.
+func optionalArg(g *clib.Getopt) (string, bool) {
+	if g.Has {
+		return "", false
+	}
+	return g.NextArg()
 }
 
 func (p *parser) setZone(o *option, arg string) error {
@@ -212,9 +222,9 @@ func (p *parser) setLabel(o *option, arg string) error {
 	if c.options&(bit(optAddLabel)|bit(optDelLabel)) == bit(optAddLabel)|bit(optDelLabel) {
 		return otherError("cannot use --label-add and --label-del at the same time")
 	}
-	if o.bit == optDelLabel && !g.Has {
-		arg, g.Has = g.NextArg()
-		if !g.Has {
+	if o.bit == optDelLabel {
+		var ok bool
+		if arg, ok = optionalArg(g); !ok {
 			c.labelDelAll = true
 			return nil
 		}
