@@ -11,6 +11,36 @@ import (
 // /proc/net/nf_conntrack style), with no newline.
 func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 	start := len(b)
+	fam := flowFamily(f)
+	b = p.appendDefaultHead(b, f, msg, fam)
+	b = appendDefaultDir(b, &f.TupleOrig, &f.CountersOrig, fam, "zone-orig")
+	hasStatus := f.Has(ctnetlink.FlowAttrStatus)
+	if hasStatus && f.Status&ctnetlink.StatusSeenReply == 0 {
+		b = append(b, "[UNREPLIED] "...)
+	}
+	b = appendDefaultDir(b, &f.TupleReply, &f.CountersReply, fam, "zone-reply")
+	if hasStatus {
+		switch {
+		case f.Status&ctnetlink.StatusHWOffload != 0:
+			b = append(b, "[HW_OFFLOAD] "...)
+		case f.Status&ctnetlink.StatusOffload != 0:
+			b = append(b, "[OFFLOAD] "...)
+		case f.Status&ctnetlink.StatusAssured != 0:
+			b = append(b, "[ASSURED] "...)
+		}
+	}
+	b = p.appendDefaultTail(b, f)
+	// The last field's space goes.
+	if len(b) > start {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// appendDefaultHead appends what comes before the tuples: the event
+// type, the family with -o extended, the protocol, the timeout and the
+// protocol state.
+func (p *printer) appendDefaultHead(b []byte, f *ctnetlink.Flow, msg int, fam uint8) []byte {
 	switch msg {
 	case msgNew:
 		b = fmt.Appendf(b, "%9s ", "[NEW]")
@@ -19,7 +49,6 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 	case msgDestroy:
 		b = fmt.Appendf(b, "%9s ", "[DESTROY]")
 	}
-	fam := flowFamily(f)
 	if p.extended {
 		b = append(appendPadded(b, l3Name(fam), 8), ' ')
 		b = append(strconv.AppendUint(b, uint64(fam), 10), ' ')
@@ -43,36 +72,26 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 		}
 		b = append(append(b, libSCTPState(s)...), ' ')
 	}
-	b = appendTuple(b, &f.TupleOrig, fam)
-	if f.TupleOrig.Has(ctnetlink.TupleAttrZone) {
-		b = fmt.Appendf(b, "zone-orig=%d ", f.TupleOrig.Zone)
+	return b
+}
+
+// appendDefaultDir appends one direction: its tuple, its zone and its
+// counters.
+func appendDefaultDir(b []byte, t *ctnetlink.Tuple, c *ctnetlink.Counters, fam uint8, zoneName string) []byte {
+	b = appendTuple(b, t, fam)
+	if t.Has(ctnetlink.TupleAttrZone) {
+		b = fmt.Appendf(b, "%s=%d ", zoneName, t.Zone)
 	}
-	if countersPresent(&f.CountersOrig) {
-		pk, by := counterValues(&f.CountersOrig)
+	if countersPresent(c) {
+		pk, by := counterValues(c)
 		b = appendField(appendField(b, "packets", pk), "bytes", by)
 	}
-	hasStatus := f.Has(ctnetlink.FlowAttrStatus)
-	if hasStatus && f.Status&ctnetlink.StatusSeenReply == 0 {
-		b = append(b, "[UNREPLIED] "...)
-	}
-	b = appendTuple(b, &f.TupleReply, fam)
-	if f.TupleReply.Has(ctnetlink.TupleAttrZone) {
-		b = fmt.Appendf(b, "zone-reply=%d ", f.TupleReply.Zone)
-	}
-	if countersPresent(&f.CountersReply) {
-		pk, by := counterValues(&f.CountersReply)
-		b = appendField(appendField(b, "packets", pk), "bytes", by)
-	}
-	if hasStatus {
-		switch {
-		case f.Status&ctnetlink.StatusHWOffload != 0:
-			b = append(b, "[HW_OFFLOAD] "...)
-		case f.Status&ctnetlink.StatusOffload != 0:
-			b = append(b, "[OFFLOAD] "...)
-		case f.Status&ctnetlink.StatusAssured != 0:
-			b = append(b, "[ASSURED] "...)
-		}
-	}
+	return b
+}
+
+// appendDefaultTail appends what comes after the status: mark, security
+// context, zone, times, helper, use, ID and labels.
+func (p *printer) appendDefaultTail(b []byte, f *ctnetlink.Flow) []byte {
 	if f.Has(ctnetlink.FlowAttrMark) {
 		b = appendField(b, "mark", uint64(f.Mark))
 	}
@@ -110,24 +129,23 @@ func (p *printer) appendDefault(b []byte, f *ctnetlink.Flow, msg int) []byte {
 		b = appendField(b, "id", uint64(f.ID))
 	}
 	if p.showLabels && p.labels != nil && f.Has(ctnetlink.FlowAttrLabels) {
-		b = append(b, "labels="...)
-		n := 0
-		for i := 0; i < len(f.Labels)*8; i++ {
-			if !labelBitSet(f.Labels, i) {
-				continue
-			}
-			if name, ok := p.labels.name(i); ok {
-				b = append(append(b, name...), ',')
-				n++
-			}
-		}
-		// conntrack overwrites the last ',' (or, with no name, the '=')
-		// with the separating space.
-		b = append(b[:len(b)-1], ' ')
-	}
-	// The last field's space goes.
-	if len(b) > start {
-		b = b[:len(b)-1]
+		b = p.appendLabelNames(b, f.Labels)
 	}
 	return b
+}
+
+// appendLabelNames appends "labels=" and the names of the label bits set.
+func (p *printer) appendLabelNames(b []byte, labels []byte) []byte {
+	b = append(b, "labels="...)
+	for i := 0; i < len(labels)*8; i++ {
+		if !labelBitSet(labels, i) {
+			continue
+		}
+		if name, ok := p.labels.name(i); ok {
+			b = append(append(b, name...), ',')
+		}
+	}
+	// conntrack overwrites the last ',' (or, with no name, the '=') with
+	// the separating space.
+	return append(b[:len(b)-1], ' ')
 }

@@ -27,45 +27,63 @@ func appendFlowOpen(b []byte, msg int) []byte {
 func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []byte {
 	b = appendFlowOpen(b, msg)
 	fam := flowFamily(f)
-	origCounters := countersPresent(&f.CountersOrig)
-	tuple := func(b []byte, dir string, t *ctnetlink.Tuple, c *ctnetlink.Counters) []byte {
-		b = append(append(append(b, `<meta direction="`...), dir...), `"><layer3 protonum="`...)
-		b = append(append(append(strconv.AppendUint(b, uint64(fam), 10), `" protoname="`...), l3Name(fam)...), `"><src>`...)
-		src, dst := t.IP.V4Src, t.IP.V4Dst
-		if fam == unix.AF_INET6 {
-			src, dst = t.IP.V6Src, t.IP.V6Dst
-		}
-		b = append(appendIP(b, src, fam), "</src><dst>"...)
-		b = append(appendIP(b, dst, fam), "</dst></layer3>"...)
-		n := t.Proto.Num
-		b = append(strconv.AppendUint(append(b, `<layer4 protonum="`...), uint64(n), 10), `" protoname="`...)
-		b = append(append(b, l4Name(n)...), `">`...)
-		b = appendL4XML(b, t)
-		b = append(b, "</layer4>"...)
-		if t.Has(ctnetlink.TupleAttrZone) {
-			b = fmt.Appendf(b, "<zone>%d</zone>", t.Zone)
-		}
-		if origCounters {
-			pk, by := counterValues(c)
-			b = strconv.AppendUint(append(b, "<counters><packets>"...), pk, 10)
-			b = strconv.AppendUint(append(b, "</packets><bytes>"...), by, 10)
-			b = append(b, "</bytes></counters>"...)
-		}
-		return append(b, "</meta>"...)
-	}
-	b = tuple(b, "original", &f.TupleOrig, &f.CountersOrig)
-	b = tuple(b, "reply", &f.TupleReply, &f.CountersReply)
-
-	hasLabels := f.Has(ctnetlink.FlowAttrLabels)
+	// conntrack prints both directions' counters when the original
+	// direction has them.
+	counters := countersPresent(&f.CountersOrig)
+	b = appendXMLDir(b, "original", &f.TupleOrig, &f.CountersOrig, fam, counters)
+	b = appendXMLDir(b, "reply", &f.TupleReply, &f.CountersReply, fam, counters)
 	independent := hasTCPState(f) || hasSCTPState(f) || hasDCCPState(f) ||
 		f.Has(ctnetlink.FlowAttrTimeout) || f.Has(ctnetlink.FlowAttrMark) ||
 		f.Has(ctnetlink.FlowAttrSecmark) || f.Has(ctnetlink.FlowAttrZone) ||
 		f.Has(ctnetlink.FlowAttrUse) || f.Has(ctnetlink.FlowAttrStatus) ||
-		f.Has(ctnetlink.FlowAttrID) || hasLabels ||
+		f.Has(ctnetlink.FlowAttrID) || f.Has(ctnetlink.FlowAttrLabels) ||
 		hasTimestampStart(f) || hasTimestampStop(f)
 	if independent {
 		b = append(b, `<meta direction="independent">`...)
 	}
+	b = appendXMLState(b, f)
+	b = p.appendXMLIndependent(b, f)
+	if independent {
+		b = append(b, "</meta>"...)
+	}
+	if when {
+		b = appendWhen(b, p.time())
+	}
+	if hasHelper(f) {
+		b = fmt.Appendf(b, "<helper>%s</helper>", f.Help.Name)
+	}
+	return append(b, "</flow>"...)
+}
+
+// appendXMLDir appends the <meta> element of one direction.
+func appendXMLDir(b []byte, dir string, t *ctnetlink.Tuple, c *ctnetlink.Counters, fam uint8, counters bool) []byte {
+	b = append(append(append(b, `<meta direction="`...), dir...), `"><layer3 protonum="`...)
+	b = append(append(append(strconv.AppendUint(b, uint64(fam), 10), `" protoname="`...), l3Name(fam)...), `"><src>`...)
+	src, dst := t.IP.V4Src, t.IP.V4Dst
+	if fam == unix.AF_INET6 {
+		src, dst = t.IP.V6Src, t.IP.V6Dst
+	}
+	b = append(appendIP(b, src, fam), "</src><dst>"...)
+	b = append(appendIP(b, dst, fam), "</dst></layer3>"...)
+	n := t.Proto.Num
+	b = append(strconv.AppendUint(append(b, `<layer4 protonum="`...), uint64(n), 10), `" protoname="`...)
+	b = append(append(b, l4Name(n)...), `">`...)
+	b = appendL4XML(b, t)
+	b = append(b, "</layer4>"...)
+	if t.Has(ctnetlink.TupleAttrZone) {
+		b = fmt.Appendf(b, "<zone>%d</zone>", t.Zone)
+	}
+	if counters {
+		pk, by := counterValues(c)
+		b = strconv.AppendUint(append(b, "<counters><packets>"...), pk, 10)
+		b = strconv.AppendUint(append(b, "</packets><bytes>"...), by, 10)
+		b = append(b, "</bytes></counters>"...)
+	}
+	return append(b, "</meta>"...)
+}
+
+// appendXMLState appends the protocol state.
+func appendXMLState(b []byte, f *ctnetlink.Flow) []byte {
 	if hasTCPState(f) {
 		b = append(append(append(b, "<state>"...), libTCPState(uint8(f.ProtoInfo.TCP.State))...), "</state>"...)
 	}
@@ -85,13 +103,20 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 		}
 		b = fmt.Appendf(b, "<state>%s</state>", libTCPState(s))
 	}
+	return b
+}
+
+// appendXMLIndependent appends the rest of the direction-independent
+// <meta>: timeout, mark, labels, security context, zone, use, ID,
+// status and times.
+func (p *printer) appendXMLIndependent(b []byte, f *ctnetlink.Flow) []byte {
 	if f.Has(ctnetlink.FlowAttrTimeout) {
 		b = append(strconv.AppendUint(append(b, "<timeout>"...), uint64(f.Timeout), 10), "</timeout>"...)
 	}
 	if f.Has(ctnetlink.FlowAttrMark) {
 		b = append(strconv.AppendUint(append(b, "<mark>"...), uint64(f.Mark), 10), "</mark>"...)
 	}
-	if p.showLabels && p.labels != nil && hasLabels {
+	if p.showLabels && p.labels != nil && f.Has(ctnetlink.FlowAttrLabels) {
 		b = append(b, "<labels>"...)
 		for i := 0; i < len(f.Labels)*8; i++ {
 			if labelBitSet(f.Labels, i) {
@@ -140,16 +165,7 @@ func (p *printer) appendXML(b []byte, f *ctnetlink.Flow, msg int, when bool) []b
 	case start:
 		b = fmt.Appendf(b, "<deltatime>%d</deltatime>", uint64(p.time().Unix()-int64(f.Timestamp.Start/1e9)))
 	}
-	if independent {
-		b = append(b, "</meta>"...)
-	}
-	if when {
-		b = appendWhen(b, p.time())
-	}
-	if hasHelper(f) {
-		b = fmt.Appendf(b, "<helper>%s</helper>", f.Help.Name)
-	}
-	return append(b, "</flow>"...)
+	return b
 }
 
 // appendWhen appends the local time t as the <when> element of the XML
