@@ -96,7 +96,7 @@ func jsonTupleOf(t *ctnetlink.Tuple, c *ctnetlink.Counters, fam uint8) jsonTuple
 func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 	fam := flowFamily(f)
 	j := jsonFlow{
-		Type:     map[int]string{msgNew: "new", msgUpdate: "update", msgDestroy: "destroy"}[msg],
+		Type:     jsonType(msg),
 		Family:   l3Name(fam),
 		Proto:    l4Name(f.TupleOrig.Proto.Num),
 		ProtoNum: f.TupleOrig.Proto.Num,
@@ -107,14 +107,7 @@ func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 		v := f.Timeout
 		j.Timeout = &v
 	}
-	switch {
-	case hasTCPState(f):
-		j.State = libTCPState(uint8(f.ProtoInfo.TCP.State))
-	case hasSCTPState(f):
-		j.State = saveState(sctpStates, uint8(f.ProtoInfo.SCTP.State))
-	case hasDCCPState(f):
-		j.State = saveState(dccpStates, uint8(f.ProtoInfo.DCCP.State))
-	}
+	j.State = jsonState(f)
 	if f.Has(ctnetlink.FlowAttrStatus) {
 		j.Status = []string{}
 		for _, s := range statusNames {
@@ -142,17 +135,7 @@ func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 		j.Helper = f.Help.Name
 	}
 	if f.Has(ctnetlink.FlowAttrLabels) {
-		j.Labels = []string{}
-		for i := 0; i < len(f.Labels)*8; i++ {
-			if !labelBitSet(f.Labels, i) {
-				continue
-			}
-			if name, ok := p.labels.name(i); ok {
-				j.Labels = append(j.Labels, name)
-			} else {
-				j.Labels = append(j.Labels, fmt.Sprint(i))
-			}
-		}
+		j.Labels = p.jsonLabels(f.Labels)
 	}
 	if f.Has(ctnetlink.FlowAttrUse) {
 		v := f.Use
@@ -176,4 +159,47 @@ func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 		return b
 	}
 	return append(b, out...)
+}
+
+// jsonType is the "type" of an event, or "" for a listed flow.
+func jsonType(msg int) string {
+	switch msg {
+	case msgNew:
+		return "new"
+	case msgUpdate:
+		return "update"
+	case msgDestroy:
+		return "destroy"
+	}
+	return ""
+}
+
+// jsonState is the protocol state's name, or "".
+func jsonState(f *ctnetlink.Flow) string {
+	switch {
+	case hasTCPState(f):
+		return libTCPState(uint8(f.ProtoInfo.TCP.State))
+	case hasSCTPState(f):
+		return saveState(sctpStates, uint8(f.ProtoInfo.SCTP.State))
+	case hasDCCPState(f):
+		return saveState(dccpStates, uint8(f.ProtoInfo.DCCP.State))
+	}
+	return ""
+}
+
+// jsonLabels lists the label bits set, by name where the label map has
+// one and by number where it has not.
+func (p *printer) jsonLabels(labels []byte) []string {
+	out := []string{}
+	for i := 0; i < len(labels)*8; i++ {
+		if !labelBitSet(labels, i) {
+			continue
+		}
+		if name, ok := p.labels.name(i); ok {
+			out = append(out, name)
+		} else {
+			out = append(out, fmt.Sprint(i))
+		}
+	}
+	return out
 }
