@@ -264,42 +264,46 @@ func key(f *ctnetlink.Flow) *ctnetlink.Flow {
 // and zones in ns: UDP traffic over loopback (events of the kernel), then
 // flows that c creates, updates, deletes and flushes (events of a
 // request).
+// loopbackTraffic sends a UDP request and its reply over IPv4 and IPv6
+// loopback, which the kernel tracks as one flow each.
+func loopbackTraffic() error {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		u, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer u.Close()
+		uc, err := net.Dial("udp", u.LocalAddr().String())
+		if err != nil {
+			return err
+		}
+		defer uc.Close()
+		buf := make([]byte, 16)
+		if _, err := uc.Write([]byte("ping")); err != nil {
+			return err
+		}
+		u.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, from, err := u.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		if _, err := u.WriteTo([]byte("pong"), from); err != nil {
+			return err
+		}
+		uc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := uc.Read(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func causeEvents(t *testing.T, ns *nstest.NS, c *ctnetlink.Conn) {
 	t.Helper()
 	nstest.RequireCommands(t, "nft")
 	// The kernel tracks traffic only once a ruleset uses conntrack.
 	nftOutputRule(t, ns, "ct state new counter")
-	err := ns.Do(func() error {
-		for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				return err
-			}
-			defer u.Close()
-			uc, err := net.Dial("udp", u.LocalAddr().String())
-			if err != nil {
-				return err
-			}
-			defer uc.Close()
-			buf := make([]byte, 16)
-			if _, err := uc.Write([]byte("ping")); err != nil {
-				return err
-			}
-			u.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, from, err := u.ReadFrom(buf)
-			if err != nil {
-				return err
-			}
-			if _, err := u.WriteTo([]byte("pong"), from); err != nil {
-				return err
-			}
-			uc.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := uc.Read(buf); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := ns.Do(loopbackTraffic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,6 +409,31 @@ func eventPrintTimes(s string) string {
 	return xmlWhenRE.ReplaceAllString(s, "<when>T</when>")
 }
 
+// listenEventSets parses the -E command line of each of eventSets and
+// listens with the kernel filter ctspec uses for it, until t ends.
+func listenEventSets(t *testing.T, ns *nstest.NS) ([]*cmdLine, []*ctnetlink.Listener) {
+	t.Helper()
+	cmds := make([]*cmdLine, len(eventSets))
+	filtered := make([]*ctnetlink.Listener, len(eventSets))
+	for i, set := range eventSets {
+		cmd, err := parseCmdLine(append([]string{"conntrack", "-E"}, set.args...), func(string) {})
+		if err != nil {
+			t.Fatalf("%v: %v", set.args, err)
+		}
+		cmds[i] = cmd
+		cfg := cmd.listenConfig()
+		if (cfg.Filter != nil) != set.kernel {
+			t.Errorf("%v: kernel filter %+v, want one: %v", set.args, cfg.Filter, set.kernel)
+		}
+		cfg.NetNS = ns.FD()
+		if filtered[i], err = ctnetlink.Listen(cfg); err != nil {
+			t.Fatalf("%v: listen: %v", set.args, err)
+		}
+		t.Cleanup(func() { filtered[i].Close() })
+	}
+	return cmds, filtered
+}
+
 func TestDifferentialEvents(t *testing.T) {
 	needConntrack(t)
 	bin := ctspecBin(t)
@@ -426,24 +455,7 @@ func TestDifferentialEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer all.Close()
-	cmds := make([]*cmdLine, len(eventSets))
-	filtered := make([]*ctnetlink.Listener, len(eventSets))
-	for i, set := range eventSets {
-		cmd, err := parseCmdLine(append([]string{"conntrack", "-E"}, set.args...), func(string) {})
-		if err != nil {
-			t.Fatalf("%v: %v", set.args, err)
-		}
-		cmds[i] = cmd
-		cfg := cmd.listenConfig()
-		if (cfg.Filter != nil) != set.kernel {
-			t.Errorf("%v: kernel filter %+v, want one: %v", set.args, cfg.Filter, set.kernel)
-		}
-		cfg.NetNS = ns.FD()
-		if filtered[i], err = ctnetlink.Listen(cfg); err != nil {
-			t.Fatalf("%v: listen: %v", set.args, err)
-		}
-		defer filtered[i].Close()
-	}
+	cmds, filtered := listenEventSets(t, ns)
 
 	procs := make([][2]*eventProc, len(eventSets))
 	var flat []*eventProc
