@@ -120,6 +120,15 @@ func (a *app) deletePlan(c *cmdLine, matchers []ctnetlink.Matcher, opts *ctnetli
 // reports whether the fields alone select what c.matches selects, so that
 // the kernel may evaluate them without c.matches.
 func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
+	exact = c.matchAddrs(&m)
+	exact = c.matchL4(&m) && exact
+	exact = c.matchMeta(&m) && exact
+	return m, exact
+}
+
+// matchAddrs sets the family, protocol and addresses of m, and reports
+// whether they select exactly what c.matches does.
+func (c *cmdLine) matchAddrs(m *ctnetlink.Matcher) (exact bool) {
 	exact = true
 	opt := func(o int) bool { return c.options&bit(o) != 0 }
 	host := func(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
@@ -150,7 +159,14 @@ func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
 	if opt(optReplDst) {
 		m.Reply.Dst = host(r.Dst())
 	}
+	return exact
+}
 
+// matchL4 sets the ports, ICMP fields and protocol state of m, and
+// reports whether they select exactly what c.matches does.
+func (c *cmdLine) matchL4(m *ctnetlink.Matcher) (exact bool) {
+	exact = true
+	o, r := &c.tmpl.TupleOrig, &c.tmpl.TupleReply
 	port := func(p *ctnetlink.TupleProto, a ctnetlink.TupleProtoAttr, v uint16) *uint16 {
 		if !p.Has(a) {
 			return nil
@@ -194,7 +210,15 @@ func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
 	case hasDCCPState(t):
 		m.DCCPStates = []ctnetlink.DCCPState{t.ProtoInfo.DCCP.State}
 	}
+	return exact
+}
 
+// matchMeta sets the mark, status, zones, labels and NAT of m, and
+// reports whether they select exactly what c.matches does.
+func (c *cmdLine) matchMeta(m *ctnetlink.Matcher) (exact bool) {
+	exact = true
+	opt := func(o int) bool { return c.options&bit(o) != 0 }
+	o, r := &c.tmpl.TupleOrig, &c.tmpl.TupleReply
 	if opt(optMark) {
 		if c.markMask != 0 {
 			m.Mark, m.MarkMask = c.mark, c.markMask
@@ -251,7 +275,7 @@ func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
 			natEndpoint(&m.Reply.Src, &m.Reply.SrcPort, c.dnat)
 		}
 	}
-	return m, exact
+	return exact
 }
 
 // natEndpoint sets an address and port a NAT filter requires, unless

@@ -265,7 +265,6 @@ func TestDifferentialErrors(t *testing.T) {
 		{},
 		{"-h"},
 		{"-h", "-p", "tcp"},
-		{"-V"},
 		{"-L", "-s", "1.2.3.x"},
 		{"-L", "-p", "foo"},
 		{"-L", "-p", "300"},
@@ -343,6 +342,9 @@ func TestDifferentialModify(t *testing.T) {
 		{"create-nat", []string{"-I", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "5", "--dport", "6", "-t", "50", "--dst-nat", "203.0.113.1:77"}},
 		{"create-reply", []string{"-I", "-p", "udp", "-r", "10.0.0.2", "-q", "10.0.0.1", "--reply-port-src", "6", "--reply-port-dst", "5", "-t", "50"}},
 		{"create-v6", []string{"-I", "-p", "udp", "-s", "2001:db8::5", "-d", "2001:db8::6", "--sport", "5", "--dport", "6", "-t", "50", "-u", "SEEN_REPLY"}},
+		// conntrack ignores an address attached to --src-nat and -g.
+		{"create-nat-attached", []string{"-I", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "5", "--dport", "6", "-t", "50", "--src-nat=203.0.113.1"}},
+		{"create-nat-attached-short", []string{"-I", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "5", "--dport", "6", "-t", "50", "-g203.0.113.1:77"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var res [2]result

@@ -211,23 +211,7 @@ func (a *app) expect(c *cmdLine) (int, error) {
 		}
 		return 0, nil
 	case expCreate:
-		var e ctnetlink.Expect
-		e.SetMaster(c.expectTuple())
-		t := c.exp
-		t.Proto.SetNum(c.protoNum)
-		e.SetTuple(t)
-		m := c.mask
-		m.Proto.SetNum(c.protoNum)
-		e.SetMask(m)
-		// conntrack sends -t too, but the kernel starts every new
-		// expectation with its helper's timeout; ctspec leaves it so.
-		if c.options&bit(optStatus) != 0 {
-			e.SetFlags(ctnetlink.ExpectFlags(c.status))
-		}
-		if err := a.conn.CreateExpect(ctx, &e); err != nil {
-			return 0, opFailed(err, c.cmd)
-		}
-		return 0, nil
+		return 0, a.createExpect(c)
 	case expFlush:
 		err := a.conn.FlushExpect(ctx, 0)
 		fmt.Fprintf(a.stderr, "%s: expectation table has been emptied.\n", versionString)
@@ -246,28 +230,55 @@ func (a *app) expect(c *cmdLine) (int, error) {
 		fmt.Fprintf(a.out, "%d\n", n)
 		return 0, nil
 	case expStats:
-		st, err := a.conn.ExpectStatsCPU(ctx)
-		if err != nil {
-			return 0, opFailed(err, c.cmd)
-		}
-		for _, s := range st {
-			fmt.Fprintf(a.out, "cpu=%-4d\t", s.CPU)
-			if s.Has(ctnetlink.ExpectStatsCPUAttrNew) {
-				fmt.Fprintf(a.out, "expect_new=%d ", s.New)
-			}
-			if s.Has(ctnetlink.ExpectStatsCPUAttrCreate) {
-				fmt.Fprintf(a.out, "expect_create=%d ", s.Create)
-			}
-			if s.Has(ctnetlink.ExpectStatsCPUAttrDelete) {
-				fmt.Fprintf(a.out, "expect_delete=%d ", s.Delete)
-			}
-			fmt.Fprintf(a.out, "\n")
-		}
-		return 0, nil
+		return 0, a.expectStats(c)
 	case expEvent:
 		return a.expectEvents(c)
 	}
 	return 0, nil
+}
+
+// createExpect creates the expectation of an -I expect command line.
+func (a *app) createExpect(c *cmdLine) error {
+	var e ctnetlink.Expect
+	e.SetMaster(c.expectTuple())
+	t := c.exp
+	t.Proto.SetNum(c.protoNum)
+	e.SetTuple(t)
+	m := c.mask
+	m.Proto.SetNum(c.protoNum)
+	e.SetMask(m)
+	// conntrack sends -t too, but the kernel starts every new
+	// expectation with its helper's timeout; ctspec leaves it so.
+	if c.options&bit(optStatus) != 0 {
+		e.SetFlags(ctnetlink.ExpectFlags(c.status))
+	}
+	if err := a.conn.CreateExpect(a.ctx, &e); err != nil {
+		return opFailed(err, c.cmd)
+	}
+	return nil
+}
+
+// expectStats prints the expectation statistics of each CPU (-S expect).
+func (a *app) expectStats(c *cmdLine) error {
+	ctx := a.ctx
+	st, err := a.conn.ExpectStatsCPU(ctx)
+	if err != nil {
+		return opFailed(err, c.cmd)
+	}
+	for _, s := range st {
+		fmt.Fprintf(a.out, "cpu=%-4d\t", s.CPU)
+		if s.Has(ctnetlink.ExpectStatsCPUAttrNew) {
+			fmt.Fprintf(a.out, "expect_new=%d ", s.New)
+		}
+		if s.Has(ctnetlink.ExpectStatsCPUAttrCreate) {
+			fmt.Fprintf(a.out, "expect_create=%d ", s.Create)
+		}
+		if s.Has(ctnetlink.ExpectStatsCPUAttrDelete) {
+			fmt.Fprintf(a.out, "expect_delete=%d ", s.Delete)
+		}
+		fmt.Fprintf(a.out, "\n")
+	}
+	return nil
 }
 
 func (a *app) expectEvents(c *cmdLine) (int, error) {

@@ -3,23 +3,25 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 // linearLong is getopt_long's search over one list, written out: the
 // first exact name wins; otherwise a unique abbreviation, where options
 // that differ make it ambiguous.
-func linearLong(opts []longOpt, name string) (val int, ok bool) {
-	var match *longOpt
+func linearLong(opts []clib.LongOpt, name string) (val int, ok bool) {
+	var match *clib.LongOpt
 	ambiguous := false
 	for i := range opts {
 		o := &opts[i]
-		if o.name == name {
-			return o.val, true
+		if o.Name == name {
+			return o.Val, true
 		}
-		if strings.HasPrefix(o.name, name) {
+		if strings.HasPrefix(o.Name, name) {
 			if match == nil {
 				match = o
-			} else if match.arg != o.arg || match.val != o.val {
+			} else if match.Arg != o.Arg || match.Val != o.Val {
 				ambiguous = true
 			}
 		}
@@ -27,34 +29,35 @@ func linearLong(opts []longOpt, name string) (val int, ok bool) {
 	if match == nil || ambiguous || name == "" {
 		return 0, false
 	}
-	return match.val, true
+	return match.Val, true
 }
 
 // TestLongOptSearch checks every long option name and every prefix of
 // one, with and without a protocol's options added, against the search
 // over the concatenated list.
 func TestLongOptSearch(t *testing.T) {
-	for _, extra := range [][]longOpt{nil, portOpts} {
-		all := append(append([]longOpt(nil), longOpts...), extra...)
+	for _, extra := range [][]clib.LongOpt{nil, portOpts} {
+		_, long := getoptSpec()
+		all := append(append([]clib.LongOpt(nil), long...), extra...)
 		seen := map[string]bool{}
 		for _, o := range all {
-			for n := 1; n <= len(o.name); n++ {
-				name := o.name[:n]
+			for n := 1; n <= len(o.Name); n++ {
+				name := o.Name[:n]
 				if seen[name] {
 					continue
 				}
 				seen[name] = true
-				g := newGetopt([]string{"prog", "--" + name}, shortOpts, longOpts)
+				g := newGetopt([]string{"prog", "--" + name})
 				if extra != nil {
-					g.addLong(extra)
+					g.AddLong(extra)
 				}
-				got := g.nextOpt()
+				got := g.Next()
 				want, ok := linearLong(all, name)
 				if !ok {
-					want = optUnknown
+					want = clib.Unknown
 				}
 				// An option that needs an argument and has none.
-				if ok && got == optMissing {
+				if ok && got == clib.Missing {
 					continue
 				}
 				if got != want {

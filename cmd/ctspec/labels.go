@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"os"
 	"strings"
+
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 // connlabelConf is where conntrack-tools (libnetfilter_conntrack) reads
@@ -45,7 +47,7 @@ func loadLabelMap(warn func(string)) *labelMap {
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		v, rest, ok := strtoul(line, 0)
+		v, rest, ok := clib.Strtoul(line, 0)
 		if !ok || v >= maxLabelBits || seen[int(v)] {
 			continue
 		}

@@ -19,9 +19,10 @@ import (
 // progName is the name conntrack-tools prints in its messages.
 const progName = "conntrack"
 
-// versionString starts every message on standard error and is what -V
-// prints. ctspec prints conntrack-tools' own words so that scripts that
-// read conntrack's output, standard error included, keep working.
+// versionString starts every message on standard error, and names the
+// conntrack release ctspec follows in what -V prints (version.go).
+// ctspec prints conntrack-tools' own words so that scripts that read
+// conntrack's output, standard error included, keep working.
 const versionString = progName + " v1.4.7 (conntrack-tools)"
 
 func main() {

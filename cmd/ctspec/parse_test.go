@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 func TestInetAton(t *testing.T) {
@@ -21,9 +23,9 @@ func TestInetAton(t *testing.T) {
 		{name: "empty", in: "", want: "invalid IP"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			a, _ := inetAton(tt.in)
+			a, _ := clib.InetAton(tt.in)
 			if diff := cmp.Diff(tt.want, a.String()); diff != "" {
-				t.Errorf("inetAton(%q) (-want +got)\n%s", tt.in, diff)
+				t.Errorf("clib.InetAton(%q) (-want +got)\n%s", tt.in, diff)
 			}
 		})
 	}

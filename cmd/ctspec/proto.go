@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
+	"github.com/ctspec/ctspec/internal/clib"
 )
 
 // protoHandler is the per-protocol part of the command line, as
@@ -17,7 +18,7 @@ type protoHandler struct {
 	num  uint8
 	// opts are the long options; their val is an index into flags, offset
 	// by protoOptBase.
-	opts []longOpt
+	opts []clib.LongOpt
 	// flags names each option bit in messages ("sport", "dport", ...).
 	flags []string
 	// table holds, per command, 0 (illegal), 1 (needed), 2 (optional) or
@@ -50,21 +51,21 @@ const (
 	pSCTPReplVtag
 )
 
-var portOpts = []longOpt{
-	{"orig-port-src", requiredArg, pOrigSport},
-	{"sport", requiredArg, pOrigSport},
-	{"orig-port-dst", requiredArg, pOrigDport},
-	{"dport", requiredArg, pOrigDport},
-	{"reply-port-src", requiredArg, pReplSport},
-	{"reply-port-dst", requiredArg, pReplDport},
-	{"mask-port-src", requiredArg, pMaskSport},
-	{"mask-port-dst", requiredArg, pMaskDport},
+var portOpts = []clib.LongOpt{
+	{Name: "orig-port-src", Arg: clib.RequiredArg, Val: pOrigSport},
+	{Name: "sport", Arg: clib.RequiredArg, Val: pOrigSport},
+	{Name: "orig-port-dst", Arg: clib.RequiredArg, Val: pOrigDport},
+	{Name: "dport", Arg: clib.RequiredArg, Val: pOrigDport},
+	{Name: "reply-port-src", Arg: clib.RequiredArg, Val: pReplSport},
+	{Name: "reply-port-dst", Arg: clib.RequiredArg, Val: pReplDport},
+	{Name: "mask-port-src", Arg: clib.RequiredArg, Val: pMaskSport},
+	{Name: "mask-port-dst", Arg: clib.RequiredArg, Val: pMaskDport},
 }
 
-func withBase(opts []longOpt) []longOpt {
-	out := make([]longOpt, len(opts))
+func withBase(opts []clib.LongOpt) []clib.LongOpt {
+	out := make([]clib.LongOpt, len(opts))
 	for i, o := range opts {
-		o.val += protoOptBase
+		o.Val += protoOptBase
 		out[i] = o
 	}
 	return out
@@ -160,8 +161,8 @@ var (
 // portPairs are the bit pairs checked where a table says 3.
 var portPairs = []uint32{1<<pOrigSport | 1<<pOrigDport, 1<<pReplSport | 1<<pReplDport}
 
-// parsePort is htons(atoi(arg)): any number, truncated to 16 bits.
-func parsePort(arg string) uint16 { return uint16(atoi(arg)) }
+// parsePort is htons(clib.Atoi(arg)): any number, truncated to 16 bits.
+func parsePort(arg string) uint16 { return uint16(clib.Atoi(arg)) }
 
 // parsePortOpt sets one of the port options shared by TCP, UDP, UDP-Lite,
 // SCTP, DCCP and (with keys) GRE.
@@ -204,8 +205,8 @@ var dccpStates = []string{"NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLO
 
 var dccpRoles = []string{"client", "server"}
 
-func portHandler(name string, num uint8, table [][]byte, extra []longOpt, flags []string, parse func(c *cmdLine, i int, arg string) error) *protoHandler {
-	opts := append(append([]longOpt{}, portOpts...), extra...)
+func portHandler(name string, num uint8, table [][]byte, extra []clib.LongOpt, flags []string, parse func(c *cmdLine, i int, arg string) error) *protoHandler {
+	opts := append(append([]clib.LongOpt{}, portOpts...), extra...)
 	return &protoHandler{
 		name: name, num: num, opts: withBase(opts), flags: flags, table: table,
 		pairs:   portPairs,
@@ -219,19 +220,19 @@ func portHandler(name string, num uint8, table [][]byte, extra []longOpt, flags 
 var protoHandlers = []*protoHandler{
 	{
 		name: "gre", num: unix.IPPROTO_GRE,
-		opts: withBase([]longOpt{
-			{"orig-key-src", requiredArg, 0}, {"srckey", requiredArg, 0},
-			{"orig-key-dst", requiredArg, 1}, {"dstkey", requiredArg, 1},
-			{"reply-key-src", requiredArg, 2}, {"reply-key-dst", requiredArg, 3},
-			{"mask-key-src", requiredArg, 4}, {"mask-key-dst", requiredArg, 5},
-			{"tuple-key-src", requiredArg, 6}, {"tuple-key-dst", requiredArg, 7},
+		opts: withBase([]clib.LongOpt{
+			{Name: "orig-key-src", Arg: clib.RequiredArg, Val: 0}, {Name: "srckey", Arg: clib.RequiredArg, Val: 0},
+			{Name: "orig-key-dst", Arg: clib.RequiredArg, Val: 1}, {Name: "dstkey", Arg: clib.RequiredArg, Val: 1},
+			{Name: "reply-key-src", Arg: clib.RequiredArg, Val: 2}, {Name: "reply-key-dst", Arg: clib.RequiredArg, Val: 3},
+			{Name: "mask-key-src", Arg: clib.RequiredArg, Val: 4}, {Name: "mask-key-dst", Arg: clib.RequiredArg, Val: 5},
+			{Name: "tuple-key-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-key-dst", Arg: clib.RequiredArg, Val: 7},
 		}),
 		flags:   []string{"srckey", "dstkey", "reply-key-src", "reply-key-dst", "mask-key-src", "mask-key-dst", "tuple-key-src", "tuple-key-dst"},
 		table:   greTable,
 		pairs:   portPairs,
 		pairMsg: []string{"you have to specify `--srckey' and `--dstkey'", "you have to specify `--reply-src-key' and `--reply-dst-key'"},
 		parse: func(c *cmdLine, i int, arg string) error {
-			v, _, _ := strtoul(arg, 0)
+			v, _, _ := clib.Strtoul(arg, 0)
 			key := uint16(v)
 			// Keys 6 and 7 are the expectation tuple's, after the masks.
 			switch i {
@@ -246,20 +247,20 @@ var protoHandlers = []*protoHandler{
 	},
 	{
 		name: "icmpv6", num: unix.IPPROTO_ICMPV6,
-		opts:  withBase([]longOpt{{"icmpv6-type", requiredArg, 0}, {"icmpv6-code", requiredArg, 1}, {"icmpv6-id", requiredArg, 2}}),
+		opts:  withBase([]clib.LongOpt{{Name: "icmpv6-type", Arg: clib.RequiredArg, Val: 0}, {Name: "icmpv6-code", Arg: clib.RequiredArg, Val: 1}, {Name: "icmpv6-id", Arg: clib.RequiredArg, Val: 2}}),
 		flags: []string{"icmpv6-type", "icmpv6-code", "icmpv6-id"},
 		table: icmpTable,
 		parse: parseICMP(unix.IPPROTO_ICMPV6),
 	},
 	{
 		name: "icmp", num: unix.IPPROTO_ICMP,
-		opts:  withBase([]longOpt{{"icmp-type", requiredArg, 0}, {"icmp-code", requiredArg, 1}, {"icmp-id", requiredArg, 2}}),
+		opts:  withBase([]clib.LongOpt{{Name: "icmp-type", Arg: clib.RequiredArg, Val: 0}, {Name: "icmp-code", Arg: clib.RequiredArg, Val: 1}, {Name: "icmp-id", Arg: clib.RequiredArg, Val: 2}}),
 		flags: []string{"icmp-type", "icmp-code", "icmp-id"},
 		table: icmpTable,
 		parse: parseICMP(unix.IPPROTO_ICMP),
 	},
 	portHandler("dccp", unix.IPPROTO_DCCP, dccpTable,
-		[]longOpt{{"state", requiredArg, pState}, {"tuple-port-src", requiredArg, pExpSport}, {"tuple-port-dst", requiredArg, pExpDport}, {"role", requiredArg, 9}},
+		[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}, {Name: "role", Arg: clib.RequiredArg, Val: 9}},
 		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst", "role"},
 		func(c *cmdLine, i int, arg string) error {
 			switch i {
@@ -286,7 +287,7 @@ var protoHandlers = []*protoHandler{
 			return nil
 		}),
 	portHandler("sctp", unix.IPPROTO_SCTP, sctpTable,
-		[]longOpt{{"state", requiredArg, pState}, {"tuple-port-src", requiredArg, pExpSport}, {"tuple-port-dst", requiredArg, pExpDport}, {"orig-vtag", requiredArg, pSCTPOrigVtag}, {"reply-vtag", requiredArg, pSCTPReplVtag}},
+		[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}, {Name: "orig-vtag", Arg: clib.RequiredArg, Val: pSCTPOrigVtag}, {Name: "reply-vtag", Arg: clib.RequiredArg, Val: pSCTPReplVtag}},
 		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst", "orig-vtag", "reply-vtag"},
 		func(c *cmdLine, i int, arg string) error {
 			switch i {
@@ -299,25 +300,25 @@ var protoHandlers = []*protoHandler{
 				}
 				return paramError("unknown SCTP state `%s'", arg)
 			case pSCTPOrigVtag:
-				c.tmpl.ProtoInfo.SCTP.SetVTagOriginal(bswap32(uint32(atoi(arg))))
+				c.tmpl.ProtoInfo.SCTP.SetVTagOriginal(bswap32(uint32(clib.Atoi(arg))))
 				return nil
 			case pSCTPReplVtag:
-				c.tmpl.ProtoInfo.SCTP.SetVTagReply(bswap32(uint32(atoi(arg))))
+				c.tmpl.ProtoInfo.SCTP.SetVTagReply(bswap32(uint32(clib.Atoi(arg))))
 				return nil
 			}
 			parsePortOpt(c, i, parsePort(arg))
 			return nil
 		}),
 	portHandler("udplite", unix.IPPROTO_UDPLITE, udpTable,
-		[]longOpt{{"tuple-port-src", requiredArg, 6}, {"tuple-port-dst", requiredArg, 7}},
+		[]clib.LongOpt{{Name: "tuple-port-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: 7}},
 		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "tuple-port-src", "tuple-port-dst"},
 		parseUDPOpt),
 	portHandler("udp", unix.IPPROTO_UDP, udpTable,
-		[]longOpt{{"tuple-port-src", requiredArg, 6}, {"tuple-port-dst", requiredArg, 7}},
+		[]clib.LongOpt{{Name: "tuple-port-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: 7}},
 		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "tuple-port-src", "tuple-port-dst"},
 		parseUDPOpt),
 	portHandler("tcp", unix.IPPROTO_TCP, tcpTable,
-		[]longOpt{{"state", requiredArg, pState}, {"tuple-port-src", requiredArg, pExpSport}, {"tuple-port-dst", requiredArg, pExpDport}},
+		[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}},
 		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst"},
 		func(c *cmdLine, i int, arg string) error {
 			if i == pState {
@@ -358,21 +359,21 @@ func parseICMP(proto uint8) func(c *cmdLine, i int, arg string) error {
 		p := &c.tmpl.TupleOrig.Proto
 		switch i {
 		case 0:
-			v := uint8(atoi(arg))
+			v := uint8(clib.Atoi(arg))
 			if proto == unix.IPPROTO_ICMPV6 {
 				p.SetICMPv6Type(v)
 			} else {
 				p.SetICMPType(v)
 			}
 		case 1:
-			v := uint8(atoi(arg))
+			v := uint8(clib.Atoi(arg))
 			if proto == unix.IPPROTO_ICMPV6 {
 				p.SetICMPv6Code(v)
 			} else {
 				p.SetICMPCode(v)
 			}
 		case 2:
-			v := uint16(atoi(arg))
+			v := uint16(clib.Atoi(arg))
 			if proto == unix.IPPROTO_ICMPV6 {
 				p.SetICMPv6ID(v)
 			} else {
@@ -397,7 +398,7 @@ func findProto(name string) (*protoHandler, uint8, bool) {
 	if strings.EqualFold(name, unknownHandler.name) {
 		return unknownHandler, 0, true
 	}
-	if n, ok := protoByName(name); ok {
+	if n, ok := clib.ProtoByName(name); ok {
 		for _, h := range protoHandlers {
 			if h.num == uint8(n) {
 				// conntrack treats a protocol given by its /etc/protocols
@@ -407,7 +408,7 @@ func findProto(name string) (*protoHandler, uint8, bool) {
 		}
 		return unknownHandler, uint8(n), true
 	}
-	v, rest, ok := strtoul(name, 0)
+	v, rest, ok := clib.Strtoul(name, 0)
 	if ok && rest == "" && v <= unix.IPPROTO_RAW {
 		for _, h := range protoHandlers {
 			if h.num == uint8(v) {

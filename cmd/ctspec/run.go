@@ -172,7 +172,7 @@ func (a *app) do(c *cmdLine) (int, error) {
 	case ctStats:
 		return 0, a.stats()
 	case ctVersion:
-		fmt.Fprintf(a.out, "%s\n", versionString)
+		fmt.Fprintf(a.out, "%s\n", ctspecVersion())
 		return 0, nil
 	case expList, expCreate, expDelete, expGet, expFlush, expEvent, expCount, expStats:
 		return a.expect(c)

@@ -2,80 +2,52 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/ctspec/ctspec/ctnetlink"
 )
 
 var nowFunc = time.Now
 
-const usageText = `
-Commands:
-  -L [table] [options]		List conntrack or expectation table
-  -G [table] parameters		Get conntrack or expectation
-  -D [table] parameters		Delete conntrack or expectation
-  -I [table] parameters		Create a conntrack or expectation
-  -U [table] parameters		Update a conntrack
-  -E [table] [options]		Show events
-  -F [table]			Flush table
-  -C [table]			Show counter
-  -S				Show statistics
-
-Tables: conntrack, expect, dying, unconfirmed
-
-Conntrack parameters and options:
-  -n, --src-nat ip			source NAT ip
-  -g, --dst-nat ip			destination NAT ip
-  -j, --any-nat ip			source or destination NAT ip
-  -m, --mark mark			Set mark
-  -c, --secmark secmark			Set selinux secmark
-  -e, --event-mask eventmask		Event mask, eg. NEW,DESTROY
-  -z, --zero 				Zero counters while listing
-  -o, --output type[,...]		Output format, eg. xml
-  -l, --label label[,...]		conntrack labels
-
-Expectation parameters and options:
-  --tuple-src ip	Source address in expect tuple
-  --tuple-dst ip	Destination address in expect tuple
-
-Updating parameters and options:
-  --label-add label	Add label
-  --label-del label	Delete label
-
-Common parameters and options:
-  -s, --src, --orig-src ip		Source address from original direction
-  -d, --dst, --orig-dst ip		Destination address from original direction
-  -r, --reply-src ip		Source addres from reply direction
-  -q, --reply-dst ip		Destination address from reply direction
-  -p, --protonum proto		Layer 4 Protocol, eg. 'tcp'
-  -f, --family proto		Layer 3 Protocol, eg. 'ipv6'
-  -t, --timeout timeout		Set timeout
-  -u, --status status		Set status, eg. ASSURED
-  -w, --zone value		Set conntrack zone
-  --orig-zone value		Set zone for original direction
-  --reply-zone value		Set zone for reply direction
-  -b, --buffer-size		Netlink socket buffer size
-  --mask-src ip			Source mask address
-  --mask-dst ip			Destination mask address
-
-`
-
-// extensionsText documents ctspec's own options. -h prints it only
-// together with one of them (ctspec -h --dry-run), so that plain -h stays
-// conntrack's text.
-const extensionsText = `ctspec extensions of -D (conntrack has none of them):
-  --dry-run			Print the plan and how many flows match; delete nothing
-  --kernel-flush		Let the kernel flush what it can evaluate itself;
-				prints no flows, and no count for what it flushed
-
-`
+// usageText is conntrack's -h text after its first two lines, from the
+// commands and options tables.
+func usageText(withExtensions bool) string {
+	var b strings.Builder
+	b.WriteString("\nCommands:\n")
+	for _, c := range commands {
+		if c.help != "" {
+			b.WriteString(c.help + "\n")
+		}
+	}
+	b.WriteString("\nTables: conntrack, expect, dying, unconfirmed\n")
+	section := ""
+	for _, o := range options {
+		if o.help == "" || o.section == secCtspec {
+			continue
+		}
+		if o.section != section {
+			section = o.section
+			b.WriteString("\n" + section + "\n")
+		}
+		b.WriteString(o.help + "\n")
+	}
+	b.WriteString("\n")
+	if withExtensions {
+		// ctspec's own options, documented only when -h comes with one
+		// of them (ctspec -h --dry-run), so that plain -h stays
+		// conntrack's text.
+		b.WriteString(secCtspec + "\n")
+		for _, o := range options {
+			if o.section == secCtspec {
+				b.WriteString(o.help + "\n")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
 
 // protoHelp is each protocol's -h text, as conntrack prints it after the
 // usage when -p names a protocol.
@@ -89,7 +61,7 @@ var protoHelp = map[string]string{
 func (a *app) usage(c *cmdLine) {
 	fmt.Fprintf(a.out, "Command line interface for the connection tracking system. Version 1.4.7\n")
 	fmt.Fprintf(a.out, "Usage: %s [commands] [options]\n", a.argv0)
-	fmt.Fprint(a.out, usageText)
+	fmt.Fprint(a.out, usageText(c.dryRun || c.kernelFlush))
 	if c.cmd == ctHelp && c.options&bit(optProto) != 0 && c.proto != nil {
 		name := c.proto.name
 		if c.proto == unknownHandler {
@@ -99,9 +71,6 @@ func (a *app) usage(c *cmdLine) {
 		}
 		fmt.Fprintf(a.out, "Proto `%s' help:\n", name)
 		fmt.Fprint(a.out, protoHelp[c.proto.name])
-	}
-	if c.dryRun || c.kernelFlush {
-		fmt.Fprint(a.out, extensionsText)
 	}
 }
 
@@ -121,173 +90,4 @@ func protoNumName(n uint8) string {
 		}
 	}
 	return ""
-}
-
-// jsonTuple is one direction of a flow in -o json.
-type jsonTuple struct {
-	Src     string  `json:"src"`
-	Dst     string  `json:"dst"`
-	Sport   *uint16 `json:"sport,omitempty"`
-	Dport   *uint16 `json:"dport,omitempty"`
-	SrcKey  *uint16 `json:"srckey,omitempty"`
-	DstKey  *uint16 `json:"dstkey,omitempty"`
-	Type    *uint8  `json:"type,omitempty"`
-	Code    *uint8  `json:"code,omitempty"`
-	ID      *uint16 `json:"id,omitempty"`
-	Zone    *uint16 `json:"zone,omitempty"`
-	Packets *uint64 `json:"packets,omitempty"`
-	Bytes   *uint64 `json:"bytes,omitempty"`
-}
-
-// jsonFlow is a flow in -o json: one object per line, with the fields the
-// kernel reported. Names follow conntrack's default output.
-type jsonFlow struct {
-	Type      string     `json:"type,omitempty"`
-	Family    string     `json:"family"`
-	Proto     string     `json:"proto"`
-	ProtoNum  uint8      `json:"protonum"`
-	Timeout   *uint32    `json:"timeout,omitempty"`
-	State     string     `json:"state,omitempty"`
-	Orig      jsonTuple  `json:"orig"`
-	Reply     jsonTuple  `json:"reply"`
-	Status    []string   `json:"status,omitempty"`
-	Mark      *uint32    `json:"mark,omitempty"`
-	Secmark   *uint32    `json:"secmark,omitempty"`
-	SecCtx    string     `json:"secctx,omitempty"`
-	Zone      *uint16    `json:"zone,omitempty"`
-	Helper    string     `json:"helper,omitempty"`
-	Labels    []string   `json:"labels,omitempty"`
-	Use       *uint32    `json:"use,omitempty"`
-	ID        *uint32    `json:"id,omitempty"`
-	Timestamp *jsonStamp `json:"timestamp,omitempty"`
-	DeltaTime *uint64    `json:"delta_time,omitempty"`
-}
-
-type jsonStamp struct {
-	Start uint64 `json:"start"`
-	Stop  uint64 `json:"stop,omitempty"`
-}
-
-// statusNames are the kernel's IPS_* names without the prefix.
-var statusNames = []struct {
-	bit  ctnetlink.Status
-	name string
-}{
-	{ctnetlink.StatusExpected, "EXPECTED"}, {ctnetlink.StatusSeenReply, "SEEN_REPLY"},
-	{ctnetlink.StatusAssured, "ASSURED"}, {ctnetlink.StatusConfirmed, "CONFIRMED"},
-	{ctnetlink.StatusSrcNAT, "SRC_NAT"}, {ctnetlink.StatusDstNAT, "DST_NAT"},
-	{ctnetlink.StatusSeqAdjust, "SEQ_ADJUST"}, {ctnetlink.StatusSrcNATDone, "SRC_NAT_DONE"},
-	{ctnetlink.StatusDstNATDone, "DST_NAT_DONE"}, {ctnetlink.StatusDying, "DYING"},
-	{ctnetlink.StatusFixedTimeout, "FIXED_TIMEOUT"}, {ctnetlink.StatusTemplate, "TEMPLATE"},
-	{ctnetlink.StatusUntracked, "UNTRACKED"}, {ctnetlink.StatusHelper, "HELPER"},
-	{ctnetlink.StatusOffload, "OFFLOAD"}, {ctnetlink.StatusHWOffload, "HW_OFFLOAD"},
-}
-
-func jsonTupleOf(t *ctnetlink.Tuple, c *ctnetlink.Counters, fam uint8) jsonTuple {
-	j := jsonTuple{Src: tupleSrc(t, fam), Dst: tupleDst(t, fam)}
-	p := t.Proto
-	switch n := p.Num; {
-	case isPortProto(n):
-		j.Sport, j.Dport = &p.SrcPort, &p.DstPort
-	case n == unix.IPPROTO_GRE:
-		j.SrcKey, j.DstKey = &p.SrcPort, &p.DstPort
-	case n == unix.IPPROTO_ICMP || n == unix.IPPROTO_ICMPV6:
-		typ, code, id := icmpFields(t)
-		j.Type, j.Code, j.ID = &typ, &code, &id
-	}
-	if t.Has(ctnetlink.TupleAttrZone) {
-		z := t.Zone
-		j.Zone = &z
-	}
-	if countersPresent(c) {
-		pk, by := counterValues(c)
-		j.Packets, j.Bytes = &pk, &by
-	}
-	return j
-}
-
-// appendJSON appends the flow as one JSON object.
-func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
-	fam := flowFamily(f)
-	j := jsonFlow{
-		Type:     map[int]string{msgNew: "new", msgUpdate: "update", msgDestroy: "destroy"}[msg],
-		Family:   l3Name(fam),
-		Proto:    l4Name(f.TupleOrig.Proto.Num),
-		ProtoNum: f.TupleOrig.Proto.Num,
-		Orig:     jsonTupleOf(&f.TupleOrig, &f.CountersOrig, fam),
-		Reply:    jsonTupleOf(&f.TupleReply, &f.CountersReply, fam),
-	}
-	if f.Has(ctnetlink.FlowAttrTimeout) {
-		v := f.Timeout
-		j.Timeout = &v
-	}
-	switch {
-	case hasTCPState(f):
-		j.State = libTCPState(uint8(f.ProtoInfo.TCP.State))
-	case hasSCTPState(f):
-		j.State = saveState(sctpStates, uint8(f.ProtoInfo.SCTP.State))
-	case hasDCCPState(f):
-		j.State = saveState(dccpStates, uint8(f.ProtoInfo.DCCP.State))
-	}
-	if f.Has(ctnetlink.FlowAttrStatus) {
-		j.Status = []string{}
-		for _, s := range statusNames {
-			if f.Status&s.bit != 0 {
-				j.Status = append(j.Status, s.name)
-			}
-		}
-	}
-	if f.Has(ctnetlink.FlowAttrMark) {
-		v := f.Mark
-		j.Mark = &v
-	}
-	if f.Has(ctnetlink.FlowAttrSecmark) {
-		v := f.Secmark
-		j.Secmark = &v
-	}
-	if hasSecCtx(f) {
-		j.SecCtx = f.SecCtx.SecCtxName
-	}
-	if f.Has(ctnetlink.FlowAttrZone) {
-		v := f.Zone
-		j.Zone = &v
-	}
-	if hasHelper(f) {
-		j.Helper = f.Help.Name
-	}
-	if f.Has(ctnetlink.FlowAttrLabels) {
-		j.Labels = []string{}
-		for i := 0; i < len(f.Labels)*8; i++ {
-			if !labelBitSet(f.Labels, i) {
-				continue
-			}
-			if name, ok := p.labels.name(i); ok {
-				j.Labels = append(j.Labels, name)
-			} else {
-				j.Labels = append(j.Labels, fmt.Sprint(i))
-			}
-		}
-	}
-	if f.Has(ctnetlink.FlowAttrUse) {
-		v := f.Use
-		j.Use = &v
-	}
-	if f.Has(ctnetlink.FlowAttrID) {
-		v := f.ID
-		j.ID = &v
-	}
-	if hasTimestampStart(f) {
-		j.Timestamp = &jsonStamp{Start: f.Timestamp.Start, Stop: f.Timestamp.Stop}
-		stop := p.time().Unix()
-		if f.Timestamp.Stop != 0 {
-			stop = int64(f.Timestamp.Stop / 1e9)
-		}
-		d := uint64(stop - int64(f.Timestamp.Start/1e9))
-		j.DeltaTime = &d
-	}
-	out, err := json.Marshal(&j)
-	if err != nil {
-		return b
-	}
-	return append(b, out...)
 }

@@ -1,33 +1,31 @@
-package main
+package clib
 
-import (
-	"strings"
-	"sync"
-)
+import "strings"
 
 // Argument kinds of an option, as getopt_long(3) spells them.
 const (
-	noArg       = 0
-	requiredArg = 1
-	optionalArg = 2
+	NoArg       = 0 // no_argument
+	RequiredArg = 1 // required_argument
+	OptionalArg = 2 // optional_argument
 )
 
-// longOpt is one long option: its name, argument kind and the value the
+// LongOpt is one long option, as getopt_long's struct option: its name,
+// argument kind (NoArg, RequiredArg or OptionalArg) and the value the
 // parser returns for it (a short option letter, or a private code).
-type longOpt struct {
-	name string
-	arg  int
-	val  int
+type LongOpt struct {
+	Name string
+	Arg  int
+	Val  int
 }
 
 // Codes getopt returns besides option values.
 const (
-	optEnd     = -1
-	optUnknown = '?'
-	optMissing = ':'
+	End     = -1  // no more options
+	Unknown = '?' // an unknown or ambiguous option, or a stray argument
+	Missing = ':' // an option without its required argument
 )
 
-// getopt parses a command line the way GNU getopt_long(3) does for
+// Getopt parses a command line the way GNU getopt_long(3) does for
 // conntrack: an option string that starts with ':' (so a missing argument
 // is reported apart from an unknown option), long options that may be
 // abbreviated to any unambiguous prefix, "--name=value" and "--name value"
@@ -35,32 +33,44 @@ const (
 // and clusters of short options ("-Lz"). Arguments that are not options
 // are skipped, as GNU getopt's permutation moves them to the end, where
 // conntrack ignores them; the caller may instead consume the argument that
-// follows an option with nextArg, as conntrack's table names are read.
-type getopt struct {
+// follows an option with NextArg, as conntrack's table names are read.
+//
+// A Getopt is not safe for concurrent use.
+type Getopt struct {
+	// Arg is the current option's argument and Has whether it had one.
+	Arg string
+	Has bool
+	// Last is the argument word the current option came from.
+	Last string
+
+	// Index, when set, finds the first option of the long list passed to
+	// New with an exact name, so that a caller with a long static list
+	// can avoid a linear search.
+	Index func(name string) (int, bool)
+
 	args  []string
 	short [256]int8 // option letter to argument kind plus one; 0 is none
-	long  []longOpt
-	extra [][]longOpt // long options added by addLong, searched after long
+	long  []LongOpt
+	extra [][]LongOpt // long options added by AddLong, searched after long
 
 	ind  int    // index of the next argument to read
 	next string // rest of a short-option cluster
-
-	arg  string // the current option's argument
-	has  bool   // whether the current option had an argument
-	last string // the argument word the current option came from
 }
 
-func newGetopt(args []string, shortSpec string, long []longOpt) *getopt {
-	g := &getopt{args: args, long: long, ind: 1}
+// New returns a parser of args (args[0] is the program name) for the
+// short options of shortSpec, in getopt(3)'s syntax, and the long options
+// of long.
+func New(args []string, shortSpec string, long []LongOpt) *Getopt {
+	g := &Getopt{args: args, long: long, ind: 1}
 	spec := strings.TrimPrefix(shortSpec, ":")
 	for i := 0; i < len(spec); i++ {
 		c := spec[i]
-		kind := noArg
+		kind := NoArg
 		if i+1 < len(spec) && spec[i+1] == ':' {
-			kind = requiredArg
+			kind = RequiredArg
 			i++
 			if i+1 < len(spec) && spec[i+1] == ':' {
-				kind = optionalArg
+				kind = OptionalArg
 				i++
 			}
 		}
@@ -69,17 +79,17 @@ func newGetopt(args []string, shortSpec string, long []longOpt) *getopt {
 	return g
 }
 
-// addLong adds long options, as conntrack merges a protocol's options once
+// AddLong adds long options, as conntrack merges a protocol's options once
 // -p names it. They are searched after those already there.
-func (g *getopt) addLong(opts []longOpt) {
+func (g *Getopt) AddLong(opts []LongOpt) {
 	g.extra = append(g.extra, opts)
 }
 
-// nextOpt returns the next option's value, optEnd at the end, optUnknown
-// for an unknown option and optMissing for a missing argument. The word the
-// option came from is in g.last, its argument in g.arg.
-func (g *getopt) nextOpt() int {
-	g.arg, g.has = "", false
+// Next returns the next option's value, End at the end, Unknown for an
+// unknown option and Missing for a missing argument. The word the option
+// came from is in Last, its argument in Arg.
+func (g *Getopt) Next() int {
+	g.Arg, g.Has = "", false
 	if g.next != "" {
 		return g.shortOpt()
 	}
@@ -87,7 +97,7 @@ func (g *getopt) nextOpt() int {
 		a := g.args[g.ind]
 		if a == "--" {
 			g.ind = len(g.args)
-			return optEnd
+			return End
 		}
 		if len(a) < 2 || a[0] != '-' {
 			// Not an option: GNU getopt permutes it to the end.
@@ -95,45 +105,45 @@ func (g *getopt) nextOpt() int {
 			continue
 		}
 		g.ind++
-		g.last = a
+		g.Last = a
 		if strings.HasPrefix(a, "--") {
 			return g.longOpt(a[2:])
 		}
 		g.next = a[1:]
 		return g.shortOpt()
 	}
-	return optEnd
+	return End
 }
 
-func (g *getopt) shortOpt() int {
+func (g *Getopt) shortOpt() int {
 	c := g.next[0]
 	g.next = g.next[1:]
 	kind := int(g.short[c]) - 1
 	if kind < 0 {
 		g.next = ""
-		return optUnknown
+		return Unknown
 	}
 	switch kind {
-	case requiredArg:
+	case RequiredArg:
 		if g.next != "" {
-			g.arg, g.has, g.next = g.next, true, ""
+			g.Arg, g.Has, g.next = g.next, true, ""
 		} else if g.ind < len(g.args) {
-			g.arg, g.has = g.args[g.ind], true
+			g.Arg, g.Has = g.args[g.ind], true
 			g.ind++
 		} else {
-			return optMissing
+			return Missing
 		}
-	case optionalArg:
+	case OptionalArg:
 		if g.next != "" {
-			g.arg, g.has, g.next = g.next, true, ""
+			g.Arg, g.Has, g.next = g.next, true, ""
 		}
 	}
 	return int(c)
 }
 
-func (g *getopt) longOpt(s string) int {
+func (g *Getopt) longOpt(s string) int {
 	name, value, hasValue := strings.Cut(s, "=")
-	var match *longOpt
+	var match *LongOpt
 	ambiguous := false
 	// An exact name wins over any abbreviation: look for one first.
 	if o := g.exactLong(name); o != nil {
@@ -142,46 +152,46 @@ func (g *getopt) longOpt(s string) int {
 		g.searchLong(name, &match, &ambiguous)
 	}
 	if match == nil || ambiguous || name == "" {
-		return optUnknown
+		return Unknown
 	}
-	switch match.arg {
-	case noArg:
+	switch match.Arg {
+	case NoArg:
 		if hasValue {
-			return optUnknown
+			return Unknown
 		}
-	case requiredArg:
+	case RequiredArg:
 		if hasValue {
-			g.arg, g.has = value, true
+			g.Arg, g.Has = value, true
 		} else if g.ind < len(g.args) {
-			g.arg, g.has = g.args[g.ind], true
+			g.Arg, g.Has = g.args[g.ind], true
 			g.ind++
 		} else {
-			return optMissing
+			return Missing
 		}
-	case optionalArg:
+	case OptionalArg:
 		if hasValue {
-			g.arg, g.has = value, true
+			g.Arg, g.Has = value, true
 		}
 	}
-	return match.val
+	return match.Val
 }
 
 // exactLong returns the first long option named name, or nil.
-func (g *getopt) exactLong(name string) *longOpt {
-	if len(g.long) > 0 && len(longOpts) > 0 && &g.long[0] == &longOpts[0] && len(g.long) == len(longOpts) {
-		if i, ok := longOptIndex()[name]; ok {
+func (g *Getopt) exactLong(name string) *LongOpt {
+	if g.Index != nil {
+		if i, ok := g.Index(name); ok {
 			return &g.long[i]
 		}
 	} else {
 		for i := range g.long {
-			if g.long[i].name == name {
+			if g.long[i].Name == name {
 				return &g.long[i]
 			}
 		}
 	}
 	for _, opts := range g.extra {
 		for i := range opts {
-			if opts[i].name == name {
+			if opts[i].Name == name {
 				return &opts[i]
 			}
 		}
@@ -191,14 +201,14 @@ func (g *getopt) exactLong(name string) *longOpt {
 
 // searchLong finds the long option that name abbreviates, in order, as
 // getopt_long does: several that differ make it ambiguous.
-func (g *getopt) searchLong(name string, match **longOpt, ambiguous *bool) {
-	search := func(opts []longOpt) {
+func (g *Getopt) searchLong(name string, match **LongOpt, ambiguous *bool) {
+	search := func(opts []LongOpt) {
 		for i := range opts {
 			o := &opts[i]
-			if strings.HasPrefix(o.name, name) {
+			if strings.HasPrefix(o.Name, name) {
 				if *match == nil {
 					*match = o
-				} else if (*match).arg != o.arg || (*match).val != o.val {
+				} else if (*match).Arg != o.Arg || (*match).Val != o.Val {
 					*ambiguous = true
 				}
 			}
@@ -210,21 +220,11 @@ func (g *getopt) searchLong(name string, match **longOpt, ambiguous *bool) {
 	}
 }
 
-// longOptIndex maps each name of longOpts to its first index. It is built
-// on first use, by the first long option of a command line.
-var longOptIndex = sync.OnceValue(func() map[string]int {
-	m := make(map[string]int, len(longOpts))
-	for i := len(longOpts) - 1; i >= 0; i-- {
-		m[longOpts[i].name] = i
-	}
-	return m
-})
-
-// nextArg consumes and returns the argument after the current option when
+// NextArg consumes and returns the argument after the current option when
 // the option took none and that argument does not look like an option, as
 // conntrack's get_optional_arg reads a table name or a NAT address.
-func (g *getopt) nextArg() (string, bool) {
-	if g.has || g.next != "" {
+func (g *Getopt) NextArg() (string, bool) {
+	if g.Has || g.next != "" {
 		return "", false
 	}
 	if g.ind < len(g.args) {
