@@ -100,12 +100,6 @@ func request(ctx context.Context, s *nfnl.Socket, typ MsgType, flags netlink.Hea
 	return err
 }
 
-// appendRequest appends an nlmsghdr and nfgenmsg for a request whose
-// attributes attrs appends.
-func appendRequest(b []byte, typ MsgType, flags netlink.HeaderFlags, seq uint32, family uint8, attrs func([]byte) []byte) []byte {
-	return nfnl.AppendRequest(b, &nfnl.Req{Type: netlink.HeaderType(typ), Flags: flags, Family: family, Attrs: attrs}, seq)
-}
-
 // kernelError turns a decoded NLMSG_ERROR into the *netlink.OpError that
 // callers of mdlayher/netlink know, keeping the extended ACK.
 func kernelError(e *nfnl.Error) error { return e.OpError() }

@@ -494,3 +494,9 @@ func TestFakeCancelBulkWindow(t *testing.T) {
 		})
 	}
 }
+
+// appendRequest appends an nlmsghdr and nfgenmsg for a request whose
+// attributes attrs appends.
+func appendRequest(b []byte, typ MsgType, flags netlink.HeaderFlags, seq uint32, family uint8, attrs func([]byte) []byte) []byte {
+	return nfnl.AppendRequest(b, &nfnl.Req{Type: netlink.HeaderType(typ), Flags: flags, Family: family, Attrs: attrs}, seq)
+}
