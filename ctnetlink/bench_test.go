@@ -107,7 +107,7 @@ func BenchmarkKernelDump(b *testing.B) {
 		total := 0
 		for i := 0; i < b.N; i++ {
 			got := 0
-			if err := s.request(ctx, MsgGet, netlink.Dump, unix.AF_UNSPEC, nil, func(*reply) error { got++; return nil }); err != nil {
+			if err := request(ctx, s, MsgGet, netlink.Dump, unix.AF_UNSPEC, nil, func(*reply) error { got++; return nil }); err != nil {
 				b.Fatal(err)
 			}
 			if got != n {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ctspec/ctspec/nfnl"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -224,13 +225,15 @@ func probeIsolated(ctx context.Context, k Capabilities) (Capabilities, error) {
 			probeHook()
 		}
 		// A socket belongs to the namespace of the thread that opens it.
-		s, err := dialSock(0, 0, 0)
+		s, err := nfnl.DialSocket(nil)
 		if err != nil {
 			done <- result{err: err}
 			return
 		}
-		pc := &Conn{cfg: Config{MaxIdle: 1}}
-		pc.put(s)
+		// Any further socket the pool dials is dialled here too, on this
+		// thread, inside the throwaway namespace.
+		pc := &Conn{nl: nfnl.NewConn(&nfnl.Config{MaxIdle: 1}, func() (*nfnl.Socket, error) { return nfnl.DialSocket(nil) })}
+		pc.nl.Put(s)
 		pk, err := pc.probe(ctx, k)
 		pc.Close()
 		done <- result{pk, err}

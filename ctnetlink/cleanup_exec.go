@@ -20,12 +20,12 @@ func (c *Conn) runFlushes(ctx context.Context, flushes []PlannedFlush, res *Clea
 	}
 	p, err := newPipeline(s)
 	if err != nil {
-		s.dirty = true
+		s.Discard()
 		c.put(s)
 		return &Error{Op: "cleanup", Err: err}
 	}
 	defer c.put(s)
-	stop := s.watch(ctx)
+	stop := s.Watch(ctx)
 	defer stop()
 	reqs := make([]Flow, len(flushes))
 	fams := make([]uint8, len(flushes))
@@ -43,7 +43,7 @@ func (c *Conn) runFlushes(ctx context.Context, flushes []PlannedFlush, res *Clea
 			sample(CleanupError{Matcher: flushes[start+i].Matcher, Err: opError("flush", kernelError(e), req, schemaFlow)})
 		})
 		if err != nil {
-			s.dirty = true
+			s.Discard()
 			return &Error{Op: "cleanup", Err: err}
 		}
 		start += sent
@@ -69,7 +69,7 @@ func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx 
 	}
 	p, err := newPipeline(ds)
 	if err != nil {
-		ds.dirty = true
+		ds.Discard()
 		c.put(ds)
 		return &Error{Op: "cleanup", Err: err}
 	}
@@ -80,7 +80,7 @@ func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx 
 		del.failed = make([]bool, p.window)
 	}
 	flush := func() error {
-		stop := ds.watch(ctx)
+		stop := ds.Watch(ctx)
 		defer stop()
 		return del.flush(ctx, res, sample)
 	}
@@ -106,13 +106,13 @@ func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx 
 		}
 		if len(del.window) == cap(del.window) {
 			if err := flush(); err != nil {
-				ds.dirty = true
+				ds.Discard()
 				return err
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		ds.dirty = true
+		ds.Discard()
 		return err
 	}
 	return nil

@@ -50,8 +50,8 @@ func (k *fakeKernel) dials() int {
 func dialFake(t *testing.T, fn fakeFunc) (*Conn, *fakeKernel) {
 	t.Helper()
 	k := &fakeKernel{}
-	c := &Conn{cfg: Config{MaxIdle: 2}}
-	c.dial = func() (*sock, error) {
+	c := &Conn{}
+	c.nl = nfnl.NewConn(nil, func() (*nfnl.Socket, error) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return nil, err
@@ -62,7 +62,7 @@ func dialFake(t *testing.T, fn fakeFunc) (*Conn, *fakeKernel) {
 			return nil, err
 		}
 		f := os.NewFile(uintptr(fds[0]), "fake-netlink")
-		raw, err := f.SyscallConn()
+		s, err := nfnl.NewFileSocket(f, fakePort)
 		if err != nil {
 			f.Close()
 			unix.Close(fds[1])
@@ -76,8 +76,8 @@ func dialFake(t *testing.T, fn fakeFunc) (*Conn, *fakeKernel) {
 			defer k.wg.Done()
 			serveFake(fds[1], fn)
 		}()
-		return newSock(f, raw, fakePort), nil
-	}
+		return s, nil
+	})
 	t.Cleanup(func() {
 		c.Close()
 		k.wg.Wait()
@@ -310,7 +310,7 @@ func TestFakeMultipartWithoutDone(t *testing.T) {
 		t.Fatalf("dump ended after %v", d)
 	}
 	// The socket still holds the rest of a reply: it must not be reused.
-	if n := len(c.idle); n != 0 {
+	if n := c.nl.Idle(); n != 0 {
 		t.Fatalf("%d sockets back in the pool after an unfinished reply", n)
 	}
 	before := k.dials()
@@ -450,8 +450,8 @@ func TestFakeCancelMidway(t *testing.T) {
 			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("returned after %v", d)
 			}
-			if len(c.idle) != 0 || k.dials() != 1 {
-				t.Fatalf("%d idle sockets after %d dials; the abandoned socket must be closed", len(c.idle), k.dials())
+			if c.nl.Idle() != 0 || k.dials() != 1 {
+				t.Fatalf("%d idle sockets after %d dials; the abandoned socket must be closed", c.nl.Idle(), k.dials())
 			}
 		})
 	}
@@ -493,4 +493,10 @@ func TestFakeCancelBulkWindow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendRequest appends an nlmsghdr and nfgenmsg for a request whose
+// attributes attrs appends.
+func appendRequest(b []byte, typ MsgType, flags netlink.HeaderFlags, seq uint32, family uint8, attrs func([]byte) []byte) []byte {
+	return nfnl.AppendRequest(b, &nfnl.Req{Type: netlink.HeaderType(typ), Flags: flags, Family: family, Attrs: attrs}, seq)
 }

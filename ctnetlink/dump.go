@@ -305,7 +305,7 @@ func (c *Conn) dumpFlows(ctx context.Context, op string, typ MsgType, filter *Du
 		var f Flow
 		for _, fam := range families {
 			stopped := false
-			err = s.request(ctx, typ, netlink.Dump, fam, attrs, func(r *reply) error {
+			err = request(ctx, s, typ, netlink.Dump, fam, attrs, func(r *reply) error {
 				if err := f.UnmarshalAttributes(r.Attrs); err != nil {
 					return err
 				}
@@ -323,14 +323,14 @@ func (c *Conn) dumpFlows(ctx context.Context, op string, typ MsgType, filter *Du
 				return nil
 			})
 			if stopped {
-				s.dirty = true // the rest of the dump is still queued
+				s.Discard() // the rest of the dump is still queued
 				return
 			}
 			if err != nil {
 				if errors.Is(err, ErrDumpInterrupted) {
 					yield(nil, &Error{Op: op, Err: err})
 				} else {
-					yield(nil, opError(op, err, s.out, schemaFlow))
+					yield(nil, opError(op, err, s.Sent(), schemaFlow))
 				}
 				return
 			}

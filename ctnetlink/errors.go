@@ -92,7 +92,7 @@ func opError(op string, err error, req []byte, top int) error {
 // attrPath returns the spec-name path of the attribute that starts at offset
 // off of the request req, walking nested sets with the generated schema.
 func attrPath(req []byte, top, off int) string {
-	const attrStart = nlmsgHeaderLen + 4
+	const attrStart = unix.NLMSG_HDRLEN + 4
 	if off < attrStart || off >= len(req) {
 		return ""
 	}

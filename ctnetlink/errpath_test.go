@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/internal/spec"
 )
@@ -79,8 +80,8 @@ func requestWithPath(types []uint16) ([]byte, int) {
 		inner = rawAttr(types[i]|0x8000, append(pre, inner...))
 	}
 	pre := rawAttr(0x3fff, make([]byte, 8))
-	off += nlmsgHeaderLen + 4 + len(pre)
-	msg := append(make([]byte, nlmsgHeaderLen+4), pre...)
+	off += unix.NLMSG_HDRLEN + 4 + len(pre)
+	msg := append(make([]byte, unix.NLMSG_HDRLEN+4), pre...)
 	return append(msg, inner...), off
 }
 
@@ -96,7 +97,7 @@ func rawAttr(t uint16, payload []byte) []byte {
 }
 
 func TestAttrPath(t *testing.T) {
-	const start = nlmsgHeaderLen + 4 // first attribute of a request
+	const start = unix.NLMSG_HDRLEN + 4 // first attribute of a request
 	mark := rawAttr(uint16(FlowAttrMark), make([]byte, 4))
 	src := rawAttr(uint16(TupleIPAttrV4Src), []byte{192, 0, 2, 1})
 	ip := rawAttr(uint16(TupleAttrIP)|0x8000, src)

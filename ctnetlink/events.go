@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/net/bpf"
@@ -295,7 +294,7 @@ func (e *Event) Time() (time.Time, bool) {
 // Listen cannot tell whether events will come: a kernel without events
 // accepts the subscription and stays silent.
 type Listener struct {
-	s      *sock
+	s      *nfnl.Socket
 	rcvbuf int // granted receive buffer, from SO_RCVBUF
 
 	closed    atomic.Bool
@@ -313,8 +312,6 @@ type Listener struct {
 	ev     Event
 	flow   Flow
 	exp    Expect
-
-	readBlock, readNow func(fd uintptr) bool
 }
 
 // Listen opens a Listener and joins its multicast groups. Events start
@@ -344,7 +341,7 @@ func Listen(cfg *ListenConfig) (*Listener, error) {
 	case rcvbuf == 0:
 		rcvbuf = DefaultListenReadBuffer
 	case rcvbuf < 0:
-		rcvbuf = 0 // dialSock keeps the kernel's default
+		rcvbuf = 0 // DialSocket keeps the kernel's default
 	}
 	var filter *EventFilter
 	var prog []bpf.RawInstruction
@@ -364,38 +361,38 @@ func Listen(cfg *ListenConfig) (*Listener, error) {
 	if prog != nil {
 		join = 0
 	}
-	s, err := dialSock(c.NetNS, rcvbuf, join)
+	s, err := nfnl.DialSocket(&nfnl.SocketConfig{NetNS: c.NetNS, ReadBuffer: rcvbuf, Groups: join})
 	if err != nil {
 		return nil, &Error{Op: "listen", Err: err}
 	}
 	fail := func(err error) (*Listener, error) {
-		s.close()
+		s.Close()
 		return nil, &Error{Op: "listen", Err: err}
 	}
 	if prog != nil {
-		if err := s.nl.SetBPF(prog); err != nil {
+		if err := s.SetBPF(prog); err != nil {
 			return fail(fmt.Errorf("attach event filter: %w", err))
 		}
 		for g := GroupNew; g <= GroupExpDestroy; g++ {
 			if mask&(1<<(g-1)) == 0 {
 				continue
 			}
-			if err := s.nl.JoinGroup(uint32(g)); err != nil {
+			if err := s.JoinGroup(uint32(g)); err != nil {
 				return fail(fmt.Errorf("join group %d: %w", uint32(g), err))
 			}
 		}
 	}
 	if c.ReliableDestroy {
-		if err := s.nl.SetOption(netlink.BroadcastError, true); err != nil {
+		if err := s.SetOption(netlink.BroadcastError, true); err != nil {
 			return fail(fmt.Errorf("set NETLINK_BROADCAST_ERROR: %w", err))
 		}
 	}
 	if c.NoENOBUFS || c.ReliableDestroy {
-		if err := s.nl.SetOption(netlink.NoENOBUFS, true); err != nil {
+		if err := s.SetOption(netlink.NoENOBUFS, true); err != nil {
 			return fail(fmt.Errorf("set NETLINK_NO_ENOBUFS: %w", err))
 		}
 	}
-	granted, err := s.readBuffer()
+	granted, err := s.ReadBuffer()
 	if err != nil {
 		return fail(fmt.Errorf("read receive buffer size: %w", err))
 	}
@@ -410,7 +407,7 @@ func Listen(cfg *ListenConfig) (*Listener, error) {
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
-		l.closeErr = l.s.close()
+		l.closeErr = l.s.Close()
 	})
 	return l.closeErr
 }
@@ -433,10 +430,6 @@ func (l *Listener) Discarded() uint64 {
 	return l.discarded.Load()
 }
 
-// skMemInfoDrops is SK_MEMINFO_DROPS, the index of the drop counter in the
-// array SO_MEMINFO returns (include/uapi/linux/sock_diag.h).
-const skMemInfoDrops = 8
-
 // Dropped returns the kernel's count of messages it could not queue on the
 // Listener's socket (sk_drops, from SO_MEMINFO, Linux 4.12 and later). It
 // counts every lost event, whether or not the kernel reported the overrun,
@@ -445,29 +438,14 @@ const skMemInfoDrops = 8
 // ListenConfig.Filter rejects in the kernel are not lost and not counted.
 // The kernel's counter is 32 bits wide and wraps.
 func (l *Listener) Dropped() (uint32, error) {
-	var info [16]uint32
-	size := uint32(unsafe.Sizeof(info))
-	var serr error
-	err := l.s.raw.Control(func(fd uintptr) {
-		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
-			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
-		if errno != 0 {
-			serr = errno
-		}
-	})
-	if err == nil {
-		err = serr
-	}
-	if err == nil && size <= skMemInfoDrops*4 {
-		err = fmt.Errorf("SO_MEMINFO returned %d bytes, no drop counter", size)
-	}
+	n, err := l.s.Drops()
 	if err != nil {
 		if l.closed.Load() {
 			err = net.ErrClosed
 		}
 		return 0, &Error{Op: "dropped", Err: err}
 	}
-	return info[skMemInfoDrops], nil
+	return n, nil
 }
 
 // ReadBuffer returns the receive buffer size the kernel granted, as
@@ -522,7 +500,7 @@ func (l *Listener) Events(ctx context.Context) iter.Seq2[*Event, error] {
 			yield(nil, err)
 			return
 		}
-		stop := l.s.watch(ctx)
+		stop := l.s.Watch(ctx)
 		defer stop()
 		for {
 			for len(l.rest) > 0 {
@@ -545,12 +523,12 @@ func (l *Listener) Events(ctx context.Context) iter.Seq2[*Event, error] {
 			}
 			// After an overrun, read without waiting: an empty queue means
 			// every event queued before the loss has been yielded.
-			n, err := l.read(!l.lost)
+			b, err := l.s.Receive(ctx, !l.lost)
 			switch {
 			case err == nil:
-				l.rest = l.s.buf[:n]
+				l.rest = b
 				if l.lost {
-					l.budget -= n
+					l.budget -= len(b)
 				}
 			case err == unix.EAGAIN:
 				if !l.yieldLost(yield) {
@@ -564,12 +542,18 @@ func (l *Listener) Events(ctx context.Context) iter.Seq2[*Event, error] {
 				// queued; they are at most a buffer's worth.
 				l.overruns.Add(1)
 				l.lost = true
-				l.budget = l.rcvbuf + recvBufSize
+				l.budget = l.rcvbuf + nfnl.RecvBufSize
 				if !more {
 					return
 				}
 			case l.closed.Load():
 				yield(nil, &Error{Op: "events", Err: net.ErrClosed})
+				return
+			case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+				// A watched ctx ended; its deadline may pass before its
+				// timer has run.
+				<-ctx.Done()
+				yield(nil, ctx.Err())
 				return
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				if err := ctx.Err(); err != nil {
@@ -583,9 +567,9 @@ func (l *Listener) Events(ctx context.Context) iter.Seq2[*Event, error] {
 					return
 				}
 				// Not this context's deadline: clear it and read on.
-				_ = l.s.nl.SetReadDeadline(time.Time{})
+				_ = l.s.SetReadDeadline(time.Time{})
 				if dl, ok := ctx.Deadline(); ok {
-					_ = l.s.nl.SetReadDeadline(dl)
+					_ = l.s.SetReadDeadline(dl)
 				}
 			default:
 				yield(nil, &Error{Op: "events", Err: err})
@@ -601,35 +585,10 @@ func (l *Listener) yieldLost(yield func(*Event, error) bool) bool {
 	return yield(nil, &Error{Op: "events", Err: fmt.Errorf("%w (%w)", ErrEventsLost, unix.ENOBUFS)})
 }
 
-// read reads one datagram into the socket's buffer. If block is false it
-// returns unix.EAGAIN rather than wait for one.
-func (l *Listener) read(block bool) (int, error) {
-	// The callbacks are made once, so that a read does not allocate.
-	if l.readBlock == nil {
-		l.readBlock = func(fd uintptr) bool {
-			l.s.n, l.s.rerr = unix.Read(int(fd), l.s.buf)
-			return l.s.rerr != unix.EAGAIN
-		}
-		l.readNow = func(fd uintptr) bool {
-			l.s.n, l.s.rerr = unix.Read(int(fd), l.s.buf)
-			return true
-		}
-	}
-	fn := l.readNow
-	if block {
-		fn = l.readBlock
-	}
-	l.s.n, l.s.rerr = 0, nil
-	if err := l.s.raw.Read(fn); err != nil {
-		return 0, err
-	}
-	return l.s.n, l.s.rerr
-}
-
 // next decodes the first message of l.rest. It returns nil, nil for a
 // message that is not an event, or an event the filter rejects.
 func (l *Listener) next() (*Event, error) {
-	h, data, rest, err := nextMsg(l.rest)
+	h, data, rest, err := nfnl.NextMessage(l.rest)
 	if err != nil {
 		l.rest = nil
 		return nil, &Error{Op: "events", Err: err}
@@ -677,7 +636,7 @@ func (l *Listener) next() (*Event, error) {
 	case MsgExpDelete:
 		typ = EventExpDestroy
 	default:
-		return nil, &Error{Op: "events", Err: fmt.Errorf("unexpected message type %#x", h.Type)}
+		return nil, &Error{Op: "events", Err: fmt.Errorf("unexpected message type %#x", uint16(h.Type))}
 	}
 	_, attrs, err := nfnl.ParseHeader(data)
 	if err != nil {

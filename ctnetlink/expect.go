@@ -102,7 +102,7 @@ func (c *Conn) DumpExpect(ctx context.Context, family uint8) iter.Seq2[*Expect, 
 		defer c.put(s)
 		var e Expect
 		stopped := false
-		err = s.request(ctx, MsgExpGet, netlink.Dump, family, nil, func(r *reply) error {
+		err = request(ctx, s, MsgExpGet, netlink.Dump, family, nil, func(r *reply) error {
 			if err := e.UnmarshalAttributes(r.Attrs); err != nil {
 				return err
 			}
@@ -113,11 +113,11 @@ func (c *Conn) DumpExpect(ctx context.Context, family uint8) iter.Seq2[*Expect, 
 			return nil
 		})
 		if stopped {
-			s.dirty = true // the rest of the dump is still queued
+			s.Discard() // the rest of the dump is still queued
 			return
 		}
 		if err != nil {
-			yield(nil, opError(op, err, s.out, schemaExpect))
+			yield(nil, opError(op, err, s.Sent(), schemaExpect))
 		}
 	}
 }
@@ -363,7 +363,7 @@ func (c *Conn) ExpectStatsCPU(ctx context.Context) ([]CPUExpectStats, error) {
 			return fmt.Errorf("reply of unexpected type %#04x", uint16(t))
 		}
 		var st CPUExpectStats
-		st.CPU = r.ResID
+		st.CPU = r.ResourceID
 		if err := st.UnmarshalAttributes(r.Attrs); err != nil {
 			return err
 		}

@@ -292,20 +292,20 @@ func TestKernelForeignSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.put(s)
-	if s.port == 0 {
+	if s.Port() == 0 {
 		t.Fatal("socket without a port id")
 	}
-	msg := appendRequest(nil, MsgNew, netlink.Multi, s.seq+1, unix.AF_INET, testFlow("192.0.2.66", "192.0.2.2", 1, 80).AppendAttributes)
+	msg := appendRequest(nil, MsgNew, netlink.Multi, s.Seq()+1, unix.AF_INET, testFlow("192.0.2.66", "192.0.2.2", 1, 80).AppendAttributes)
 	err = ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		return unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: s.port})
+		return unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: s.Port()})
 	})
 	if !errors.Is(err, unix.ECONNREFUSED) {
-		t.Fatalf("send from another socket to port %d: %v, want ECONNREFUSED", s.port, err)
+		t.Fatalf("send from another socket to port %d: %v, want ECONNREFUSED", s.Port(), err)
 	}
 }
 

@@ -17,7 +17,7 @@ func (c *Conn) do(ctx context.Context, op string, typ MsgType, flags netlink.Hea
 		return &Error{Op: op, Err: err}
 	}
 	defer c.put(s)
-	return opError(op, s.request(ctx, typ, flags, family, attrs, fn), s.out, top)
+	return opError(op, request(ctx, s, typ, flags, family, attrs, fn), s.Sent(), top)
 }
 
 // flowFamily returns the family of f for the nfgenmsg header.
@@ -204,7 +204,7 @@ func (c *Conn) StatsCPU(ctx context.Context) ([]CPUStats, error) {
 	var out []CPUStats
 	err := c.do(ctx, "stats-cpu", MsgGetStatsCPU, netlink.Dump, unix.AF_UNSPEC, schemaStatsCPU, nil, func(r *reply) error {
 		var st CPUStats
-		st.CPU = r.ResID
+		st.CPU = r.ResourceID
 		if err := st.UnmarshalAttributes(r.Attrs); err != nil {
 			return err
 		}

@@ -36,7 +36,7 @@ func (f *fakeLink) send(b []byte) error {
 
 func (f *fakeLink) watch(ctx context.Context) func() { return func() {} }
 
-func (f *fakeLink) recv(ctx context.Context, buf []byte) (int, uint32, error) {
+func (f *fakeLink) recv(ctx context.Context, buf []byte, _ bool) (int, uint32, error) {
 	if len(f.queue) == 0 {
 		<-ctx.Done()
 		return 0, 0, ctx.Err()
@@ -55,11 +55,13 @@ func from(pid uint32, d []byte) []byte {
 	return append(binary.NativeEndian.AppendUint32([]byte("from"), pid), d...)
 }
 
-func (f *fakeLink) close() error { return nil }
+func (f *fakeLink) close() error                      { return nil }
+func (f *fakeLink) setReadDeadline(time.Time) error   { return nil }
+func (f *fakeLink) control(fn func(fd uintptr)) error { return errors.ErrUnsupported }
 
 // fakeConn returns a Conn whose one socket is f.
 func fakeConn(f *fakeLink) *Conn {
-	return newConn(func() (link, error) { return f, nil })
+	return NewConn(nil, func() (*Socket, error) { return newSocket(f, 0), nil })
 }
 
 // msg marshals a netlink message from the kernel (port id 0 unless pid).
@@ -340,14 +342,16 @@ func (e *echoLink) send(b []byte) error {
 	return nil
 }
 func (e *echoLink) watch(context.Context) func() { return func() {} }
-func (e *echoLink) recv(_ context.Context, buf []byte) (int, uint32, error) {
+func (e *echoLink) recv(_ context.Context, buf []byte, _ bool) (int, uint32, error) {
 	for b := e.reply; len(b) >= 16; {
 		copy(b[8:12], e.seq)
 		b = b[(binary.NativeEndian.Uint32(b)+3)&^3:]
 	}
 	return copy(buf, e.reply), 0, nil
 }
-func (e *echoLink) close() error { return nil }
+func (e *echoLink) close() error                      { return nil }
+func (e *echoLink) setReadDeadline(time.Time) error   { return nil }
+func (e *echoLink) control(fn func(fd uintptr)) error { return errors.ErrUnsupported }
 
 func TestDoAllocs(t *testing.T) {
 	e := &echoLink{}
@@ -355,7 +359,8 @@ func TestDoAllocs(t *testing.T) {
 		e.reply = append(e.reply, msg(t, 0x800, netlink.Multi, 0, 0, object(1))...)
 	}
 	e.reply = append(e.reply, msg(t, netlink.Done, netlink.Multi, 0, 0, []byte{0, 0, 0, 0})...)
-	c := newConn(func() (link, error) { return e, nil })
+	s := newSocket(e, 0)
+	c := NewConn(nil, func() (*Socket, error) { return s, nil })
 	n := 0
 	fn := func(*Reply) error { n++; return nil }
 	req := Req{Type: 0x801, Flags: Dump}

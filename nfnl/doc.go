@@ -7,8 +7,9 @@
 // message types of that subsystem. This package knows the subsystem ids but
 // none of the subsystems' messages or attributes; packages built on it add
 // those. It works on [netlink.Message] values from
-// github.com/mdlayher/netlink; [Conn] is a request/reply client over
-// NETLINK_NETFILTER sockets that such packages share.
+// github.com/mdlayher/netlink, and it is the one transport such packages
+// share: [Conn] is a pool of sockets and a request/reply client, and
+// [Socket] is one NETLINK_NETFILTER socket.
 //
 // # Message types
 //
@@ -62,6 +63,24 @@
 // themselves match to requests by [Error.Sequence]. An [Error] works with
 // errors.Is for its errno and for os.ErrNotExist, os.ErrExist and
 // os.ErrPermission.
+//
+// # Sockets
+//
+// A [Socket] frames requests ([AppendRequest]) and splits datagrams into
+// messages ([NextMessage]). It is connected to the kernel, so the kernel
+// refuses unicasts of other sockets to it, and it decodes only datagrams
+// whose sender is the kernel and messages whose nlmsg_pid is 0 or its own
+// port id. [Socket.Request] runs one request, a dump included, up to its
+// ACK, error or NLMSG_DONE, and reports NLM_F_DUMP_INTR as
+// [ErrDumpInterrupted]. A [Pipeline] sends many requests per write and
+// matches the answers by sequence number. For multicast, [DialSocket] joins
+// groups, and the socket sets its receive buffer (SO_RCVBUFFORCE, then
+// SO_RCVBUF), attaches BPF filters, sets options such as
+// NETLINK_NO_ENOBUFS and NETLINK_BROADCAST_ERROR, and [Socket.Receive]
+// surfaces an overrun as ENOBUFS. [Socket.Watch] makes the end of a context
+// unblock a pending receive. [Config.NetNS] and [Config.NetNSPath] pin the
+// namespace: Dial keeps its own descriptor, so every socket the Conn opens
+// later is opened in the same namespace.
 //
 // # Kernels
 //

@@ -1,4 +1,4 @@
-package ctnetlink
+package nfnl
 
 import (
 	"errors"
