@@ -9,37 +9,10 @@ import (
 	"github.com/ctspec/ctspec/nfnl"
 )
 
-// Config configures a Conn. A nil *Config means all defaults.
-type Config struct {
-	// NetNS is a file descriptor of the network namespace to work in, for
-	// example of /var/run/netns/NAME or /proc/PID/ns/net. Dial duplicates
-	// it, so the caller may close its own descriptor as soon as Dial
-	// returns: every socket the Conn opens later is opened in that same
-	// namespace. The default, 0, is the namespace the process's threads
-	// are in (the caller's, unless a thread changed it). Entering another
-	// namespace needs CAP_SYS_ADMIN; Dial fails if it cannot.
-	NetNS int
-
-	// NetNSPath names the network namespace to work in instead of NetNS:
-	// a path such as /var/run/netns/NAME or /proc/PID/ns/net, or a bare
-	// name NAME, which means /var/run/netns/NAME as ip-netns(8) creates
-	// it. Dial opens it once and keeps it open until Close. Dial fails if
-	// the path cannot be opened, if it is not a network namespace, or if
-	// NetNS is set as well.
-	NetNSPath string
-
-	// ReadBuffer is the socket receive buffer size in bytes. The default,
-	// 0, keeps the kernel's default (net.core.rmem_default). Dial tries
-	// SO_RCVBUFFORCE first, which needs CAP_NET_ADMIN and ignores
-	// net.core.rmem_max, then falls back to SO_RCVBUF, which the kernel caps
-	// at rmem_max.
-	ReadBuffer int
-
-	// MaxIdle is how many sockets the Conn keeps open for reuse between
-	// calls. The default, 0, means 2. Calls that run at the same time each
-	// use a socket of their own.
-	MaxIdle int
-}
+// Config configures a Conn; it is nfnl's (namespace, receive buffer, pool
+// size), where each field documents its default. A nil *Config means all
+// defaults: the calling thread's network namespace.
+type Config = nfnl.Config
 
 // Conn is a client of ctnetlink in one network namespace.
 //
@@ -56,11 +29,7 @@ type Conn struct {
 // Dial opens a Conn. It opens one socket right away, so that a missing
 // privilege, namespace or kernel module shows up here.
 func Dial(cfg *Config) (*Conn, error) {
-	var c Config
-	if cfg != nil {
-		c = *cfg
-	}
-	nl, err := nfnl.Dial(&nfnl.Config{NetNS: c.NetNS, NetNSPath: c.NetNSPath, ReadBuffer: c.ReadBuffer, MaxIdle: c.MaxIdle})
+	nl, err := nfnl.Dial(cfg)
 	if err != nil {
 		// Our own operation name replaces nfnl's.
 		if inner := errors.Unwrap(err); inner != nil {

@@ -163,10 +163,16 @@ func (c *Conn) Delete(ctx context.Context, name string) error {
 func (c *Conn) Get(ctx context.Context, name string) (*Policy, error) {
 	var m Message
 	m.SetName(name)
+	return c.getOne(ctx, fmt.Sprintf("get %q", name), MsgGet, &m)
+}
+
+// getOne sends request m of type typ and decodes the one policy the kernel
+// answers with; op names the operation in errors.
+func (c *Conn) getOne(ctx context.Context, op string, typ MsgType, m *Message) (*Policy, error) {
 	attrs := m.AppendAttributes(nil)
 	var p *Policy
 	err := c.nl.Do(ctx, nfnl.Req{
-		Type:  msgType(MsgGet),
+		Type:  msgType(typ),
 		Flags: nfnl.Acknowledge,
 		Attrs: func(b []byte) []byte { return append(b, attrs...) },
 	}, func(r *nfnl.Reply) error {
@@ -178,7 +184,7 @@ func (c *Conn) Get(ctx context.Context, name string) (*Policy, error) {
 		err = errors.New("no reply")
 	}
 	if err != nil {
-		return nil, opError(fmt.Sprintf("get %q", name), err)
+		return nil, opError(op, err)
 	}
 	return p, nil
 }
@@ -210,24 +216,7 @@ func (c *Conn) DefaultGet(ctx context.Context, family uint16, proto uint8) (*Pol
 	var m Message
 	m.SetL3Proto(family)
 	m.SetL4Proto(proto)
-	attrs := m.AppendAttributes(nil)
-	var p *Policy
-	err := c.nl.Do(ctx, nfnl.Req{
-		Type:  msgType(MsgDefaultGet),
-		Flags: nfnl.Acknowledge,
-		Attrs: func(b []byte) []byte { return append(b, attrs...) },
-	}, func(r *nfnl.Reply) error {
-		var err error
-		p, err = decodePolicy(r.Attrs)
-		return err
-	})
-	if err == nil && p == nil {
-		err = errors.New("no reply")
-	}
-	if err != nil {
-		return nil, opError(fmt.Sprintf("default-get %d/%d", family, proto), err)
-	}
-	return p, nil
+	return c.getOne(ctx, fmt.Sprintf("default-get %d/%d", family, proto), MsgDefaultGet, &m)
 }
 
 // DefaultSet sets default timeouts of p.Protocol in p.Family; states it
