@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -571,9 +570,13 @@ func startListener(t *testing.T, ns *nstest.NS, name string, args ...string) *li
 	return l
 }
 
-// stop interrupts the listener and returns what it printed.
+// stop kills the listener and returns what it printed. Callers first wait
+// for the last line they need. An interrupt is no good here: conntrack's
+// handler exits through stdio, and a SIGINT that lands just after the
+// write(2) of a line but before fflush has marked it written makes conntrack
+// print that line a second time (seen under load).
 func (l *listener) stop() string {
-	l.cmd.Process.Signal(syscall.SIGINT)
+	l.cmd.Process.Kill()
 	l.cmd.Wait()
 	return l.out.String()
 }
@@ -690,8 +693,7 @@ func TestKernelEvents(t *testing.T) {
 	if ynlErr.String() != "" {
 		t.Errorf("ynlpy.py stderr:\n%s", ynlErr.String())
 	}
-	// Stop conntrack -E only once it has printed the marker: an interrupt
-	// while it writes a line makes it print that line twice.
+	// Stop conntrack -E only once it has printed the marker.
 	deadline = time.Now().Add(60 * time.Second)
 	for !hasLine(flowEvents.out.String(), "[DESTROY]", "src=192.0.2.252") {
 		if time.Now().After(deadline) {
