@@ -1604,15 +1604,18 @@ func (v *ExpectStatsCPU) encode(e *nlattr.Encoder) {
 }
 
 // schemaSet describes an attribute set: its name and, indexed by attribute
-// type, each attribute's name and nested set (an index into schema, or -1).
+// type, each attribute's name, nested set (an index into schema, or -1),
+// payload size when fixed (else 0) and byte order (big-endian or not).
 type schemaSet struct {
 	name  string
 	attrs []schemaAttr
 }
 
 type schemaAttr struct {
-	name   string
-	nested int
+	name      string
+	nested    int
+	size      int
+	bigEndian bool
 }
 
 const schemaCounters = 0
@@ -1640,27 +1643,27 @@ const schemaExpect = 21
 const schemaExpectStatsCPU = 22
 
 var schema = []schemaSet{
-	{"counter-attrs", []schemaAttr{{"", -1}, {"packets", -1}, {"bytes", -1}, {"packets-old", -1}, {"bytes-old", -1}, {"pad", -1}}},
-	{"timestamp-attrs", []schemaAttr{{"", -1}, {"start", -1}, {"stop", -1}, {"pad", -1}}},
-	{"tuple-proto-attrs", []schemaAttr{{"", -1}, {"proto-num", -1}, {"proto-src-port", -1}, {"proto-dst-port", -1}, {"proto-icmp-id", -1}, {"proto-icmp-type", -1}, {"proto-icmp-code", -1}, {"proto-icmpv6-id", -1}, {"proto-icmpv6-type", -1}, {"proto-icmpv6-code", -1}}},
-	{"tuple-ip-attrs", []schemaAttr{{"", -1}, {"ip-v4-src", -1}, {"ip-v4-dst", -1}, {"ip-v6-src", -1}, {"ip-v6-dst", -1}}},
-	{"tuple-attrs", []schemaAttr{{"", -1}, {"tuple-ip", 3}, {"tuple-proto", 2}, {"tuple-zone", -1}}},
-	{"protoinfo-tcp-attrs", []schemaAttr{{"", -1}, {"tcp-state", -1}, {"tcp-wscale-original", -1}, {"tcp-wscale-reply", -1}, {"tcp-flags-original", -1}, {"tcp-flags-reply", -1}}},
-	{"protoinfo-dccp-attrs", []schemaAttr{{"", -1}, {"dccp-state", -1}, {"dccp-role", -1}, {"dccp-handshake-seq", -1}, {"dccp-pad", -1}}},
-	{"protoinfo-sctp-attrs", []schemaAttr{{"", -1}, {"sctp-state", -1}, {"vtag-original", -1}, {"vtag-reply", -1}}},
-	{"protoinfo-attrs", []schemaAttr{{"", -1}, {"protoinfo-tcp", 5}, {"protoinfo-dccp", 6}, {"protoinfo-sctp", 7}}},
-	{"help-attrs", []schemaAttr{{"", -1}, {"help-name", -1}, {"help-info", -1}}},
-	{"nat-proto-attrs", []schemaAttr{{"", -1}, {"nat-port-min", -1}, {"nat-port-max", -1}}},
-	{"nat-attrs", []schemaAttr{{"", -1}, {"nat-v4-minip", -1}, {"nat-v4-maxip", -1}, {"nat-proto", 10}, {"nat-v6-minip", -1}, {"nat-v6-maxip", -1}}},
-	{"seqadj-attrs", []schemaAttr{{"", -1}, {"correction-pos", -1}, {"offset-before", -1}, {"offset-after", -1}}},
-	{"nat-seq-attrs", []schemaAttr{{"", -1}, {"correction-pos", -1}, {"offset-before", -1}, {"offset-after", -1}}},
-	{"secctx-attrs", []schemaAttr{{"", -1}, {"secctx-name", -1}}},
-	{"synproxy-attrs", []schemaAttr{{"", -1}, {"isn", -1}, {"its", -1}, {"tsoff", -1}}},
-	{"filter-attrs", []schemaAttr{{"", -1}, {"orig-flags", -1}, {"reply-flags", -1}}},
-	{"conntrack-attrs", []schemaAttr{{"", -1}, {"tuple-orig", 4}, {"tuple-reply", 4}, {"status", -1}, {"protoinfo", 8}, {"help", 9}, {"nat-src", 11}, {"timeout", -1}, {"mark", -1}, {"counters-orig", 0}, {"counters-reply", 0}, {"use", -1}, {"id", -1}, {"nat-dst", 11}, {"tuple-master", 4}, {"seq-adj-orig", 12}, {"seq-adj-reply", 12}, {"secmark", -1}, {"zone", -1}, {"secctx", 14}, {"timestamp", 1}, {"mark-mask", -1}, {"labels", -1}, {"labels-mask", -1}, {"synproxy", 15}, {"filter", 16}, {"status-mask", -1}, {"timestamp-event", -1}}},
-	{"conntrack-stats-attrs", []schemaAttr{{"", -1}, {"searched", -1}, {"found", -1}, {"new", -1}, {"invalid", -1}, {"ignore", -1}, {"delete", -1}, {"delete-list", -1}, {"insert", -1}, {"insert-failed", -1}, {"drop", -1}, {"early-drop", -1}, {"error", -1}, {"search-restart", -1}, {"clash-resolve", -1}, {"chain-toolong", -1}}},
-	{"stats-global-attrs", []schemaAttr{{"", -1}, {"entries", -1}, {"max-entries", -1}}},
-	{"expect-nat-attrs", []schemaAttr{{"", -1}, {"dir", -1}, {"tuple", 4}}},
-	{"expect-attrs", []schemaAttr{{"", -1}, {"master", 4}, {"tuple", 4}, {"mask", 4}, {"timeout", -1}, {"id", -1}, {"help-name", -1}, {"zone", -1}, {"flags", -1}, {"class", -1}, {"nat", 20}, {"fn", -1}}},
-	{"expect-stats-attrs", []schemaAttr{{"", -1}, {"new", -1}, {"create", -1}, {"delete", -1}}},
+	{"counter-attrs", []schemaAttr{{"", -1, 0, false}, {"packets", -1, 8, true}, {"bytes", -1, 8, true}, {"packets-old", -1, 4, true}, {"bytes-old", -1, 4, true}, {"pad", -1, 0, false}}},
+	{"timestamp-attrs", []schemaAttr{{"", -1, 0, false}, {"start", -1, 8, true}, {"stop", -1, 8, true}, {"pad", -1, 0, false}}},
+	{"tuple-proto-attrs", []schemaAttr{{"", -1, 0, false}, {"proto-num", -1, 1, false}, {"proto-src-port", -1, 2, true}, {"proto-dst-port", -1, 2, true}, {"proto-icmp-id", -1, 2, true}, {"proto-icmp-type", -1, 1, false}, {"proto-icmp-code", -1, 1, false}, {"proto-icmpv6-id", -1, 2, true}, {"proto-icmpv6-type", -1, 1, false}, {"proto-icmpv6-code", -1, 1, false}}},
+	{"tuple-ip-attrs", []schemaAttr{{"", -1, 0, false}, {"ip-v4-src", -1, 4, true}, {"ip-v4-dst", -1, 4, true}, {"ip-v6-src", -1, 16, true}, {"ip-v6-dst", -1, 16, true}}},
+	{"tuple-attrs", []schemaAttr{{"", -1, 0, false}, {"tuple-ip", 3, 0, false}, {"tuple-proto", 2, 0, false}, {"tuple-zone", -1, 2, true}}},
+	{"protoinfo-tcp-attrs", []schemaAttr{{"", -1, 0, false}, {"tcp-state", -1, 1, false}, {"tcp-wscale-original", -1, 1, false}, {"tcp-wscale-reply", -1, 1, false}, {"tcp-flags-original", -1, 2, false}, {"tcp-flags-reply", -1, 2, false}}},
+	{"protoinfo-dccp-attrs", []schemaAttr{{"", -1, 0, false}, {"dccp-state", -1, 1, false}, {"dccp-role", -1, 1, false}, {"dccp-handshake-seq", -1, 8, true}, {"dccp-pad", -1, 0, false}}},
+	{"protoinfo-sctp-attrs", []schemaAttr{{"", -1, 0, false}, {"sctp-state", -1, 1, false}, {"vtag-original", -1, 4, true}, {"vtag-reply", -1, 4, true}}},
+	{"protoinfo-attrs", []schemaAttr{{"", -1, 0, false}, {"protoinfo-tcp", 5, 0, false}, {"protoinfo-dccp", 6, 0, false}, {"protoinfo-sctp", 7, 0, false}}},
+	{"help-attrs", []schemaAttr{{"", -1, 0, false}, {"help-name", -1, 0, false}, {"help-info", -1, 0, false}}},
+	{"nat-proto-attrs", []schemaAttr{{"", -1, 0, false}, {"nat-port-min", -1, 2, true}, {"nat-port-max", -1, 2, true}}},
+	{"nat-attrs", []schemaAttr{{"", -1, 0, false}, {"nat-v4-minip", -1, 4, true}, {"nat-v4-maxip", -1, 4, true}, {"nat-proto", 10, 0, false}, {"nat-v6-minip", -1, 16, true}, {"nat-v6-maxip", -1, 16, true}}},
+	{"seqadj-attrs", []schemaAttr{{"", -1, 0, false}, {"correction-pos", -1, 4, true}, {"offset-before", -1, 4, true}, {"offset-after", -1, 4, true}}},
+	{"nat-seq-attrs", []schemaAttr{{"", -1, 0, false}, {"correction-pos", -1, 4, true}, {"offset-before", -1, 4, true}, {"offset-after", -1, 4, true}}},
+	{"secctx-attrs", []schemaAttr{{"", -1, 0, false}, {"secctx-name", -1, 0, false}}},
+	{"synproxy-attrs", []schemaAttr{{"", -1, 0, false}, {"isn", -1, 4, true}, {"its", -1, 4, true}, {"tsoff", -1, 4, true}}},
+	{"filter-attrs", []schemaAttr{{"", -1, 0, false}, {"orig-flags", -1, 4, false}, {"reply-flags", -1, 4, false}}},
+	{"conntrack-attrs", []schemaAttr{{"", -1, 0, false}, {"tuple-orig", 4, 0, false}, {"tuple-reply", 4, 0, false}, {"status", -1, 4, true}, {"protoinfo", 8, 0, false}, {"help", 9, 0, false}, {"nat-src", 11, 0, false}, {"timeout", -1, 4, true}, {"mark", -1, 4, true}, {"counters-orig", 0, 0, false}, {"counters-reply", 0, 0, false}, {"use", -1, 4, true}, {"id", -1, 4, true}, {"nat-dst", 11, 0, false}, {"tuple-master", 4, 0, false}, {"seq-adj-orig", 12, 0, false}, {"seq-adj-reply", 12, 0, false}, {"secmark", -1, 4, true}, {"zone", -1, 2, true}, {"secctx", 14, 0, false}, {"timestamp", 1, 0, false}, {"mark-mask", -1, 4, true}, {"labels", -1, 0, false}, {"labels-mask", -1, 0, false}, {"synproxy", 15, 0, false}, {"filter", 16, 0, false}, {"status-mask", -1, 4, true}, {"timestamp-event", -1, 8, true}}},
+	{"conntrack-stats-attrs", []schemaAttr{{"", -1, 0, false}, {"searched", -1, 4, true}, {"found", -1, 4, true}, {"new", -1, 4, true}, {"invalid", -1, 4, true}, {"ignore", -1, 4, true}, {"delete", -1, 4, true}, {"delete-list", -1, 4, true}, {"insert", -1, 4, true}, {"insert-failed", -1, 4, true}, {"drop", -1, 4, true}, {"early-drop", -1, 4, true}, {"error", -1, 4, true}, {"search-restart", -1, 4, true}, {"clash-resolve", -1, 4, true}, {"chain-toolong", -1, 4, true}}},
+	{"stats-global-attrs", []schemaAttr{{"", -1, 0, false}, {"entries", -1, 4, true}, {"max-entries", -1, 4, true}}},
+	{"expect-nat-attrs", []schemaAttr{{"", -1, 0, false}, {"dir", -1, 4, true}, {"tuple", 4, 0, false}}},
+	{"expect-attrs", []schemaAttr{{"", -1, 0, false}, {"master", 4, 0, false}, {"tuple", 4, 0, false}, {"mask", 4, 0, false}, {"timeout", -1, 4, true}, {"id", -1, 4, true}, {"help-name", -1, 0, false}, {"zone", -1, 2, true}, {"flags", -1, 4, true}, {"class", -1, 4, true}, {"nat", 20, 0, false}, {"fn", -1, 0, false}}},
+	{"expect-stats-attrs", []schemaAttr{{"", -1, 0, false}, {"new", -1, 4, true}, {"create", -1, 4, true}, {"delete", -1, 4, true}}},
 }

@@ -571,15 +571,18 @@ func (v *GRE) encode(e *nlattr.Encoder) {
 }
 
 // schemaSet describes an attribute set: its name and, indexed by attribute
-// type, each attribute's name and nested set (an index into schema, or -1).
+// type, each attribute's name, nested set (an index into schema, or -1),
+// payload size when fixed (else 0) and byte order (big-endian or not).
 type schemaSet struct {
 	name  string
 	attrs []schemaAttr
 }
 
 type schemaAttr struct {
-	name   string
-	nested int
+	name      string
+	nested    int
+	size      int
+	bigEndian bool
 }
 
 const schemaMessage = 0
@@ -594,14 +597,14 @@ const schemaICMPv6 = 8
 const schemaGRE = 9
 
 var schema = []schemaSet{
-	{"timeout-attrs", []schemaAttr{{"", -1}, {"name", -1}, {"l3proto", -1}, {"l4proto", -1}, {"data", -1}, {"use", -1}}},
-	{"generic-attrs", []schemaAttr{{"", -1}, {"timeout", -1}}},
-	{"tcp-attrs", []schemaAttr{{"", -1}, {"syn-sent", -1}, {"syn-recv", -1}, {"established", -1}, {"fin-wait", -1}, {"close-wait", -1}, {"last-ack", -1}, {"time-wait", -1}, {"close", -1}, {"syn-sent2", -1}, {"retrans", -1}, {"unack", -1}}},
-	{"udp-attrs", []schemaAttr{{"", -1}, {"unreplied", -1}, {"replied", -1}}},
-	{"udplite-attrs", []schemaAttr{{"", -1}, {"unreplied", -1}, {"replied", -1}}},
-	{"icmp-attrs", []schemaAttr{{"", -1}, {"timeout", -1}}},
-	{"dccp-attrs", []schemaAttr{{"", -1}, {"request", -1}, {"respond", -1}, {"partopen", -1}, {"open", -1}, {"closereq", -1}, {"closing", -1}, {"timewait", -1}}},
-	{"sctp-attrs", []schemaAttr{{"", -1}, {"closed", -1}, {"cookie-wait", -1}, {"cookie-echoed", -1}, {"established", -1}, {"shutdown-sent", -1}, {"shutdown-recd", -1}, {"shutdown-ack-sent", -1}, {"heartbeat-sent", -1}, {"heartbeat-acked", -1}}},
-	{"icmpv6-attrs", []schemaAttr{{"", -1}, {"timeout", -1}}},
-	{"gre-attrs", []schemaAttr{{"", -1}, {"unreplied", -1}, {"replied", -1}}},
+	{"timeout-attrs", []schemaAttr{{"", -1, 0, false}, {"name", -1, 0, false}, {"l3proto", -1, 2, true}, {"l4proto", -1, 1, false}, {"data", -1, 0, false}, {"use", -1, 4, true}}},
+	{"generic-attrs", []schemaAttr{{"", -1, 0, false}, {"timeout", -1, 4, true}}},
+	{"tcp-attrs", []schemaAttr{{"", -1, 0, false}, {"syn-sent", -1, 4, true}, {"syn-recv", -1, 4, true}, {"established", -1, 4, true}, {"fin-wait", -1, 4, true}, {"close-wait", -1, 4, true}, {"last-ack", -1, 4, true}, {"time-wait", -1, 4, true}, {"close", -1, 4, true}, {"syn-sent2", -1, 4, true}, {"retrans", -1, 4, true}, {"unack", -1, 4, true}}},
+	{"udp-attrs", []schemaAttr{{"", -1, 0, false}, {"unreplied", -1, 4, true}, {"replied", -1, 4, true}}},
+	{"udplite-attrs", []schemaAttr{{"", -1, 0, false}, {"unreplied", -1, 4, true}, {"replied", -1, 4, true}}},
+	{"icmp-attrs", []schemaAttr{{"", -1, 0, false}, {"timeout", -1, 4, true}}},
+	{"dccp-attrs", []schemaAttr{{"", -1, 0, false}, {"request", -1, 4, true}, {"respond", -1, 4, true}, {"partopen", -1, 4, true}, {"open", -1, 4, true}, {"closereq", -1, 4, true}, {"closing", -1, 4, true}, {"timewait", -1, 4, true}}},
+	{"sctp-attrs", []schemaAttr{{"", -1, 0, false}, {"closed", -1, 4, true}, {"cookie-wait", -1, 4, true}, {"cookie-echoed", -1, 4, true}, {"established", -1, 4, true}, {"shutdown-sent", -1, 4, true}, {"shutdown-recd", -1, 4, true}, {"shutdown-ack-sent", -1, 4, true}, {"heartbeat-sent", -1, 4, true}, {"heartbeat-acked", -1, 4, true}}},
+	{"icmpv6-attrs", []schemaAttr{{"", -1, 0, false}, {"timeout", -1, 4, true}}},
+	{"gre-attrs", []schemaAttr{{"", -1, 0, false}, {"unreplied", -1, 4, true}, {"replied", -1, 4, true}}},
 }

@@ -78,7 +78,8 @@ func genSchema(m *Model, f *jen.File) {
 	}
 	indexOf := func(s *Set) int { return index[s] }
 	f.Comment("schemaSet describes an attribute set: its name and, indexed by attribute")
-	f.Comment("type, each attribute's name and nested set (an index into schema, or -1).")
+	f.Comment("type, each attribute's name, nested set (an index into schema, or -1),")
+	f.Comment("payload size when fixed (else 0) and byte order (big-endian or not).")
 	f.Type().Id("schemaSet").Struct(
 		jen.Id("name").String(),
 		jen.Id("attrs").Index().Id("schemaAttr"),
@@ -86,6 +87,8 @@ func genSchema(m *Model, f *jen.File) {
 	f.Type().Id("schemaAttr").Struct(
 		jen.Id("name").String(),
 		jen.Id("nested").Int(),
+		jen.Id("size").Int(),
+		jen.Id("bigEndian").Bool(),
 	)
 	for i, set := range m.Sets {
 		f.Const().Id("schema" + set.GoName).Op("=").Lit(i)
@@ -94,11 +97,11 @@ func genSchema(m *Model, f *jen.File) {
 		for _, set := range m.Sets {
 			attrs := make([]jen.Code, set.MaxValue+1)
 			for i := range attrs {
-				attrs[i] = leafEntry("")
+				attrs[i] = schemaEntry("", Wire{}, indexOf)
 			}
 			for _, a := range set.Attrs {
 				if a.Alias == nil {
-					attrs[a.Value] = a.Kind.SchemaEntry(a.A.Name, indexOf)
+					attrs[a.Value] = schemaEntry(a.A.Name, a.Kind.Wire(), indexOf)
 				}
 			}
 			g.Line().Values(jen.Lit(set.AS.Name), jen.Index().Id("schemaAttr").Values(attrs...))

@@ -499,16 +499,22 @@ func checkWire(t *testing.T, s *spec.Spec, a *Attr) {
 	if w.Nested != nil {
 		got.Nested = w.Nested.AS.Name
 	}
-	// The schema entry names the nested set's index, or -1.
+	// The schema entry names the nested set's index (or -1), the fixed
+	// payload size (or 0) and the byte order, as the spec says.
 	var buf bytes.Buffer
 	f := jen.NewFile("x")
-	f.Var().Id("e").Op("=").Index().Struct(jen.Id("n").String(), jen.Id("i").Int()).Values(a.Kind.SchemaEntry(sa.Name, func(*Set) int { return 7 }))
+	f.Var().Id("e").Op("=").Index().Struct(jen.Id("n").String(), jen.Id("i"), jen.Id("s").Int(), jen.Id("b").Bool()).Values(schemaEntry(sa.Name, w, func(*Set) int { return 7 }))
 	if err := f.Render(&buf); err != nil {
 		t.Fatal(err)
 	}
-	got.SchemaNest = strings.Contains(buf.String(), `{"`+sa.Name+`", 7}`)
-	if !got.SchemaNest && !strings.Contains(buf.String(), `{"`+sa.Name+`", -1}`) {
-		t.Errorf("%s/%s: schema entry %s", a.Set.AS.Name, sa.Name, buf.String())
+	wantSize := 0
+	if want.Min == want.Max && want.Min > 0 {
+		wantSize = want.Min
+	}
+	tail := fmt.Sprintf(", %d, %t}", wantSize, want.BigEndian)
+	got.SchemaNest = strings.Contains(buf.String(), `{"`+sa.Name+`", 7`+tail)
+	if !got.SchemaNest && !strings.Contains(buf.String(), `{"`+sa.Name+`", -1`+tail) {
+		t.Errorf("%s/%s: schema entry %s, want size %d and big-endian %t", a.Set.AS.Name, sa.Name, buf.String(), wantSize, want.BigEndian)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("%s/%s: wire (-want +got):\n%s", a.Set.AS.Name, sa.Name, diff)

@@ -34,9 +34,6 @@ type Kind interface {
 	Wire() Wire
 	// Doc describes the wire format in a phrase for documentation.
 	Doc() string
-	// SchemaEntry is the attribute's entry in the schema table: its spec
-	// name and the schema index of the set it nests, or -1.
-	SchemaEntry(name string, index func(*Set) int) jen.Code
 }
 
 // Wire is an attribute's wire format.
@@ -51,12 +48,19 @@ type Wire struct {
 	Nested *Set
 }
 
-// leafEntry is the schema entry of an attribute that nests nothing.
-func leafEntry(name string) jen.Code { return jen.Values(jen.Lit(name), jen.Lit(-1)) }
-
-// nestEntry is the schema entry of an attribute that nests set.
-func nestEntry(name string, set *Set, index func(*Set) int) jen.Code {
-	return jen.Values(jen.Lit(name), jen.Lit(index(set)))
+// schemaEntry is an attribute's entry in the schema table, read from its
+// wire format: its spec name, the schema index of the set it nests (or
+// -1), its payload size when fixed (else 0) and whether that payload is
+// big-endian. The BPF event filter reads the last two.
+func schemaEntry(name string, w Wire, index func(*Set) int) jen.Code {
+	nested, size := -1, 0
+	if w.Nested != nil {
+		nested = index(w.Nested)
+	}
+	if w.Min == w.Max && w.Min > 0 {
+		size = w.Min
+	}
+	return jen.Values(jen.Lit(name), jen.Lit(nested), jen.Lit(size), jen.Lit(w.BigEndian))
 }
 
 // kindOf returns the kind of attribute a; ptr asks for a nest held behind a
@@ -200,7 +204,6 @@ func (k scalarKind) Doc() string {
 	return s
 }
 
-func (k scalarKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
 // addrKind is an IPv4 or IPv6 address in network byte order, from a binary
 // attribute or a big-endian u32; typ is its spec type.
@@ -234,7 +237,6 @@ func (k addrKind) Doc() string {
 	return "IPv6 address, 16 bytes in network order"
 }
 
-func (k addrKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
 // stringKind is a NUL-terminated string.
 type stringKind struct{}
@@ -254,7 +256,6 @@ func (stringKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op(
 func (stringKind) Wire() Wire                                 { return Wire{Type: "string", Max: -1} }
 func (stringKind) Doc() string                                { return "NUL-terminated string" }
 
-func (stringKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
 // binaryKind is a byte string with length bounds; max is -1 when unbounded.
 type binaryKind struct{ min, max int }
@@ -289,7 +290,6 @@ func (k binaryKind) Doc() string {
 	return "binary"
 }
 
-func (binaryKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
 // flagKind is an attribute without payload, true when present.
 type flagKind struct{}
@@ -309,7 +309,6 @@ func (flagKind) NonZero(src func() *jen.Statement) jen.Code { return src() }
 func (flagKind) Wire() Wire                                 { return Wire{Type: "flag"} }
 func (flagKind) Doc() string                                { return "flag, no payload" }
 
-func (flagKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
 // nestKind is a nest held by value.
 type nestKind struct{ set *Set }
@@ -340,9 +339,6 @@ func (k nestKind) NonZero(src func() *jen.Statement) jen.Code {
 func (k nestKind) Wire() Wire  { return Wire{Type: "nest", Max: -1, Nested: k.set} }
 func (k nestKind) Doc() string { return "nest of " + k.set.AS.Name }
 
-func (k nestKind) SchemaEntry(name string, index func(*Set) int) jen.Code {
-	return nestEntry(name, k.set, index)
-}
 
 // ptrNestKind is a nest held behind a pointer: nil when absent. It is used
 // for the nests the override table marks as pointers. Decoding always
@@ -382,9 +378,6 @@ func (k ptrNestKind) NonZero(src func() *jen.Statement) jen.Code {
 func (k ptrNestKind) Wire() Wire  { return Wire{Type: "nest", Max: -1, Nested: k.set} }
 func (k ptrNestKind) Doc() string { return "nest of " + k.set.AS.Name }
 
-func (k ptrNestKind) SchemaEntry(name string, index func(*Set) int) jen.Code {
-	return nestEntry(name, k.set, index)
-}
 
 // structKind is a binary attribute with a fixed-layout struct payload.
 type structKind struct{ st *Struct }
@@ -419,7 +412,6 @@ func (k structKind) Doc() string {
 	return fmt.Sprintf("struct %s, %d bytes", k.st.Def.Name, k.st.Size)
 }
 
-func (k structKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }
 
 // padKind is padding or an unused attribute type: no field, skipped on decode.
 type padKind struct{}
@@ -432,4 +424,3 @@ func (padKind) NonZero(func() *jen.Statement) jen.Code            { return jen.F
 func (padKind) Wire() Wire                                        { return Wire{Type: "pad", Max: -1} }
 func (padKind) Doc() string                                       { return "padding, ignored" }
 
-func (padKind) SchemaEntry(name string, _ func(*Set) int) jen.Code { return leafEntry(name) }

@@ -165,21 +165,24 @@ func (v *Outer) encode(e *nlattr.Encoder) {
 }
 
 // schemaSet describes an attribute set: its name and, indexed by attribute
-// type, each attribute's name and nested set (an index into schema, or -1).
+// type, each attribute's name, nested set (an index into schema, or -1),
+// payload size when fixed (else 0) and byte order (big-endian or not).
 type schemaSet struct {
 	name  string
 	attrs []schemaAttr
 }
 
 type schemaAttr struct {
-	name   string
-	nested int
+	name      string
+	nested    int
+	size      int
+	bigEndian bool
 }
 
 const schemaInner = 0
 const schemaOuter = 1
 
 var schema = []schemaSet{
-	{"inner-attrs", []schemaAttr{{"", -1}, {"in-v4", -1}, {"in-v6", -1}, {"in-port", -1}}},
-	{"outer-attrs", []schemaAttr{{"", -1}, {"inner", 0}, {"colour", -1}, {"bits", -1}, {"label", -1}, {"blob", -1}, {"counter", -1}, {"pad", -1}, {"host", -1}, {"pair", -1}, {"enabled", -1}, {"spare", 0}}},
+	{"inner-attrs", []schemaAttr{{"", -1, 0, false}, {"in-v4", -1, 4, true}, {"in-v6", -1, 16, true}, {"in-port", -1, 2, true}}},
+	{"outer-attrs", []schemaAttr{{"", -1, 0, false}, {"inner", 0, 0, false}, {"colour", -1, 1, false}, {"bits", -1, 4, true}, {"label", -1, 0, false}, {"blob", -1, 0, false}, {"counter", -1, 8, true}, {"pad", -1, 0, false}, {"host", -1, 4, false}, {"pair", -1, 4, false}, {"enabled", -1, 0, false}, {"spare", 0, 0, false}}},
 }
