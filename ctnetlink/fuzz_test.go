@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ctspec/ctspec/internal/fuzzattr"
 	"github.com/ctspec/ctspec/internal/golden"
 	"github.com/ctspec/ctspec/internal/nlattr"
 )
@@ -134,13 +135,13 @@ func requestMessages() []seedMessage {
 
 // fuzzSeeds returns every payload of set found in the golden messages and
 // the requests; a payload from a golden message is canonical.
-func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
-	var seeds []fuzzSeed
+func fuzzSeeds(tb testing.TB, set int) []fuzzattr.Seed {
+	var seeds []fuzzattr.Seed
 	for _, m := range seedMessages(tb) {
 		var found [][]byte
 		collectPayloads(m.attrs, m.top, set, &found)
 		for _, b := range found {
-			seeds = append(seeds, fuzzSeed{name: m.name, data: b, canonical: m.kernel})
+			seeds = append(seeds, fuzzattr.Seed{Name: m.name, Data: b, Canonical: m.kernel})
 		}
 	}
 	return seeds

@@ -3,728 +3,121 @@
 package ctnetlink
 
 import (
-	"bytes"
+	fuzzattr "github.com/ctspec/ctspec/internal/fuzzattr"
 	"testing"
 )
 
-// fuzzSeed is a seed of a fuzz target: the attributes of one set, named
-// after the message they were found in. A canonical seed is the kernel's
-// own encoding, which encoding the decoded value must reproduce.
-type fuzzSeed struct {
-	name      string
-	data      []byte
-	canonical bool
-}
-
 // FuzzCounters fuzzes the decoder of counter-attrs.
 func FuzzCounters(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaCounters)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for counter-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Counters
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Counters
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Counters](f, "counter-attrs", fuzzSeeds(f, schemaCounters))
 }
 
 // FuzzTimestamp fuzzes the decoder of timestamp-attrs.
 func FuzzTimestamp(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaTimestamp)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for timestamp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Timestamp
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Timestamp
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Timestamp](f, "timestamp-attrs", fuzzSeeds(f, schemaTimestamp))
 }
 
 // FuzzTupleProto fuzzes the decoder of tuple-proto-attrs.
 func FuzzTupleProto(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaTupleProto)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for tuple-proto-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v TupleProto
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 TupleProto
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[TupleProto](f, "tuple-proto-attrs", fuzzSeeds(f, schemaTupleProto))
 }
 
 // FuzzTupleIP fuzzes the decoder of tuple-ip-attrs.
 func FuzzTupleIP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaTupleIP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for tuple-ip-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v TupleIP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 TupleIP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[TupleIP](f, "tuple-ip-attrs", fuzzSeeds(f, schemaTupleIP))
 }
 
 // FuzzTuple fuzzes the decoder of tuple-attrs.
 func FuzzTuple(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaTuple)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for tuple-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Tuple
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Tuple
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Tuple](f, "tuple-attrs", fuzzSeeds(f, schemaTuple))
 }
 
 // FuzzProtoInfoTCP fuzzes the decoder of protoinfo-tcp-attrs.
 func FuzzProtoInfoTCP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaProtoInfoTCP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for protoinfo-tcp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ProtoInfoTCP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ProtoInfoTCP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ProtoInfoTCP](f, "protoinfo-tcp-attrs", fuzzSeeds(f, schemaProtoInfoTCP))
 }
 
 // FuzzProtoInfoDCCP fuzzes the decoder of protoinfo-dccp-attrs.
 func FuzzProtoInfoDCCP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaProtoInfoDCCP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for protoinfo-dccp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ProtoInfoDCCP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ProtoInfoDCCP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ProtoInfoDCCP](f, "protoinfo-dccp-attrs", fuzzSeeds(f, schemaProtoInfoDCCP))
 }
 
 // FuzzProtoInfoSCTP fuzzes the decoder of protoinfo-sctp-attrs.
 func FuzzProtoInfoSCTP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaProtoInfoSCTP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for protoinfo-sctp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ProtoInfoSCTP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ProtoInfoSCTP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ProtoInfoSCTP](f, "protoinfo-sctp-attrs", fuzzSeeds(f, schemaProtoInfoSCTP))
 }
 
 // FuzzProtoInfo fuzzes the decoder of protoinfo-attrs.
 func FuzzProtoInfo(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaProtoInfo)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for protoinfo-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ProtoInfo
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ProtoInfo
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ProtoInfo](f, "protoinfo-attrs", fuzzSeeds(f, schemaProtoInfo))
 }
 
 // FuzzHelp fuzzes the decoder of help-attrs.
 func FuzzHelp(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaHelp)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for help-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Help
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Help
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Help](f, "help-attrs", fuzzSeeds(f, schemaHelp))
 }
 
 // FuzzNATProto fuzzes the decoder of nat-proto-attrs.
 func FuzzNATProto(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaNATProto)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for nat-proto-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v NATProto
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 NATProto
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[NATProto](f, "nat-proto-attrs", fuzzSeeds(f, schemaNATProto))
 }
 
 // FuzzNAT fuzzes the decoder of nat-attrs.
 func FuzzNAT(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaNAT)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for nat-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v NAT
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 NAT
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[NAT](f, "nat-attrs", fuzzSeeds(f, schemaNAT))
 }
 
 // FuzzSeqAdj fuzzes the decoder of seqadj-attrs.
 func FuzzSeqAdj(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaSeqAdj)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for seqadj-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v SeqAdj
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 SeqAdj
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[SeqAdj](f, "seqadj-attrs", fuzzSeeds(f, schemaSeqAdj))
 }
 
 // FuzzNATSeq fuzzes the decoder of nat-seq-attrs.
 func FuzzNATSeq(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaNATSeq)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for nat-seq-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v NATSeq
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 NATSeq
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[NATSeq](f, "nat-seq-attrs", fuzzSeeds(f, schemaNATSeq))
 }
 
 // FuzzSecCtx fuzzes the decoder of secctx-attrs.
 func FuzzSecCtx(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaSecCtx)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for secctx-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v SecCtx
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 SecCtx
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[SecCtx](f, "secctx-attrs", fuzzSeeds(f, schemaSecCtx))
 }
 
 // FuzzSynProxy fuzzes the decoder of synproxy-attrs.
 func FuzzSynProxy(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaSynProxy)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for synproxy-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v SynProxy
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 SynProxy
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[SynProxy](f, "synproxy-attrs", fuzzSeeds(f, schemaSynProxy))
 }
 
 // FuzzFilter fuzzes the decoder of filter-attrs.
 func FuzzFilter(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaFilter)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for filter-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Filter
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Filter
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Filter](f, "filter-attrs", fuzzSeeds(f, schemaFilter))
 }
 
 // FuzzFlow fuzzes the decoder of conntrack-attrs.
 func FuzzFlow(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaFlow)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for conntrack-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Flow
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Flow
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Flow](f, "conntrack-attrs", fuzzSeeds(f, schemaFlow))
 }
 
 // FuzzStatsCPU fuzzes the decoder of conntrack-stats-attrs.
 func FuzzStatsCPU(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaStatsCPU)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for conntrack-stats-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v StatsCPU
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 StatsCPU
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[StatsCPU](f, "conntrack-stats-attrs", fuzzSeeds(f, schemaStatsCPU))
 }
 
 // FuzzStatsGlobal fuzzes the decoder of stats-global-attrs.
 func FuzzStatsGlobal(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaStatsGlobal)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for stats-global-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v StatsGlobal
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 StatsGlobal
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[StatsGlobal](f, "stats-global-attrs", fuzzSeeds(f, schemaStatsGlobal))
 }
 
 // FuzzExpectNAT fuzzes the decoder of expect-nat-attrs.
 func FuzzExpectNAT(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaExpectNAT)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for expect-nat-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ExpectNAT
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ExpectNAT
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ExpectNAT](f, "expect-nat-attrs", fuzzSeeds(f, schemaExpectNAT))
 }
 
 // FuzzExpect fuzzes the decoder of expect-attrs.
 func FuzzExpect(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaExpect)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for expect-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Expect
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Expect
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Expect](f, "expect-attrs", fuzzSeeds(f, schemaExpect))
 }
 
 // FuzzExpectStatsCPU fuzzes the decoder of expect-stats-attrs.
 func FuzzExpectStatsCPU(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaExpectStatsCPU)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for expect-stats-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ExpectStatsCPU
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ExpectStatsCPU
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ExpectStatsCPU](f, "expect-stats-attrs", fuzzSeeds(f, schemaExpectStatsCPU))
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/internal/fuzzattr"
 )
 
 // seedProtocols are the protocols with a timeout set.
@@ -19,12 +21,12 @@ var seedProtocols = []uint8{
 // each state with a timeout of its own. A captured data nest is canonical;
 // a captured message is not, because the kernel flags its data attribute
 // NLA_F_NESTED, which the binary data field does not keep.
-func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
-	var seeds []fuzzSeed
+func fuzzSeeds(tb testing.TB, set int) []fuzzattr.Seed {
+	var seeds []fuzzattr.Seed
 	for _, m := range goldenMessages(tb) {
 		attrs := m.Payload[4:]
 		if set == schemaMessage {
-			seeds = append(seeds, fuzzSeed{name: m.Name, data: attrs})
+			seeds = append(seeds, fuzzattr.Seed{Name: m.Name, Data: attrs})
 			continue
 		}
 		var msg Message
@@ -32,7 +34,7 @@ func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
 			tb.Fatalf("%s: %v", m.Name, err)
 		}
 		if ps, ok := protoSet(msg.L4Proto); ok && ps == set {
-			seeds = append(seeds, fuzzSeed{name: m.Name, data: dataOf(tb, attrs), canonical: true})
+			seeds = append(seeds, fuzzattr.Seed{Name: m.Name, Data: dataOf(tb, attrs), Canonical: true})
 		}
 	}
 	for _, proto := range seedProtocols {
@@ -49,9 +51,9 @@ func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
 		ps, _ := protoSet(proto)
 		switch set {
 		case schemaMessage:
-			seeds = append(seeds, fuzzSeed{name: p.Name, data: msg})
+			seeds = append(seeds, fuzzattr.Seed{Name: p.Name, Data: msg})
 		case ps:
-			seeds = append(seeds, fuzzSeed{name: p.Name, data: data})
+			seeds = append(seeds, fuzzattr.Seed{Name: p.Name, Data: data})
 		}
 	}
 	return seeds
@@ -66,10 +68,10 @@ func FuzzDecodePolicy(f *testing.F) {
 		f.Fatal("no seed")
 	}
 	for _, s := range seeds {
-		if _, err := decodePolicy(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
+		if _, err := decodePolicy(s.Data); err != nil {
+			f.Fatalf("seed from %s: %v", s.Name, err)
 		}
-		f.Add(s.data)
+		f.Add(s.Data)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := decodePolicy(b)

@@ -3,325 +3,56 @@
 package cttimeout
 
 import (
-	"bytes"
+	fuzzattr "github.com/ctspec/ctspec/internal/fuzzattr"
 	"testing"
 )
 
-// fuzzSeed is a seed of a fuzz target: the attributes of one set, named
-// after the message they were found in. A canonical seed is the kernel's
-// own encoding, which encoding the decoded value must reproduce.
-type fuzzSeed struct {
-	name      string
-	data      []byte
-	canonical bool
-}
-
 // FuzzMessage fuzzes the decoder of timeout-attrs.
 func FuzzMessage(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaMessage)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for timeout-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Message
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Message
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Message](f, "timeout-attrs", fuzzSeeds(f, schemaMessage))
 }
 
 // FuzzGeneric fuzzes the decoder of generic-attrs.
 func FuzzGeneric(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaGeneric)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for generic-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Generic
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Generic
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Generic](f, "generic-attrs", fuzzSeeds(f, schemaGeneric))
 }
 
 // FuzzTCP fuzzes the decoder of tcp-attrs.
 func FuzzTCP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaTCP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for tcp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v TCP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 TCP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[TCP](f, "tcp-attrs", fuzzSeeds(f, schemaTCP))
 }
 
 // FuzzUDP fuzzes the decoder of udp-attrs.
 func FuzzUDP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaUDP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for udp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v UDP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 UDP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[UDP](f, "udp-attrs", fuzzSeeds(f, schemaUDP))
 }
 
 // FuzzUDPLite fuzzes the decoder of udplite-attrs.
 func FuzzUDPLite(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaUDPLite)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for udplite-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v UDPLite
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 UDPLite
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[UDPLite](f, "udplite-attrs", fuzzSeeds(f, schemaUDPLite))
 }
 
 // FuzzICMP fuzzes the decoder of icmp-attrs.
 func FuzzICMP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaICMP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for icmp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ICMP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ICMP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ICMP](f, "icmp-attrs", fuzzSeeds(f, schemaICMP))
 }
 
 // FuzzDCCP fuzzes the decoder of dccp-attrs.
 func FuzzDCCP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaDCCP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for dccp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v DCCP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 DCCP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[DCCP](f, "dccp-attrs", fuzzSeeds(f, schemaDCCP))
 }
 
 // FuzzSCTP fuzzes the decoder of sctp-attrs.
 func FuzzSCTP(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaSCTP)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for sctp-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v SCTP
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 SCTP
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[SCTP](f, "sctp-attrs", fuzzSeeds(f, schemaSCTP))
 }
 
 // FuzzICMPv6 fuzzes the decoder of icmpv6-attrs.
 func FuzzICMPv6(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaICMPv6)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for icmpv6-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ICMPv6
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ICMPv6
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ICMPv6](f, "icmpv6-attrs", fuzzSeeds(f, schemaICMPv6))
 }
 
 // FuzzGRE fuzzes the decoder of gre-attrs.
 func FuzzGRE(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaGRE)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for gre-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v GRE
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 GRE
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[GRE](f, "gre-attrs", fuzzSeeds(f, schemaGRE))
 }

@@ -204,7 +204,6 @@ func (k scalarKind) Doc() string {
 	return s
 }
 
-
 // addrKind is an IPv4 or IPv6 address in network byte order, from a binary
 // attribute or a big-endian u32; typ is its spec type.
 type addrKind struct {
@@ -237,7 +236,6 @@ func (k addrKind) Doc() string {
 	return "IPv6 address, 16 bytes in network order"
 }
 
-
 // stringKind is a NUL-terminated string.
 type stringKind struct{}
 
@@ -255,7 +253,6 @@ func (stringKind) Zero(src func() *jen.Statement) jen.Code    { return src().Op(
 func (stringKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Lit("") }
 func (stringKind) Wire() Wire                                 { return Wire{Type: "string", Max: -1} }
 func (stringKind) Doc() string                                { return "NUL-terminated string" }
-
 
 // binaryKind is a byte string with length bounds; max is -1 when unbounded.
 type binaryKind struct{ min, max int }
@@ -290,7 +287,6 @@ func (k binaryKind) Doc() string {
 	return "binary"
 }
 
-
 // flagKind is an attribute without payload, true when present.
 type flagKind struct{}
 
@@ -308,7 +304,6 @@ func (flagKind) Zero(src func() *jen.Statement) jen.Code    { return jen.Op("!")
 func (flagKind) NonZero(src func() *jen.Statement) jen.Code { return src() }
 func (flagKind) Wire() Wire                                 { return Wire{Type: "flag"} }
 func (flagKind) Doc() string                                { return "flag, no payload" }
-
 
 // nestKind is a nest held by value.
 type nestKind struct{ set *Set }
@@ -338,7 +333,6 @@ func (k nestKind) NonZero(src func() *jen.Statement) jen.Code {
 
 func (k nestKind) Wire() Wire  { return Wire{Type: "nest", Max: -1, Nested: k.set} }
 func (k nestKind) Doc() string { return "nest of " + k.set.AS.Name }
-
 
 // ptrNestKind is a nest held behind a pointer: nil when absent. It is used
 // for the nests the override table marks as pointers. Decoding always
@@ -378,7 +372,6 @@ func (k ptrNestKind) NonZero(src func() *jen.Statement) jen.Code {
 func (k ptrNestKind) Wire() Wire  { return Wire{Type: "nest", Max: -1, Nested: k.set} }
 func (k ptrNestKind) Doc() string { return "nest of " + k.set.AS.Name }
 
-
 // structKind is a binary attribute with a fixed-layout struct payload.
 type structKind struct{ st *Struct }
 
@@ -412,7 +405,6 @@ func (k structKind) Doc() string {
 	return fmt.Sprintf("struct %s, %d bytes", k.st.Def.Name, k.st.Size)
 }
 
-
 // padKind is padding or an unused attribute type: no field, skipped on decode.
 type padKind struct{}
 
@@ -423,4 +415,3 @@ func (padKind) Zero(func() *jen.Statement) jen.Code               { return jen.T
 func (padKind) NonZero(func() *jen.Statement) jen.Code            { return jen.False() }
 func (padKind) Wire() Wire                                        { return Wire{Type: "pad", Max: -1} }
 func (padKind) Doc() string                                       { return "padding, ignored" }
-

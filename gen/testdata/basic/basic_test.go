@@ -7,18 +7,19 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ctspec/ctspec/internal/fuzzattr"
 	"github.com/ctspec/ctspec/internal/nlattr"
 )
 
 // fuzzSeeds gives the generated fuzz targets a value of every set, from the
 // encoder: none of them is canonical, as no kernel sent them.
-func fuzzSeeds(_ testing.TB, set int) []fuzzSeed {
+func fuzzSeeds(_ testing.TB, set int) []fuzzattr.Seed {
 	switch set {
 	case schemaOuter:
-		return []fuzzSeed{{name: "sample", data: sample().AppendAttributes(nil)}}
+		return []fuzzattr.Seed{{Name: "sample", Data: sample().AppendAttributes(nil)}}
 	case schemaInner:
 		in := sample().Inner
-		return []fuzzSeed{{name: "sample inner", data: in.AppendAttributes(nil)}}
+		return []fuzzattr.Seed{{Name: "sample inner", Data: in.AppendAttributes(nil)}}
 	}
 	return nil
 }

@@ -3,77 +3,16 @@
 package basic
 
 import (
-	"bytes"
+	fuzzattr "github.com/ctspec/ctspec/internal/fuzzattr"
 	"testing"
 )
 
-// fuzzSeed is a seed of a fuzz target: the attributes of one set, named
-// after the message they were found in. A canonical seed is the kernel's
-// own encoding, which encoding the decoded value must reproduce.
-type fuzzSeed struct {
-	name      string
-	data      []byte
-	canonical bool
-}
-
 // FuzzInner fuzzes the decoder of inner-attrs.
 func FuzzInner(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaInner)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for inner-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Inner
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Inner
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Inner](f, "inner-attrs", fuzzSeeds(f, schemaInner))
 }
 
 // FuzzOuter fuzzes the decoder of outer-attrs.
 func FuzzOuter(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaOuter)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for outer-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Outer
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Outer
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Outer](f, "outer-attrs", fuzzSeeds(f, schemaOuter))
 }
