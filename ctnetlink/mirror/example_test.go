@@ -1,0 +1,137 @@
+package mirror_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/ctnetlink"
+	"github.com/ctspec/ctspec/ctnetlink/mirror"
+	"github.com/ctspec/ctspec/internal/nstest"
+)
+
+func tupleString(t *ctnetlink.Tuple) string {
+	return fmt.Sprintf("%v:%d->%v:%d", t.Src(), t.Proto.SrcPort, t.Dst(), t.Proto.DstPort)
+}
+
+// exampleMirror mirrors the flows to UDP port 53 of the network namespace
+// netns and prints every change to w until ctx ends.
+func exampleMirror(ctx context.Context, netns int, w io.Writer) error {
+	dport := uint16(53)
+	m, err := mirror.New(ctx, &mirror.Config{
+		NetNS:  netns,
+		Filter: &ctnetlink.DumpFilter{Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_UDP, DstPort: &dport}},
+		OnChange: func(c mirror.Change) {
+			orig := c.Entry.Orig()
+			fmt.Fprintf(w, "%v %v synthetic=%v\n", c.Kind, tupleString(&orig), c.Synthetic)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	// The mirror stops by itself when ctx ends. Meanwhile any goroutine
+	// may read it: m.Len(), m.Get(key), m.Range, and m.Stats() for the
+	// overruns it repaired.
+	<-m.Done()
+	return m.Err()
+}
+
+// ExampleMirror follows the DNS flows of the caller's network namespace
+// until interrupted.
+func ExampleMirror() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := exampleMirror(ctx, 0, os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
+		log.Fatal(err)
+	}
+}
+
+// udpFlow is a UDP flow from src:4000 to 192.0.2.53:53.
+func udpFlow(src string) *ctnetlink.Flow {
+	s, d := netip.MustParseAddr(src), netip.MustParseAddr("192.0.2.53")
+	var f ctnetlink.Flow
+	f.SetTupleOrig(ctnetlink.NewTuple(unix.IPPROTO_UDP, netip.AddrPortFrom(s, 4000), netip.AddrPortFrom(d, 53)))
+	f.SetTupleReply(ctnetlink.NewTuple(unix.IPPROTO_UDP, netip.AddrPortFrom(d, 53), netip.AddrPortFrom(s, 4000)))
+	f.SetTimeout(300)
+	return &f
+}
+
+// lockedBuffer is a strings.Builder for two goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// waitOutput waits until out holds want.
+func waitOutput(t *testing.T, out *lockedBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); out.String() != want && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := out.String(); got != want {
+		t.Fatalf("example printed %q, want %q", got, want)
+	}
+}
+
+// exampleNS makes a namespace for an example's code and a Conn in it.
+func exampleNS(t *testing.T) (*nstest.NS, *ctnetlink.Conn) {
+	ns := nstest.New(t)
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_events", "1")
+	c, err := ctnetlink.Dial(&ctnetlink.Config{NetNS: ns.FD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ns, c
+}
+
+// TestExampleMirror runs the example's code in a namespace.
+func TestExampleMirror(t *testing.T) {
+	ns, c := exampleNS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := c.Create(ctx, udpFlow("10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- exampleMirror(ctx, ns.FD(), &out) }()
+	want := "added 10.0.0.1:4000->192.0.2.53:53 synthetic=true\n"
+	waitOutput(t, &out, want)
+	if err := c.Create(ctx, udpFlow("10.0.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, udpFlow("10.0.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	want += "added 10.0.0.0:4000->192.0.2.53:53 synthetic=false\nremoved 10.0.0.0:4000->192.0.2.53:53 synthetic=false\n"
+	waitOutput(t, &out, want)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("example: %v", err)
+	}
+}
