@@ -64,7 +64,7 @@
 // Package ctnetlink/mirror keeps an in-memory copy of the table, or of a
 // filtered part of it, current: it subscribes, dumps, merges the two by
 // flow (KeyOf), then applies events, and resynchronises by itself after an
-// overrun.
+// overrun. Its Collector reports the flows active between two calls.
 //
 // # Errors
 //

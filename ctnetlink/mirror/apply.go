@@ -4,8 +4,9 @@ import (
 	"time"
 )
 
-// emit hands a change to OnChange.
+// emit hands a change to the collectors and to OnChange.
 func (m *Mirror) emit(c Change) {
+	m.obs.note(&c.Entry, c.Kind == ChangeRemoved)
 	if m.cfg.OnChange != nil {
 		m.cfg.OnChange(c)
 	}
@@ -179,8 +180,12 @@ func (m *Mirror) fromDump(e *Entry, cur uint32, initial bool) {
 	s.gen = cur
 	out := s.Entry
 	m.mu.Unlock()
-	if !before.sameState(&out) {
+	switch {
+	case !before.sameState(&out):
 		m.emit(Change{Kind: ChangeUpdated, Entry: out, Synthetic: true})
+	case !before.sameCounters(&out):
+		// Traffic alone: no Change, but the flow was active.
+		m.obs.note(&out, false)
 	}
 }
 

@@ -70,9 +70,9 @@ type Config struct {
 	// and the Mirror applies nothing else until it returns: a slow OnChange
 	// delays events, which makes the receive buffer overrun and the mirror
 	// resynchronise, but loses nothing. OnChange may call the methods that
-	// read the mirror (Len, Get, ByID, Range, Stats); it must not call
-	// Close or Resync, which wait for the goroutine it runs on (cancel the
-	// context instead).
+	// read the mirror (Len, Get, ByID, Range, Stats) and Collector.Collect;
+	// it must not call Close or Resync, which wait for the goroutine it
+	// runs on (cancel the context instead).
 	OnChange func(Change)
 
 	// ResyncBackoff and MaxResyncBackoff bound how soon a resynchronisation

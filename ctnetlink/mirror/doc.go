@@ -8,7 +8,9 @@
 // change falls between the dump and the events. Afterwards each NEW,
 // UPDATE and DESTROY event updates the copy. Flows are identified by
 // ctnetlink.EntryKey (id, zone and original tuple) and indexed by id.
-// Every change is handed to Config.OnChange as a Change, in order.
+// Every change is handed to Config.OnChange as a Change, in order. A
+// Collector reports the flows that were active between two of its calls,
+// including those that opened and ended in between.
 //
 // # Merging a dump with events
 //
@@ -96,15 +98,15 @@
 //
 // # Concurrency
 //
-// Len, Get, ByID, Range, Stats, Resync, Err and Done may be called from
-// any goroutine at any time; Close too, except from OnChange. Reads take a
-// read lock of the table and see it between two changes; Range holds the
-// lock for the whole iteration, which delays the Mirror's updates (and can
-// make the receive buffer overrun), so keep its loop body short. The
-// Mirror runs two goroutines: one reads events and one applies them, runs
-// the dumps and calls OnChange, so changes are applied and delivered one
-// at a time, in order. Close and the cancellation of New's context stop
-// both and release the sockets.
+// Len, Get, ByID, Range, Stats, Resync, Err, Done and NewCollector may be
+// called from any goroutine at any time; Close too, except from OnChange.
+// Reads take a read lock of the table and see it between two changes;
+// Range holds the lock for the whole iteration, which delays the Mirror's
+// updates (and can make the receive buffer overrun), so keep its loop body
+// short. The Mirror runs two goroutines: one reads events and one applies
+// them, runs the dumps and calls OnChange, so changes are applied and
+// delivered one at a time, in order. Close and the cancellation of New's
+// context stop both and release the sockets.
 //
 // # Memory
 //
@@ -113,7 +115,8 @@
 // and a slot in the index map from id to position. A mirror of 250,000
 // flows takes about 210 bytes of heap per flow (BenchmarkMirror250k),
 // against about 670 for a slice of ctnetlink.Flow. The slice shrinks after
-// a resynchronisation finds the table at a quarter of its capacity.
+// a resynchronisation finds the table at a quarter of its capacity. A
+// Collector adds what its documentation states.
 //
 // # Kernels
 //

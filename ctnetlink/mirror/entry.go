@@ -146,6 +146,14 @@ func (e *Entry) clearVolatile() {
 	e.flags &^= entryTimeout | entryCounters
 }
 
+// sameCounters reports whether e and n have the same counters, or both
+// none.
+func (e *Entry) sameCounters(n *Entry) bool {
+	return e.flags&entryCounters == n.flags&entryCounters &&
+		e.packetsOrig == n.packetsOrig && e.bytesOrig == n.bytesOrig &&
+		e.packetsReply == n.packetsReply && e.bytesReply == n.bytesReply
+}
+
 // ID returns the flow's id (CTA_ID). Ids are not unique: see
 // ctnetlink.EntryKey.
 func (e *Entry) ID() uint32 { return e.key.ID() }

@@ -16,8 +16,8 @@ import (
 // repairing it by itself after events were lost. The package documentation
 // says how.
 //
-// Len, Get, ByID, Range, Stats, Resync, Err and Done may be called from
-// any goroutine at any time; Close too, except from OnChange.
+// Len, Get, ByID, Range, Stats, Resync, Err, Done and NewCollector may be
+// called from any goroutine at any time; Close too, except from OnChange.
 type Mirror struct {
 	cfg    Config
 	conn   *ctnetlink.Conn
@@ -32,6 +32,8 @@ type Mirror struct {
 	tab   store
 	stats Stats // written by the run goroutine under mu
 	err   error
+
+	obs observers
 
 	// Owned by the run goroutine.
 	gen        uint32
