@@ -61,12 +61,10 @@
 //
 // # Mirror
 //
-// NewMirror keeps an in-memory copy of the table, or of a filtered part of
-// it, current: it subscribes, dumps, merges the two by flow, then applies
-// events, and resynchronises by itself after an overrun, handing every
-// change to a callback in order (NEW before UPDATE before DESTROY of a
-// flow), with Synthetic set on those a resynchronisation found. Its entries
-// are compact values without pointers, about 210 bytes per flow.
+// Package ctnetlink/mirror keeps an in-memory copy of the table, or of a
+// filtered part of it, current: it subscribes, dumps, merges the two by
+// flow (KeyOf), then applies events, and resynchronises by itself after an
+// overrun. Its Collector reports the flows active between two calls.
 //
 // # Errors
 //

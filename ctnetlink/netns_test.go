@@ -155,41 +155,6 @@ func TestKernelNetNSClosedAfterDial(t *testing.T) {
 			break
 		}
 	})
-
-	t.Run("NewMirror", func(t *testing.T) {
-		fd := reopen(t, target)
-		m, err := NewMirror(ctx, &MirrorConfig{NetNS: fd})
-		unix.Close(fd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		caller, _ := nsFlows(t, 3, 3)
-		t.Logf("caller's namespace has descriptor %d", caller.FD())
-		tc, err := Dial(&Config{NetNS: target.FD()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tc.Close()
-		all, err := sources(ctx, tc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 3 {
-			if err := m.Resync(ctx); err != nil {
-				t.Fatalf("resync: %v", err)
-			}
-			var got []string
-			for e := range m.Range {
-				o := e.Orig()
-				got = append(got, o.Src().String())
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, all) {
-				t.Fatalf("mirror holds %v, the target %v", got, all)
-			}
-		}
-	})
 }
 
 func TestKernelNetNSPath(t *testing.T) {

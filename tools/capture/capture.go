@@ -87,13 +87,8 @@ func capture() (*result, error) {
 	}
 	defer ns.Close()
 
-	for _, s := range sysctls {
-		if err := ns.SetSysctl(s[0], s[1]); err != nil {
-			return nil, err
-		}
-	}
-	if _, stderr, err := ns.RunErr("nft", ruleset); err != nil {
-		return nil, fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(stderr))
+	if err := configure(ns); err != nil {
+		return nil, err
 	}
 
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns.FD()})
@@ -105,22 +100,9 @@ func capture() (*result, error) {
 		return nil, err
 	}
 
-	flows := make([]*flow, 0, len(cliFlows)+len(trafficFlows))
-	for _, f := range cliFlows {
-		if _, stderr, err := ns.RunErr("conntrack", f.conntrack...); err != nil {
-			msg := strings.TrimSpace(stderr)
-			if f.optional {
-				res.skip(f.name, "conntrack -I failed: %v: %s", err, msg)
-				continue
-			}
-			return nil, fmt.Errorf("%s: conntrack %s: %w: %s", f.name, strings.Join(f.conntrack, " "), err, msg)
-		}
-		if f.labels != nil {
-			if err := setLabels(c, f); err != nil {
-				return nil, fmt.Errorf("%s: %w", f.name, err)
-			}
-		}
-		flows = append(flows, f)
+	flows, err := res.createFlows(ns, c)
+	if err != nil {
+		return nil, err
 	}
 
 	tr, err := startTraffic(ns)
@@ -153,6 +135,43 @@ func capture() (*result, error) {
 	}
 	res.addStats(d, ct)
 	return res, nil
+}
+
+// configure sets the capture's sysctls and ruleset in ns.
+func configure(ns *nstest.NS) error {
+	for _, s := range sysctls {
+		if err := ns.SetSysctl(s[0], s[1]); err != nil {
+			return err
+		}
+	}
+	if _, stderr, err := ns.RunErr("nft", ruleset); err != nil {
+		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(stderr))
+	}
+	return nil
+}
+
+// createFlows creates the flows of cliFlows in ns with conntrack -I, and
+// their labels through c, and returns them with room for trafficFlows.
+// An optional flow the kernel refuses is skipped.
+func (res *result) createFlows(ns *nstest.NS, c *netlink.Conn) ([]*flow, error) {
+	flows := make([]*flow, 0, len(cliFlows)+len(trafficFlows))
+	for _, f := range cliFlows {
+		if _, stderr, err := ns.RunErr("conntrack", f.conntrack...); err != nil {
+			msg := strings.TrimSpace(stderr)
+			if f.optional {
+				res.skip(f.name, "conntrack -I failed: %v: %s", err, msg)
+				continue
+			}
+			return nil, fmt.Errorf("%s: conntrack %s: %w: %s", f.name, strings.Join(f.conntrack, " "), err, msg)
+		}
+		if f.labels != nil {
+			if err := setLabels(c, f); err != nil {
+				return nil, fmt.Errorf("%s: %w", f.name, err)
+			}
+		}
+		flows = append(flows, f)
+	}
+	return flows, nil
 }
 
 // A dumpReq is one request the capture sends, always with nfgenmsg family

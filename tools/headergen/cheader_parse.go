@@ -232,56 +232,70 @@ func (p *parser) enum() {
 			p.i++
 			continue
 		}
-		m := &Enumerator{Name: t.text, Line: t.line, file: p.file, Doc: p.takeDoc(t.line)}
-		if m.Doc == "" {
-			m.Doc = kdoc[m.Name]
-		}
-		if n := len(e.Members); n > 0 {
-			m.prev = e.Members[n-1]
-		}
-		e.Members = append(e.Members, m)
+		m := p.enumMember(e, t, kdoc)
 		last = m
 		lastEnd = t.line
 		p.i++
 		if p.i < len(p.toks) && p.toks[p.i].text == "=" && p.toks[p.i].kind == tPunct {
-			p.i++
-			depth := 0
-		expr:
-			for p.i < len(p.toks) {
-				t := p.toks[p.i]
-				switch {
-				case t.kind == tComment:
-					if t.line == lastEnd {
-						m.Doc = strings.TrimSpace(m.Doc + " " + commentText(t.text))
-					}
-					p.i++
-					continue
-				case t.kind == tDirective:
-					p.i++
-					continue
-				case t.kind == tPunct && depth <= 0 && (t.text == "," || t.text == "}"):
-					break expr
-				case t.kind == tPunct && t.text == "(":
-					depth++
-				case t.kind == tPunct && t.text == ")":
-					depth--
-				case t.kind == tPunct && (t.text == "{" || t.text == ";"):
-					break expr // runaway expression; let the loop report it
-				}
-				m.expr = append(m.expr, t)
-				lastEnd = t.endLine
-				p.i++
-			}
-			m.Explicit = true
-			if len(m.expr) == 0 {
-				p.errorf(m.Line, "%s: missing value after =", m.Name)
-			}
+			lastEnd = p.enumValue(m, lastEnd)
 		}
 		if p.i < len(p.toks) && p.toks[p.i].kind == tPunct && p.toks[p.i].text == "," {
 			lastEnd = p.toks[p.i].line
 			p.i++
 		}
 	}
+}
+
+// enumMember adds the member named by token t to e, with its doc comment
+// from above it or from the enum's kernel-doc kdoc.
+func (p *parser) enumMember(e *Enum, t token, kdoc map[string]string) *Enumerator {
+	m := &Enumerator{Name: t.text, Line: t.line, file: p.file, Doc: p.takeDoc(t.line)}
+	if m.Doc == "" {
+		m.Doc = kdoc[m.Name]
+	}
+	if n := len(e.Members); n > 0 {
+		m.prev = e.Members[n-1]
+	}
+	e.Members = append(e.Members, m)
+	return m
+}
+
+// enumValue reads the expression after the "=" of member m, whose last
+// token so far is on line lastEnd, and returns the line of its last token.
+func (p *parser) enumValue(m *Enumerator, lastEnd int) int {
+	p.i++
+	depth := 0
+expr:
+	for p.i < len(p.toks) {
+		t := p.toks[p.i]
+		switch {
+		case t.kind == tComment:
+			if t.line == lastEnd {
+				m.Doc = strings.TrimSpace(m.Doc + " " + commentText(t.text))
+			}
+			p.i++
+			continue
+		case t.kind == tDirective:
+			p.i++
+			continue
+		case t.kind == tPunct && depth <= 0 && (t.text == "," || t.text == "}"):
+			break expr
+		case t.kind == tPunct && t.text == "(":
+			depth++
+		case t.kind == tPunct && t.text == ")":
+			depth--
+		case t.kind == tPunct && (t.text == "{" || t.text == ";"):
+			break expr // runaway expression; let the loop report it
+		}
+		m.expr = append(m.expr, t)
+		lastEnd = t.endLine
+		p.i++
+	}
+	m.Explicit = true
+	if len(m.expr) == 0 {
+		p.errorf(m.Line, "%s: missing value after =", m.Name)
+	}
+	return lastEnd
 }
 
 // markSentinels flags the bounds of an enum: members named __X, and a last

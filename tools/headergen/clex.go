@@ -51,29 +51,13 @@ func lex(file, src string, line int, inDirective bool) ([]token, []error) {
 		case c == '\\' && i+1 < len(src) && (src[i+1] == '\n' || src[i+1] == '\r'):
 			i++ // a line continuation; the newline is counted next
 			continue
-		case c == '/' && i+1 < len(src) && src[i+1] == '*':
-			start := line
-			end := strings.Index(src[i+2:], "*/")
-			var text string
-			next := len(src)
-			if end < 0 {
-				errs = append(errs, &posError{file, line, "unterminated comment"})
-				text = src[i+2:]
-			} else {
-				text = src[i+2 : i+2+end]
-				next = i + 2 + end + 2
+		case c == '/' && i+1 < len(src) && (src[i+1] == '*' || src[i+1] == '/'):
+			t, err := lexComment(file, src, i, line)
+			if err != nil {
+				errs = append(errs, err)
 			}
-			line += strings.Count(text, "\n")
-			toks = append(toks, token{kind: tComment, text: text, line: start, endLine: line, off: i, end: next})
-			i = next
-			continue
-		case c == '/' && i+1 < len(src) && src[i+1] == '/':
-			end := strings.IndexByte(src[i:], '\n')
-			if end < 0 {
-				end = len(src) - i
-			}
-			toks = append(toks, token{kind: tComment, text: src[i+2 : i+end], line: line, endLine: line, off: i, end: i + end})
-			i += end
+			toks = append(toks, t)
+			line, i = t.endLine, t.end
 			continue
 		case c == '#' && lineStart && !inDirective:
 			j := directiveEnd(src, i+1)
@@ -87,43 +71,75 @@ func lex(file, src string, line int, inDirective bool) ([]token, []error) {
 		}
 		lineStart = false
 		t := token{line: line, endLine: line, off: i}
-		j := i + 1
-		switch {
-		case isIdentStart(c):
-			for j < len(src) && isIdentChar(src[j]) {
-				j++
-			}
-			t.kind = tIdent
-		case c >= '0' && c <= '9':
-			for j < len(src) && (isIdentChar(src[j]) || src[j] == '.') {
-				j++
-			}
-			t.kind = tNumber
-		case c == '"' || c == '\'':
-			for j < len(src) && src[j] != c && src[j] != '\n' {
-				if src[j] == '\\' && j+1 < len(src) && src[j+1] != '\n' {
-					j++
-				}
-				j++
-			}
-			if j < len(src) && src[j] == c {
-				j++
-			} else {
-				errs = append(errs, &posError{file, line, "unterminated string or character constant"})
-			}
-			t.kind = tString
-		case (c == '<' || c == '>') && i+1 < len(src) && src[i+1] == c:
-			j = i + 2
-			t.kind = tPunct
-		default:
-			t.kind = tPunct
+		var closed bool
+		t.kind, t.end, closed = scanToken(src, i)
+		if !closed {
+			errs = append(errs, &posError{file, line, "unterminated string or character constant"})
 		}
-		t.text = src[i:j]
-		t.end = j
+		t.text = src[i:t.end]
 		toks = append(toks, t)
-		i = j
+		i = t.end
 	}
 	return toks, errs
+}
+
+// lexComment lexes the comment that starts at src[i] on line line, with
+// "/*" or "//". The error reports a comment left unterminated.
+func lexComment(file, src string, i, line int) (token, error) {
+	if src[i+1] == '/' {
+		end := strings.IndexByte(src[i:], '\n')
+		if end < 0 {
+			end = len(src) - i
+		}
+		return token{kind: tComment, text: src[i+2 : i+end], line: line, endLine: line, off: i, end: i + end}, nil
+	}
+	var err error
+	end := strings.Index(src[i+2:], "*/")
+	var text string
+	next := len(src)
+	if end < 0 {
+		err = &posError{file, line, "unterminated comment"}
+		text = src[i+2:]
+	} else {
+		text = src[i+2 : i+2+end]
+		next = i + 2 + end + 2
+	}
+	endLine := line + strings.Count(text, "\n")
+	return token{kind: tComment, text: text, line: line, endLine: endLine, off: i, end: next}, err
+}
+
+// scanToken returns the kind of the C token that starts at src[i] and the
+// offset just past it, and false for a string or character constant left
+// unterminated.
+func scanToken(src string, i int) (kind tokKind, j int, closed bool) {
+	c := src[i]
+	j = i + 1
+	switch {
+	case isIdentStart(c):
+		for j < len(src) && isIdentChar(src[j]) {
+			j++
+		}
+		return tIdent, j, true
+	case c >= '0' && c <= '9':
+		for j < len(src) && (isIdentChar(src[j]) || src[j] == '.') {
+			j++
+		}
+		return tNumber, j, true
+	case c == '"' || c == '\'':
+		for j < len(src) && src[j] != c && src[j] != '\n' {
+			if src[j] == '\\' && j+1 < len(src) && src[j+1] != '\n' {
+				j++
+			}
+			j++
+		}
+		if j < len(src) && src[j] == c {
+			return tString, j + 1, true
+		}
+		return tString, j, false
+	case (c == '<' || c == '>') && i+1 < len(src) && src[i+1] == c:
+		return tPunct, i + 2, true
+	}
+	return tPunct, j, true
 }
 
 // directiveEnd returns the offset of the newline that ends the preprocessor

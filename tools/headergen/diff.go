@@ -12,8 +12,27 @@ func unifiedDiff(aName, bName string, a, b []byte) string {
 	if string(a) == string(b) {
 		return ""
 	}
-	al, bl := splitLines(string(a)), splitLines(string(b))
+	ops := diffLines(splitLines(string(a)), splitLines(string(b)))
+	slideUp(ops)
+	var out strings.Builder
+	fmt.Fprintf(&out, "--- %s\n+++ %s\n", aName, bName)
+	for k := 0; k < len(ops); {
+		if ops[k].kind == ' ' {
+			k++
+			continue
+		}
+		start, end := hunk(ops, k)
+		writeHunk(&out, ops, start, end)
+		k = end
+	}
+	return out.String()
+}
 
+// diffContext is how many unchanged lines surround a change in a hunk.
+const diffContext = 3
+
+// diffLines returns the edit script that turns al into bl.
+func diffLines(al, bl []string) []op {
 	// Trim the common head and tail, then diff the middle.
 	pre := 0
 	for pre < len(al) && pre < len(bl) && al[pre] == bl[pre] {
@@ -24,20 +43,7 @@ func unifiedDiff(aName, bName string, a, b []byte) string {
 		suf++
 	}
 	am, bm := al[pre:len(al)-suf], bl[pre:len(bl)-suf]
-	lcs := make([][]int32, len(am)+1)
-	for i := range lcs {
-		lcs[i] = make([]int32, len(bm)+1)
-	}
-	for i := len(am) - 1; i >= 0; i-- {
-		for j := len(bm) - 1; j >= 0; j-- {
-			if am[i] == bm[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-
+	lcs := lcsTable(am, bm)
 	var ops []op
 	for i := 0; i < pre; i++ {
 		ops = append(ops, op{' ', al[i]})
@@ -60,65 +66,80 @@ func unifiedDiff(aName, bName string, a, b []byte) string {
 	for k := len(al) - suf; k < len(al); k++ {
 		ops = append(ops, op{' ', al[k]})
 	}
+	return ops
+}
 
-	slideUp(ops)
+// lcsTable returns the lengths of the longest common subsequences of
+// every pair of suffixes of am and bm.
+func lcsTable(am, bm []string) [][]int32 {
+	lcs := make([][]int32, len(am)+1)
+	for i := range lcs {
+		lcs[i] = make([]int32, len(bm)+1)
+	}
+	for i := len(am) - 1; i >= 0; i-- {
+		for j := len(bm) - 1; j >= 0; j-- {
+			if am[i] == bm[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	return lcs
+}
 
-	const context = 3
-	var out strings.Builder
-	fmt.Fprintf(&out, "--- %s\n+++ %s\n", aName, bName)
-	for k := 0; k < len(ops); {
-		if ops[k].kind == ' ' {
-			k++
+// hunk returns the bounds of the hunk of the change at ops[k]: from
+// diffContext lines before it to diffContext lines after the last change
+// that is at most 2*diffContext lines away from the previous one.
+func hunk(ops []op, k int) (start, end int) {
+	start = max(k-diffContext, 0)
+	end = k
+	for end < len(ops) {
+		if ops[end].kind != ' ' {
+			end++
 			continue
 		}
-		// A hunk runs from context lines before the first change to context
-		// lines after the last change that is at most 2*context away.
-		start := max(k-context, 0)
-		end := k
-		for end < len(ops) {
-			if ops[end].kind != ' ' {
-				end++
-				continue
-			}
-			n := end
-			for n < len(ops) && ops[n].kind == ' ' {
-				n++
-			}
-			if n == len(ops) || n-end > 2*context {
-				end = min(end+context, len(ops))
-				break
-			}
-			end = n
+		n := end
+		for n < len(ops) && ops[n].kind == ' ' {
+			n++
 		}
-		aStart, bStart := 1, 1
-		for _, o := range ops[:start] {
-			if o.kind != '+' {
-				aStart++
-			}
-			if o.kind != '-' {
-				bStart++
-			}
+		if n == len(ops) || n-end > 2*diffContext {
+			end = min(end+diffContext, len(ops))
+			break
 		}
-		aLen, bLen := 0, 0
-		for _, o := range ops[start:end] {
-			if o.kind != '+' {
-				aLen++
-			}
-			if o.kind != '-' {
-				bLen++
-			}
-		}
-		fmt.Fprintf(&out, "@@ -%s +%s @@\n", hunkRange(aStart, aLen), hunkRange(bStart, bLen))
-		for _, o := range ops[start:end] {
-			out.WriteByte(o.kind)
-			out.WriteString(o.text)
-			if !strings.HasSuffix(o.text, "\n") {
-				out.WriteString("\n\\ No newline at end of file\n")
-			}
-		}
-		k = end
+		end = n
 	}
-	return out.String()
+	return start, end
+}
+
+// writeHunk writes the hunk ops[start:end] with its header.
+func writeHunk(out *strings.Builder, ops []op, start, end int) {
+	aStart, bStart := 1, 1
+	for _, o := range ops[:start] {
+		if o.kind != '+' {
+			aStart++
+		}
+		if o.kind != '-' {
+			bStart++
+		}
+	}
+	aLen, bLen := 0, 0
+	for _, o := range ops[start:end] {
+		if o.kind != '+' {
+			aLen++
+		}
+		if o.kind != '-' {
+			bLen++
+		}
+	}
+	fmt.Fprintf(out, "@@ -%s +%s @@\n", hunkRange(aStart, aLen), hunkRange(bStart, bLen))
+	for _, o := range ops[start:end] {
+		out.WriteByte(o.kind)
+		out.WriteString(o.text)
+		if !strings.HasSuffix(o.text, "\n") {
+			out.WriteString("\n\\ No newline at end of file\n")
+		}
+	}
 }
 
 func hunkRange(start, n int) string {

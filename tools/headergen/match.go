@@ -100,77 +100,111 @@ type pairing struct {
 // pairings matches the spec against the headers. It also returns problems
 // that belong to no pairing, and notes for -v.
 func (in *input) pairings() (ps []*pairing, problems, notes []string) {
-	s := in.spec
-	x := newIndex(in.headers)
-	used := map[*Enum]bool{}
-	where := func(line int) string { return fmt.Sprintf("%s:%d", in.specPath, line) }
-
-	for _, d := range s.Definitions {
+	p := &pairer{in: in, x: newIndex(in.headers), used: map[*Enum]bool{}}
+	for _, d := range in.spec.Definitions {
 		switch d.Type {
 		case "const":
-			p := &pairing{label: "definition " + d.Name, def: d}
-			v, ok := d.Value.(int)
-			if !ok {
-				continue
-			}
-			p.spec = []sName{{cname: d.CConstName(), value: int64(v), line: d.Line, name: d.Name}}
-			if m := x.members[d.CConstName()]; m != nil && m.Known {
-				p.hdr = []hName{{name: m.Name, value: m.Value, file: m.file, line: m.Line}}
-			} else if df := x.defines[d.CConstName()]; df != nil {
-				p.hdr = []hName{{name: df.Name, value: df.Value, file: df.file, line: df.Line}}
-			} else {
-				notes = append(notes, fmt.Sprintf("%s: definition %s: %s is not in the headers", where(d.Line), d.Name, d.CConstName()))
-				continue
-			}
-			ps = append(ps, p)
+			p.constant(d)
 		case "enum", "flags":
-			p := &pairing{label: "definition " + d.Name, def: d, aliasesOptional: true, hex: d.Type == "flags"}
-			for _, e := range d.Entries {
-				p.spec = append(p.spec, sName{cname: d.CName(e), value: int64(e.Num), line: e.Line, name: e.Name})
-			}
-			if e := x.enums[d.CEnumName()]; e != nil && d.CEnumName() != "" {
-				used[e] = true
-				if d.Type == "flags" {
-					p.hdr = flagNames(e)
-				} else {
-					p.hdr = enumNames(e, false)
-				}
-			} else if h := x.header[filepath.Join(in.include, d.Header)]; h != nil && d.Header != "" {
-				p.hdr = defineNames(h, d, p.spec)
-			}
-			if len(p.hdr) == 0 {
-				what := "no enum " + d.CEnumName()
-				if d.CEnumName() == "" {
-					what = "no #defines " + spec.CIdent(d.NamePrefix) + "*"
-				}
-				if d.Header == "" {
-					what += " (no header: given)"
-				}
-				notes = append(notes, fmt.Sprintf("%s: definition %s: %s in the headers", where(d.Line), d.Name, what))
-				continue
-			}
-			ps = append(ps, p)
+			p.enum(d)
 		}
 	}
-
-	for _, set := range s.AttributeSets {
-		cen := set.CEnumName()
-		e := x.enums[cen]
-		if cen == "" || e == nil {
-			if cen == "" {
-				cen = "(no enum-name)"
-			}
-			notes = append(notes, fmt.Sprintf("%s: set %s: no enum %s in the headers", where(set.Line), set.Name, cen))
-			continue
-		}
-		used[e] = true
-		p := &pairing{label: "set " + set.Name, set: set, hdr: enumNames(e, true)}
-		for _, a := range set.Attributes {
-			p.spec = append(p.spec, sName{cname: set.CName(a), value: int64(a.Num), line: a.Line, name: a.Name})
-		}
-		ps = append(ps, p)
+	for _, set := range in.spec.AttributeSets {
+		p.attrSet(set)
 	}
+	p.operations()
+	p.mcastGroups()
+	p.unused()
+	return p.ps, p.problems, p.notes
+}
 
+// pairer collects the pairings of an input, the problems that belong to
+// none, and notes for -v.
+type pairer struct {
+	in              *input
+	x               *index
+	used            map[*Enum]bool // the enums some pairing took
+	ps              []*pairing
+	problems, notes []string
+}
+
+// note adds a note about the spec's line.
+func (p *pairer) note(line int, format string, args ...any) {
+	p.notes = append(p.notes, fmt.Sprintf("%s:%d: ", p.in.specPath, line)+fmt.Sprintf(format, args...))
+}
+
+// constant pairs a const definition with its enum member or #define.
+func (p *pairer) constant(d *spec.Definition) {
+	v, ok := d.Value.(int)
+	if !ok {
+		return
+	}
+	pr := &pairing{label: "definition " + d.Name, def: d}
+	pr.spec = []sName{{cname: d.CConstName(), value: int64(v), line: d.Line, name: d.Name}}
+	if m := p.x.members[d.CConstName()]; m != nil && m.Known {
+		pr.hdr = []hName{{name: m.Name, value: m.Value, file: m.file, line: m.Line}}
+	} else if df := p.x.defines[d.CConstName()]; df != nil {
+		pr.hdr = []hName{{name: df.Name, value: df.Value, file: df.file, line: df.Line}}
+	} else {
+		p.note(d.Line, "definition %s: %s is not in the headers", d.Name, d.CConstName())
+		return
+	}
+	p.ps = append(p.ps, pr)
+}
+
+// enum pairs an enum or flags definition with its C enum or #defines.
+func (p *pairer) enum(d *spec.Definition) {
+	pr := &pairing{label: "definition " + d.Name, def: d, aliasesOptional: true, hex: d.Type == "flags"}
+	for _, e := range d.Entries {
+		pr.spec = append(pr.spec, sName{cname: d.CName(e), value: int64(e.Num), line: e.Line, name: e.Name})
+	}
+	if e := p.x.enums[d.CEnumName()]; e != nil && d.CEnumName() != "" {
+		p.used[e] = true
+		if d.Type == "flags" {
+			pr.hdr = flagNames(e)
+		} else {
+			pr.hdr = enumNames(e, false)
+		}
+	} else if h := p.x.header[filepath.Join(p.in.include, d.Header)]; h != nil && d.Header != "" {
+		pr.hdr = defineNames(h, d, pr.spec)
+	}
+	if len(pr.hdr) == 0 {
+		what := "no enum " + d.CEnumName()
+		if d.CEnumName() == "" {
+			what = "no #defines " + spec.CIdent(d.NamePrefix) + "*"
+		}
+		if d.Header == "" {
+			what += " (no header: given)"
+		}
+		p.note(d.Line, "definition %s: %s in the headers", d.Name, what)
+		return
+	}
+	p.ps = append(p.ps, pr)
+}
+
+// attrSet pairs an attribute set with its C enum.
+func (p *pairer) attrSet(set *spec.AttrSet) {
+	cen := set.CEnumName()
+	e := p.x.enums[cen]
+	if cen == "" || e == nil {
+		if cen == "" {
+			cen = "(no enum-name)"
+		}
+		p.note(set.Line, "set %s: no enum %s in the headers", set.Name, cen)
+		return
+	}
+	p.used[e] = true
+	pr := &pairing{label: "set " + set.Name, set: set, hdr: enumNames(e, true)}
+	for _, a := range set.Attributes {
+		pr.spec = append(pr.spec, sName{cname: set.CName(a), value: int64(a.Num), line: a.Line, name: a.Name})
+	}
+	p.ps = append(p.ps, pr)
+}
+
+// operations pairs the spec's operations with the message enums of the
+// subsystems they use.
+func (p *pairer) operations() {
+	s := p.in.spec
 	ops := &pairing{label: "operations", hex: true}
 	subsystems := map[int64]bool{}
 	if s.Operations != nil {
@@ -179,13 +213,13 @@ func (in *input) pairings() (ps []*pairing, problems, notes []string) {
 		}
 	}
 	for _, me := range msgEnums {
-		e := x.enums[me.enum]
+		e := p.x.enums[me.enum]
 		if e == nil || !subsystems[me.subsys] {
 			continue
 		}
-		used[e] = true
-		if d := x.defines[me.define]; d != nil && d.Value != me.subsys {
-			problems = append(problems, fmt.Sprintf("%s:%d: %s = %d: headergen's table says %d; update msgEnums", d.file, d.Line, d.Name, d.Value, me.subsys))
+		p.used[e] = true
+		if d := p.x.defines[me.define]; d != nil && d.Value != me.subsys {
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: %s = %d: headergen's table says %d; update msgEnums", d.file, d.Line, d.Name, d.Value, me.subsys))
 		}
 		for _, h := range enumNames(e, false) {
 			h.value |= me.subsys << 8
@@ -198,36 +232,45 @@ func (in *input) pairings() (ps []*pairing, problems, notes []string) {
 		}
 	}
 	if len(ops.hdr) > 0 {
-		ps = append(ps, ops)
+		p.ps = append(p.ps, ops)
 	}
+}
 
-	if e := x.enums[groupsEnum]; e != nil && s.McastGroups != nil {
-		groups := &pairing{label: "mcast-groups"}
-		for _, h := range enumNames(e, false) {
-			if strings.HasPrefix(h.name, groupsPrefix) {
-				groups.hdr = append(groups.hdr, h)
-			}
-		}
-		if s.McastGroups != nil {
-			for _, g := range s.McastGroups.List {
-				v := int64(-1)
-				if g.Value != nil {
-					v = int64(*g.Value)
-				}
-				groups.spec = append(groups.spec, sName{cname: g.CName(), value: v, line: g.Line, name: g.Name})
-			}
-		}
-		ps = append(ps, groups)
+// mcastGroups pairs the spec's multicast groups with the groups enum.
+func (p *pairer) mcastGroups() {
+	s := p.in.spec
+	e := p.x.enums[groupsEnum]
+	if e == nil || s.McastGroups == nil {
+		return
 	}
+	groups := &pairing{label: "mcast-groups"}
+	for _, h := range enumNames(e, false) {
+		if strings.HasPrefix(h.name, groupsPrefix) {
+			groups.hdr = append(groups.hdr, h)
+		}
+	}
+	for _, g := range s.McastGroups.List {
+		v := int64(-1)
+		if g.Value != nil {
+			v = int64(*g.Value)
+		}
+		groups.spec = append(groups.spec, sName{cname: g.CName(), value: v, line: g.Line, name: g.Name})
+	}
+	p.ps = append(p.ps, groups)
+}
 
-	if h := in.uapiHeader(); h != nil {
-		for _, e := range h.Enums {
-			if !used[e] && e.Name != "" {
-				problems = append(problems, fmt.Sprintf("%s:%d: enum %s: no spec set or definition has enum-name %s", h.File, e.Line, e.Name, strings.ReplaceAll(e.Name, "_", "-")))
-			}
+// unused reports the enums of the subsystem's UAPI header that no set or
+// definition took.
+func (p *pairer) unused() {
+	h := p.in.uapiHeader()
+	if h == nil {
+		return
+	}
+	for _, e := range h.Enums {
+		if !p.used[e] && e.Name != "" {
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: enum %s: no spec set or definition has enum-name %s", h.File, e.Line, e.Name, strings.ReplaceAll(e.Name, "_", "-")))
 		}
 	}
-	return ps, problems, notes
 }
 
 // enumNames lists the members of e. Sentinels are optional; in an attribute

@@ -165,157 +165,6 @@ func (sy *syncer) note(format string, args ...any) {
 	sy.res.notes = append(sy.res.notes, fmt.Sprintf(format, args...))
 }
 
-func walk(n *yaml.Node, f func(*yaml.Node)) {
-	f(n)
-	for _, c := range n.Content {
-		walk(c, f)
-	}
-}
-
-// value returns the value node of key in mapping m, or nil.
-func value(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// listItem returns the item of the top-level list key whose name is name.
-func (sy *syncer) listItem(key, name string) *yaml.Node {
-	seq := value(sy.root, key)
-	if seq == nil || seq.Kind != yaml.SequenceNode {
-		return nil
-	}
-	for _, it := range seq.Content {
-		if v := value(it, "name"); v != nil && v.Value == name {
-			return it
-		}
-	}
-	return nil
-}
-
-// Layout.
-
-// maxLine is the last line on which a node of n starts.
-func maxLine(n *yaml.Node) int {
-	l := n.Line
-	for _, c := range n.Content {
-		l = max(l, maxLine(c))
-	}
-	return l
-}
-
-// itemEnd returns the last line of item i of seq: the line before the next
-// item or the next node, less what belongs to that: blank lines, the bare "-"
-// that opens a kernel-style item, and comments indented no deeper than the
-// list's dashes. A comment indented like the item's keys stays with it.
-func (sy *syncer) itemEnd(seq *yaml.Node, i int) int {
-	dash := sy.layoutOf(seq).dash
-	last := maxLine(seq.Content[i])
-	boundary := len(sy.lines) + 1
-	if i+1 < len(seq.Content) {
-		boundary = seq.Content[i+1].Line
-	} else {
-		j := sort.SearchInts(sy.starts, last+1)
-		if j < len(sy.starts) {
-			boundary = sy.starts[j]
-		}
-	}
-	end := boundary - 1
-	for end > last && end-1 < len(sy.lines) {
-		l := sy.lines[end-1]
-		t := strings.TrimSpace(l)
-		indent := len(l) - len(strings.TrimLeft(l, " "))
-		if t != "" && t != "-" && !(strings.HasPrefix(t, "#") && indent <= dash) {
-			break
-		}
-		end--
-	}
-	return end
-}
-
-// layout is how the items of a list are written.
-type layout struct {
-	dash    int  // column of the dash, 0-based
-	content int  // column of an item's keys
-	compact bool // "- name: x" rather than "-" on a line of its own
-	scalars bool // items are plain names
-}
-
-func (sy *syncer) layoutOf(seq *yaml.Node) layout {
-	it := seq.Content[len(seq.Content)-1]
-	line := strings.TrimRight(sy.lines[it.Line-1], "\r\n")
-	col := min(it.Column-1, len(line))
-	if before := line[:col]; strings.TrimSpace(before) == "-" {
-		d := strings.Index(before, "-")
-		return layout{dash: d, content: col, compact: true, scalars: it.Kind == yaml.ScalarNode}
-	}
-	// Kernel style: "-" alone on an earlier line.
-	l := layout{dash: max(col-2, 0), content: col}
-	for k := it.Line - 2; k >= 0; k-- {
-		t := strings.TrimRight(sy.lines[k], "\r\n")
-		if strings.TrimSpace(t) == "-" {
-			l.dash = strings.Index(t, "-")
-			break
-		}
-	}
-	return l
-}
-
-// render writes an item in the layout of its list.
-func (l layout) render(n *yaml.Node) string {
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	_ = enc.Encode(n) // encoding nodes built here cannot fail
-	_ = enc.Close()
-	body := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	var out strings.Builder
-	for i, s := range body {
-		switch {
-		case i == 0 && (l.compact || n.Kind == yaml.ScalarNode):
-			out.WriteString(strings.Repeat(" ", l.dash) + "-" + strings.Repeat(" ", max(l.content-l.dash-1, 1)))
-		case i == 0:
-			out.WriteString(strings.Repeat(" ", l.dash) + "-\n" + strings.Repeat(" ", l.content))
-		default:
-			out.WriteString(strings.Repeat(" ", l.content))
-		}
-		out.WriteString(s + "\n")
-	}
-	return out.String()
-}
-
-func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
-
-func intNode(v int64) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(v)}
-}
-
-func mapping(kv ...any) *yaml.Node {
-	m := &yaml.Node{Kind: yaml.MappingNode}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m.Content = append(m.Content, scalar(kv[i].(string)), kv[i+1].(*yaml.Node))
-	}
-	return m
-}
-
-// clean copies n without positions, comments or styles that tie it to its old place.
-func clean(n *yaml.Node) *yaml.Node {
-	c := &yaml.Node{Kind: n.Kind, Tag: n.Tag, Value: n.Value}
-	if n.Kind == yaml.ScalarNode {
-		c.Style = n.Style &^ (yaml.LiteralStyle | yaml.FoldedStyle)
-	}
-	for _, k := range n.Content {
-		c.Content = append(c.Content, clean(k))
-	}
-	return c
-}
-
 // specName derives the spec name of a new header name: the C name less the
 // container's C prefix, lower case, underscores turned into dashes. The result
 // must map back to the same C name through internal/spec.
@@ -358,6 +207,17 @@ func (p *pairing) hdrLine(name string) int {
 	return 0
 }
 
+// setSync is what syncSet knows of the set it adds to, by C name.
+type setSync struct {
+	set     *spec.AttrSet
+	seq     *yaml.Node // the set's attributes list
+	lay     layout
+	nodes   map[string]*yaml.Node
+	names   map[string]string // spec name by C name
+	attrs   map[string]*spec.Attribute
+	firstOf map[int]int // value → index of its first name
+}
+
 // syncSet adds the missing attributes of one set.
 func (sy *syncer) syncSet(p *pairing, miss []finding) {
 	set := p.set
@@ -368,20 +228,17 @@ func (sy *syncer) syncSet(p *pairing, miss []finding) {
 		}
 		return
 	}
-	lay := sy.layoutOf(seq)
+	st := &setSync{set: set, seq: seq, lay: sy.layoutOf(seq), nodes: map[string]*yaml.Node{},
+		names: map[string]string{}, attrs: map[string]*spec.Attribute{}, firstOf: map[int]int{}}
 	endLine := sy.itemEnd(seq, len(seq.Content)-1)
 	next := int64(set.Attributes[len(set.Attributes)-1].Num) + 1
 	taken := map[string]bool{}
-	nodes := map[string]*yaml.Node{}      // by C name
-	names := map[string]string{}          // spec name by C name
-	attrs := map[string]*spec.Attribute{} // by C name
-	firstOf := map[int]int{}              // value → index of its first name
 	for i, a := range set.Attributes {
 		c := set.CName(a)
 		taken[a.Name] = true
-		nodes[c], names[c], attrs[c] = seq.Content[i], a.Name, a
-		if _, ok := firstOf[a.Num]; !ok {
-			firstOf[a.Num] = i
+		st.nodes[c], st.names[c], st.attrs[c] = seq.Content[i], a.Name, a
+		if _, ok := st.firstOf[a.Num]; !ok {
+			st.firstOf[a.Num] = i
 		}
 	}
 	cnameOf := func(n string) string { return set.CName(&spec.Attribute{Name: n}) }
@@ -394,60 +251,77 @@ func (sy *syncer) syncSet(p *pairing, miss []finding) {
 		var n *yaml.Node
 		at := endLine
 		if h.alias != "" {
-			target := nodes[h.alias]
-			if target == nil {
-				sy.note("%s; it is an alias of %s, which the spec lacks", f, h.alias)
+			if n, at, ok = sy.setAlias(st, f, name); !ok {
 				continue
 			}
-			n = mapping("name", scalar(name))
-			for i := 0; i+1 < len(target.Content); i += 2 {
-				switch target.Content[i].Value {
-				case "name", "value", "doc":
-				default:
-					n.Content = append(n.Content, clean(target.Content[i]), clean(target.Content[i+1]))
-				}
-			}
-			n.Content = append(n.Content, scalar("value"), intNode(h.value),
-				scalar("doc"), scalar(fmt.Sprintf("Deprecated alias of %s.", names[h.alias])))
-			// The current name of a value is listed last (YNL keeps the
-			// last name of a value), so an alias goes before the first
-			// name of its value, and the current name must then give
-			// its value explicitly.
-			first, ok := firstOf[int(h.value)]
-			if !ok || first == 0 || lay.compact || attrs[h.alias] == nil {
-				sy.note("%s; it is an alias of %s, add it before that by hand", f, h.alias)
-				continue
-			}
-			at = sy.itemEnd(seq, first-1)
-			if t := attrs[h.alias]; t.Value == nil {
-				sy.inserts = append(sy.inserts, insertion{after: target.Content[0].Line,
-					text: strings.Repeat(" ", lay.content) + fmt.Sprintf("value: %d\n", h.value)})
-				v := int(h.value)
-				t.Value = &v
-			}
-			sy.res.added = append(sy.res.added, fmt.Sprintf("%s.%s: %s = %d, alias of %s", set.Name, name, h.name, h.value, names[h.alias]))
 		} else {
 			if h.value < 1 || h.value > 0xffff {
 				sy.note("%s; value out of range for an attribute", f)
 				continue
 			}
-			doc := todoMarker
-			if h.doc != "" {
-				doc = strings.TrimSuffix(h.doc, ".") + ". " + todoMarker
-			}
-			n = mapping("name", scalar(name), "type", scalar("binary"))
-			if h.value != next {
-				n.Content = append(n.Content, scalar("value"), intNode(h.value))
-			}
-			n.Content = append(n.Content, scalar("doc"), scalar(doc))
+			n = newAttr(name, h, next)
 			next = h.value + 1
 			sy.res.added = append(sy.res.added, fmt.Sprintf("%s.%s: %s = %d, type binary until you set it", set.Name, name, h.name, h.value))
 		}
-		sy.inserts = append(sy.inserts, insertion{after: at, text: lay.render(n)})
+		sy.inserts = append(sy.inserts, insertion{after: at, text: st.lay.render(n)})
 		taken[name] = true
-		nodes[h.name], names[h.name] = n, name
+		st.nodes[h.name], st.names[h.name] = n, name
 		sy.expect = append(sy.expect, expectation{container: set.Name, set: true, name: name, cname: h.name, value: uint64(h.value)})
 	}
+}
+
+// newAttr returns the node of the new attribute name for h, of type
+// binary, with a value when it does not follow next.
+func newAttr(name string, h hName, next int64) *yaml.Node {
+	doc := todoMarker
+	if h.doc != "" {
+		doc = strings.TrimSuffix(h.doc, ".") + ". " + todoMarker
+	}
+	n := mapping("name", scalar(name), "type", scalar("binary"))
+	if h.value != next {
+		n.Content = append(n.Content, scalar("value"), intNode(h.value))
+	}
+	n.Content = append(n.Content, scalar("doc"), scalar(doc))
+	return n
+}
+
+// setAlias returns the node of attribute name, the alias that finding f
+// reports, and the line to insert it after; false when it must be added
+// by hand, which it notes.
+func (sy *syncer) setAlias(st *setSync, f finding, name string) (*yaml.Node, int, bool) {
+	h := f.h
+	target := st.nodes[h.alias]
+	if target == nil {
+		sy.note("%s; it is an alias of %s, which the spec lacks", f, h.alias)
+		return nil, 0, false
+	}
+	n := mapping("name", scalar(name))
+	for i := 0; i+1 < len(target.Content); i += 2 {
+		switch target.Content[i].Value {
+		case "name", "value", "doc":
+		default:
+			n.Content = append(n.Content, clean(target.Content[i]), clean(target.Content[i+1]))
+		}
+	}
+	n.Content = append(n.Content, scalar("value"), intNode(h.value),
+		scalar("doc"), scalar(fmt.Sprintf("Deprecated alias of %s.", st.names[h.alias])))
+	// The current name of a value is listed last (YNL keeps the last name
+	// of a value), so an alias goes before the first name of its value,
+	// and the current name must then give its value explicitly.
+	first, ok := st.firstOf[int(h.value)]
+	if !ok || first == 0 || st.lay.compact || st.attrs[h.alias] == nil {
+		sy.note("%s; it is an alias of %s, add it before that by hand", f, h.alias)
+		return nil, 0, false
+	}
+	at := sy.itemEnd(st.seq, first-1)
+	if t := st.attrs[h.alias]; t.Value == nil {
+		sy.inserts = append(sy.inserts, insertion{after: target.Content[0].Line,
+			text: strings.Repeat(" ", st.lay.content) + fmt.Sprintf("value: %d\n", h.value)})
+		v := int(h.value)
+		t.Value = &v
+	}
+	sy.res.added = append(sy.res.added, fmt.Sprintf("%s.%s: %s = %d, alias of %s", st.set.Name, name, h.name, h.value, st.names[h.alias]))
+	return n, at, true
 }
 
 // syncDef adds the missing entries of an enum or flags definition.
