@@ -109,15 +109,16 @@ type ListenConfig struct {
 	// socket (SO_ATTACH_FILTER) before it joins the groups, so events the
 	// filter rejects are never queued, take no room in the receive buffer
 	// and cause no overrun. Events checks every event again with
-	// Filter.Match and yields only those it selects; see EventFilter for
-	// the semantics and Listener.Discarded. Listen copies the filter.
+	// Filter.MatchEvent and yields only those it selects; see Selector for
+	// the semantics, Selector.Program for what the kernel evaluates, and
+	// Listener.Discarded. Listen copies the filter.
 	// Attaching it needs no privilege. Listen fails with an *Error if the
 	// filter is invalid or needs more than the kernel's 4096 instructions.
 	// The default, nil, receives every event of the groups.
 	//
 	// Leaving groups out is cheaper than filtering event types: the kernel
 	// does not even build the events of a group nobody joined.
-	Filter *EventFilter
+	Filter *Selector
 }
 
 var defaultGroups = []Group{GroupNew, GroupUpdate, GroupDestroy}
@@ -303,7 +304,7 @@ type Listener struct {
 	busy      atomic.Bool
 	overruns  atomic.Uint64
 	discarded atomic.Uint64
-	filter    *EventFilter // a copy of ListenConfig.Filter, or nil
+	filter    *Selector // a copy of ListenConfig.Filter, or nil
 
 	// State of the Events loop, owned by the running loop.
 	rest   []byte // unread messages of the last datagram
@@ -343,7 +344,7 @@ func Listen(cfg *ListenConfig) (*Listener, error) {
 	case rcvbuf < 0:
 		rcvbuf = 0 // DialSocket keeps the kernel's default
 	}
-	var filter *EventFilter
+	var filter *Selector
 	var prog []bpf.RawInstruction
 	if !c.Filter.empty() {
 		filter = c.Filter.clone()
@@ -424,7 +425,7 @@ func (l *Listener) Overruns() uint64 {
 // Discarded returns how many events Events read from the socket and did
 // not yield because ListenConfig.Filter does not select them. The kernel
 // program decides the events the kernel sends and passes on only those it
-// cannot judge (see EventFilter), so the count stays 0 in practice; it is 0
+// cannot judge (see Selector.Program), so the count stays 0 in practice; it is 0
 // without a filter.
 func (l *Listener) Discarded() uint64 {
 	return l.discarded.Load()
@@ -653,7 +654,7 @@ func (l *Listener) next() (*Event, error) {
 	if err != nil {
 		return nil, &Error{Op: "events", Err: fmt.Errorf("%s: %w", typ, err)}
 	}
-	if l.filter != nil && !l.filter.Match(&l.ev) {
+	if l.filter != nil && !l.filter.MatchEvent(&l.ev) {
 		l.discarded.Add(1)
 		return nil, nil
 	}

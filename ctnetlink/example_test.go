@@ -21,9 +21,9 @@ func ExampleConn_Dump() {
 	}
 	defer c.Close()
 
-	dport := uint16(53)
-	filter := &ctnetlink.DumpFilter{
-		Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_UDP, DstPort: &dport},
+	filter := &ctnetlink.Selector{
+		Proto:       ctnetlink.Protocol(unix.IPPROTO_UDP),
+		OrigDstPort: ctnetlink.Port(53),
 	}
 	for f, err := range c.Dump(context.Background(), filter) {
 		if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
@@ -81,7 +81,7 @@ func ExampleConn_DeleteMany() {
 	defer c.Close()
 	ctx := context.Background()
 
-	stale, err := c.List(ctx, &ctnetlink.DumpFilter{Mark: 0x10, MarkMask: 0xff})
+	stale, err := c.List(ctx, &ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: 0x10, Mask: 0xff})})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -101,8 +101,7 @@ func ExampleConn_DumpZero() {
 	}
 	defer c.Close()
 
-	port := uint16(443)
-	filter := &ctnetlink.DumpFilter{Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_TCP, DstPort: &port}}
+	filter := &ctnetlink.Selector{Proto: ctnetlink.Protocol(unix.IPPROTO_TCP), OrigDstPort: ctnetlink.Port(443)}
 	for f, err := range c.DumpZero(context.Background(), filter) {
 		if err != nil {
 			log.Fatal(err)

@@ -39,11 +39,11 @@ type MirrorConfig struct {
 
 	// Filter selects the flows to mirror. The default, nil, mirrors every
 	// flow. Dumps apply it as Dump does; events are checked with
-	// DumpFilter.Match. A flow that an update moves out of the selection
+	// Selector.Match. A flow that an update moves out of the selection
 	// (a new mark, say) is removed from the mirror, one that it moves in is
 	// added. NewMirror keeps a copy; later changes to the filter have no
 	// effect.
-	Filter *DumpFilter
+	Filter *Selector
 
 	// ReadBuffer is the event socket's receive buffer, as
 	// ListenConfig.ReadBuffer: 0 asks for DefaultListenReadBuffer. A small
@@ -454,7 +454,7 @@ func (e *Entry) tuple(src, dst [16]byte, sport, dport uint16) Tuple {
 }
 
 // Flow returns the values e holds as a Flow, for example to delete the flow
-// with Conn.Delete or to test it with DumpFilter.Match.
+// with Conn.Delete or to test it with Selector.Match.
 func (e *Entry) Flow() Flow {
 	var f Flow
 	f.SetTupleOrig(e.Orig())
@@ -533,7 +533,7 @@ type MirrorStats struct {
 }
 
 // Mirror keeps an in-memory copy of the conntrack table, or of the part a
-// DumpFilter selects, and keeps it current from events, repairing it by
+// Selector selects, and keeps it current from events, repairing it by
 // itself after events were lost.
 //
 // NewMirror subscribes to flow events first and then dumps the table, so
@@ -725,7 +725,7 @@ func NewMirror(ctx context.Context, cfg *MirrorConfig) (*Mirror, error) {
 		c = *cfg
 	}
 	if c.Filter != nil {
-		c.Filter = copyFilter(c.Filter)
+		c.Filter = c.Filter.clone()
 	}
 	if c.ResyncBackoff <= 0 {
 		c.ResyncBackoff = DefaultResyncBackoff
@@ -772,7 +772,7 @@ func NewMirror(ctx context.Context, cfg *MirrorConfig) (*Mirror, error) {
 		m.drops, m.dropsKnown = n, true
 	}
 	if f := c.Filter; f != nil {
-		m.mutable = f.Mark != 0 || f.MarkMask != 0 || f.StatusMask != 0
+		m.mutable = f.Mark.set() || f.Status.set() || f.userSpaceOnly()
 	}
 	if v, err := readSysctlInt(c.NetNS, sysctlEvents); err == nil {
 		m.events = v
@@ -794,22 +794,6 @@ func NewMirror(ctx context.Context, cfg *MirrorConfig) (*Mirror, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// copyFilter copies f and what it points to.
-func copyFilter(f *DumpFilter) *DumpFilter {
-	c := *f
-	if f.Zone != nil {
-		z := *f.Zone
-		c.Zone = &z
-	}
-	for _, tf := range []**TupleFilter{&c.Orig, &c.Reply} {
-		if *tf != nil {
-			t := **tf
-			*tf = &t
-		}
-	}
-	return &c
 }
 
 // Close stops the Mirror, waits for its goroutines to return and closes its

@@ -48,7 +48,7 @@ func entryText(e *Entry) string {
 }
 
 // dumpState dumps the flows filter selects.
-func dumpState(t *testing.T, c *Conn, filter *DumpFilter) map[EntryKey]string {
+func dumpState(t *testing.T, c *Conn, filter *Selector) map[EntryKey]string {
 	t.Helper()
 	out := map[EntryKey]string{}
 	for f, err := range c.Dump(context.Background(), filter) {
@@ -150,7 +150,7 @@ func startMirror(t *testing.T, ns *nstest.NS, cfg MirrorConfig) *Mirror {
 
 // waitConverged waits until the table is quiet and the mirror, and the
 // consumer if not nil, equal a fresh dump flow for flow.
-func waitConverged(t *testing.T, m *Mirror, c *Conn, filter *DumpFilter, cons *consumer, timeout time.Duration) {
+func waitConverged(t *testing.T, m *Mirror, c *Conn, filter *Selector, cons *consumer, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var diff string
@@ -250,7 +250,7 @@ func TestMirrorEntryRoundTrip(t *testing.T) {
 			t.Errorf("flow %d: start %v %v", i, st, ok)
 		}
 		orig := e.Orig()
-		if !(&DumpFilter{Orig: &TupleFilter{Src: f.TupleOrig.Src(), Dst: f.TupleOrig.Dst(), Proto: e.Proto()}}).Match(&g) ||
+		if !(&Selector{OrigSrc: HostIs(f.TupleOrig.Src()), OrigDst: HostIs(f.TupleOrig.Dst()), Proto: Is[uint8](e.Proto())}).Match(&g) ||
 			orig.Src() != f.TupleOrig.Src() || e.Family() != f.Family() {
 			t.Errorf("flow %d: tuple %v", i, orig)
 		}
@@ -606,7 +606,7 @@ func TestKernelMirrorConvergence(t *testing.T) {
 	if res, err := c.DeleteMany(ctx, del); err != nil || len(res.Errors) > 0 {
 		t.Fatalf("delete: %+v %v", res, err)
 	}
-	if err := c.Flush(ctx, &FlushFilter{Mark: 1, MarkMask: 0xff}); err != nil {
+	if err := c.Flush(ctx, &Selector{Mark: Is(MarkMatch{1, 0xff})}); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
 	waitConverged(t, m, c, nil, cons, 20*time.Second)
@@ -893,7 +893,7 @@ func TestKernelMirrorFilter(t *testing.T) {
 	if res, err := c.CreateMany(ctx, flows[:200]); err != nil || res.Done != 200 {
 		t.Fatalf("create: %+v %v", res, err)
 	}
-	filter := &DumpFilter{Mark: 1}
+	filter := &Selector{Mark: Is(MarkMatch{Mark: 1})}
 	cons := newConsumer()
 	m := startMirror(t, ns, MirrorConfig{Filter: filter, OnChange: cons.apply})
 	if m.Len() != 50 {
@@ -1120,7 +1120,7 @@ func exampleMirror(ctx context.Context, netns int, w io.Writer) error {
 	dport := uint16(53)
 	m, err := NewMirror(ctx, &MirrorConfig{
 		NetNS:  netns,
-		Filter: &DumpFilter{Orig: &TupleFilter{Proto: unix.IPPROTO_UDP, DstPort: &dport}},
+		Filter: &Selector{Proto: Protocol(unix.IPPROTO_UDP), OrigDstPort: Is(dport)},
 		OnChange: func(c Change) {
 			orig := c.Entry.Orig()
 			fmt.Fprintf(w, "%v %v synthetic=%v\n", c.Kind, tupleString(&orig), c.Synthetic)

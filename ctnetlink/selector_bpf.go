@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -13,287 +12,11 @@ import (
 	"github.com/ctspec/ctspec/internal/bpfasm"
 )
 
-// OneOf is one condition of an EventFilter: the event's value is one of
-// Values. With Negate the condition is turned around: the value is none of
-// Values. An empty Values is no condition at all, whatever Negate says.
-type OneOf[T any] struct {
-	Values []T
-	Negate bool
-}
-
-// test evaluates the condition with eq telling whether the event's value
-// equals one list value. An empty list passes.
-func (c *OneOf[T]) test(eq func(T) bool) bool {
-	if len(c.Values) == 0 {
-		return true
-	}
-	return slices.ContainsFunc(c.Values, eq) != c.Negate
-}
-
-func (c *OneOf[T]) clone() OneOf[T] {
-	return OneOf[T]{Values: slices.Clone(c.Values), Negate: c.Negate}
-}
-
-// MarkMatch matches a flow whose mark, ANDed with Mask, equals Mark ANDed
-// with Mask. A zero Mask means all 32 bits, as in conntrack's -m MARK[/MASK].
-type MarkMatch struct {
-	Mark, Mask uint32
-}
-
-func (m MarkMatch) mask() uint32 {
-	if m.Mask == 0 {
-		return ^uint32(0)
-	}
-	return m.Mask
-}
-
-// StatusMatch matches a flow whose status bits, ANDed with Mask, equal
-// Status ANDed with Mask. A zero Mask means Status: the flow has every bit
-// of Status set, as in conntrack's -u ASSURED,SEEN_REPLY. So
-// StatusMatch{Mask: StatusAssured} matches flows that are not assured, and
-// the zero StatusMatch matches every flow.
-type StatusMatch struct {
-	Status, Mask Status
-}
-
-func (m StatusMatch) mask() Status {
-	if m.Mask == 0 {
-		return m.Status
-	}
-	return m.Mask
-}
-
-// EventFilter selects the events of a Listener. Set it as
-// ListenConfig.Filter: Listen compiles it into a classic BPF program that
-// the kernel runs on the Listener's socket, so events it rejects are never
-// queued, take no room in the receive buffer and cause no overrun. Events
-// then checks every event again with Match. The zero EventFilter selects
-// every event.
-//
-// # Conditions
-//
-// Every field is one condition, and an event is selected when it passes
-// all of them (AND). A list passes when the event's value is one of its
-// values (OR); its Negate turns that result around, so that the condition
-// passes when the value is none of them. An empty list is no condition,
-// negated or not.
-//
-// Types applies to every event. All other fields test attributes of flows
-// and apply to flow events only: expectation events (EventExpNew and
-// EventExpDestroy) pass them.
-//
-// # Addresses of two families
-//
-// The prefixes of one address field may mix IPv4 and IPv6, and each
-// prefix applies to the events of its own family only. An event is tested
-// against the field's prefixes of its family, and an event whose family
-// has no prefix in the field passes the condition, negated or not. So
-//
-//	OrigSrc: OneOf[netip.Prefix]{Values: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}, Negate: true}
-//
-// drops the IPv6 flows from 2001:db8::/32 and keeps every IPv4 flow; a
-// filter of IPv6 prefixes never hides IPv4 events, negated or not, and the
-// other way round. To select one family, set Family. The family of an
-// event is that of its original tuple's addresses (Flow.Family). An
-// IPv4-mapped IPv6 prefix such as ::ffff:192.0.2.0/120 is an IPv6 prefix:
-// the kernel reports IPv4 flows with IPv4 addresses. The host bits of a
-// prefix are ignored.
-//
-// # Attributes that events leave out
-//
-// The kernel puts the original and reply tuples (addresses, protocol,
-// ports), the status and the ID in every flow event, NEW, UPDATE and
-// DESTROY alike. Three attributes the filter tests may be missing, and the
-// filter reads them as the kernel means them:
-//
-//   - The mark (CTA_MARK) is sent when it is not 0, and in an UPDATE that
-//     reports a change of the mark, also to 0. An event without it has mark
-//     0, and Mark conditions compare 0: MarkMatch{Mark: 0} selects those
-//     events, and DESTROY events of unmarked flows too.
-//   - The zone (CTA_ZONE) is sent when it is not the default zone 0. A
-//     zone that applies to one direction only is sent in the tuple
-//     (Tuple.Zone) instead, and such a flow counts as zone 0 here, as in
-//     Flow.Zone.
-//   - Ports (CTA_PROTO_SRC_PORT and CTA_PROTO_DST_PORT) exist for TCP,
-//     UDP, UDP-Lite, SCTP and DCCP (GRE sends its keys in them). An event
-//     without them, such as an ICMP flow, has no port: a port condition
-//     fails for it, and passes when negated.
-//
-// # Kernel and user space
-//
-// The kernel program decides every flow and expectation event that the
-// kernel sends: nothing in an EventFilter needs user space. It passes on,
-// undecided, the messages it cannot judge: messages that are neither flow
-// nor expectation events (so that Events still reports a message it
-// cannot decode), and flow events whose original tuple, reply tuple,
-// addresses or protocol it cannot find. Events checks every message with
-// Match, so it never yields an event that the filter rejects, and counts
-// those it drops in Listener.Discarded, which stays 0 unless the kernel
-// program had to pass events on.
-//
-// The program grows with the lists: 2 or 3 instructions per IPv4 prefix
-// and per 32 bits of an IPv6 prefix, 1 to 3 per other value, one more for
-// a jump further than 255 instructions, and up to 200 for the rest. The
-// kernel takes at most 4096 (BPF_MAXINSNS), which holds about 1000 to 1400
-// IPv4 prefixes, or 400 to 800 IPv6 prefixes. Listen fails with a filter
-// that needs more.
-//
-// # The conntrack command line
-//
-// conntrack -E (conntrack-tools 1.4.7) filters its events in user space;
-// its options map onto the fields of a filter that the kernel evaluates
-// instead: -e onto Types (better: onto ListenConfig.Groups, so that the
-// kernel does not even build the other events), -f onto Family, -p onto
-// Proto, -s, -d, -r and -q (--orig-src, --orig-dst, --reply-src,
-// --reply-dst, with an optional /BITS) onto OrigSrc, OrigDst, ReplySrc and
-// ReplyDst, --sport and --dport onto OrigSrcPort and OrigDstPort,
-// -m MARK[/MASK] onto Mark and -w onto Zone (conntrack refuses -u with -E;
-// Status has no option there). Two differences remain. conntrack's address options fix
-// the family, so that -s 192.0.2.1 shows no IPv6 flow: set Family to the
-// address's family as well. And conntrack -m compares only events that
-// carry CTA_MARK, so an event of an unmarked flow fails -m 0, where Mark
-// reads it as mark 0; the two differ only when MARK ANDed with MASK is 0.
-//
-// An EventFilter is a plain value: Listen copies it, so changing it later
-// does not affect a Listener.
-type EventFilter struct {
-	// Types selects the kinds of events, by their message type and flags:
-	// EventNew (IPCTNL_MSG_CT_NEW with NLM_F_CREATE), EventUpdate
-	// (IPCTNL_MSG_CT_NEW without it), EventDestroy, EventExpNew and
-	// EventExpDestroy.
-	Types OneOf[EventType]
-
-	// Family, when not 0, selects the flow events of one address family,
-	// unix.AF_INET or unix.AF_INET6. Negating it is setting the other one.
-	Family uint8
-
-	// Proto selects layer 4 protocol numbers (unix.IPPROTO_TCP, ...) of
-	// the original tuple.
-	Proto OneOf[uint8]
-
-	// OrigSrc, OrigDst, ReplySrc and ReplyDst select the source and
-	// destination addresses of the original and the reply tuple. Each
-	// prefix applies to the events of its family only; see the type's
-	// documentation. A host address is a prefix of 32 or 128 bits, for
-	// example netip.PrefixFrom(addr, addr.BitLen()).
-	OrigSrc, OrigDst, ReplySrc, ReplyDst OneOf[netip.Prefix]
-
-	// OrigSrcPort and OrigDstPort select the ports of the original tuple.
-	// Events without ports fail them; see the type's documentation.
-	OrigSrcPort, OrigDstPort OneOf[uint16]
-
-	// Mark selects marks under masks. An event without mark has mark 0.
-	Mark OneOf[MarkMatch]
-
-	// Zone selects conntrack zones (CTA_ZONE, Flow.Zone). An event without
-	// zone is in zone 0.
-	Zone OneOf[uint16]
-
-	// Status selects status bits under masks.
-	Status OneOf[StatusMatch]
-}
-
-// empty reports whether f sets no condition.
-func (f *EventFilter) empty() bool {
-	return f == nil || len(f.Types.Values) == 0 && f.Family == 0 && !f.flowConds()
-}
-
-// flowConds reports whether f sets a condition on flow attributes other
-// than Family.
-func (f *EventFilter) flowConds() bool {
-	return len(f.Proto.Values) > 0 || len(f.OrigSrc.Values) > 0 || len(f.OrigDst.Values) > 0 ||
-		len(f.ReplySrc.Values) > 0 || len(f.ReplyDst.Values) > 0 || len(f.OrigSrcPort.Values) > 0 ||
-		len(f.OrigDstPort.Values) > 0 || len(f.Mark.Values) > 0 || len(f.Zone.Values) > 0 || len(f.Status.Values) > 0
-}
-
-// clone returns a deep copy of f.
-func (f *EventFilter) clone() *EventFilter {
-	return &EventFilter{
-		Types:       f.Types.clone(),
-		Family:      f.Family,
-		Proto:       f.Proto.clone(),
-		OrigSrc:     f.OrigSrc.clone(),
-		OrigDst:     f.OrigDst.clone(),
-		ReplySrc:    f.ReplySrc.clone(),
-		ReplyDst:    f.ReplyDst.clone(),
-		OrigSrcPort: f.OrigSrcPort.clone(),
-		OrigDstPort: f.OrigDstPort.clone(),
-		Mark:        f.Mark.clone(),
-		Zone:        f.Zone.clone(),
-		Status:      f.Status.clone(),
-	}
-}
-
-// Match reports whether the filter selects ev. A nil filter selects every
-// event. It is the filter's definition: the kernel program selects the
-// same events.
-func (f *EventFilter) Match(ev *Event) bool {
-	if f == nil {
-		return true
-	}
-	if !f.Types.test(func(t EventType) bool { return t == ev.Type }) {
-		return false
-	}
-	fl := ev.Flow
-	if fl == nil {
-		return true
-	}
-	fam := fl.Family()
-	if f.Family != 0 && f.Family != fam {
-		return false
-	}
-	orig, reply := &fl.TupleOrig, &fl.TupleReply
-	if !f.Proto.test(func(p uint8) bool { return p == orig.Proto.Num }) {
-		return false
-	}
-	if !matchAddr(&f.OrigSrc, fam, orig.IP.V4Src, orig.IP.V6Src) ||
-		!matchAddr(&f.OrigDst, fam, orig.IP.V4Dst, orig.IP.V6Dst) ||
-		!matchAddr(&f.ReplySrc, fam, reply.IP.V4Src, reply.IP.V6Src) ||
-		!matchAddr(&f.ReplyDst, fam, reply.IP.V4Dst, reply.IP.V6Dst) {
-		return false
-	}
-	if !matchPort(&f.OrigSrcPort, orig, TupleProtoAttrSrcPort, orig.Proto.SrcPort) ||
-		!matchPort(&f.OrigDstPort, orig, TupleProtoAttrDstPort, orig.Proto.DstPort) {
-		return false
-	}
-	if !f.Mark.test(func(m MarkMatch) bool { return fl.Mark&m.mask() == m.Mark&m.mask() }) {
-		return false
-	}
-	if !f.Zone.test(func(z uint16) bool { return z == fl.Zone }) {
-		return false
-	}
-	return f.Status.test(func(s StatusMatch) bool { return fl.Status&s.mask() == s.Status&s.mask() })
-}
-
-// matchAddr evaluates an address condition for an event of family fam
-// with the addresses v4 and v6 of one tuple field.
-func matchAddr(c *OneOf[netip.Prefix], fam uint8, v4, v6 netip.Addr) bool {
-	if len(c.Values) == 0 || fam != unix.AF_INET && fam != unix.AF_INET6 {
-		return true
-	}
-	a := v4
-	if fam == unix.AF_INET6 {
-		a = v6
-	}
-	applies := false
-	for _, p := range c.Values {
-		if p.Addr().Is4() != (fam == unix.AF_INET) {
-			continue
-		}
-		applies = true
-		if p.Contains(a) {
-			return !c.Negate
-		}
-	}
-	return !applies || c.Negate
-}
-
-func matchPort(c *OneOf[uint16], t *Tuple, attr TupleProtoAttr, port uint16) bool {
-	return c.test(func(p uint16) bool { return t.Proto.Has(attr) && p == port })
-}
+// The lowering of a Selector to the classic BPF program that Listen
+// attaches to its socket. internal/bpfasm assembles it.
 
 // validate checks the values the kernel program cannot express.
-func (f *EventFilter) validate() error {
+func (f *Selector) validate() error {
 	for _, t := range f.Types.Values {
 		if t < EventNew || t > EventExpDestroy {
 			return fmt.Errorf("types: unknown event type %d", uint8(t))
@@ -322,14 +45,26 @@ const maxProgramLen = 4096
 var errProgramTooLong = errors.New("program too long")
 
 // Program returns the classic BPF program that Listen attaches to the
-// socket for the filter. The program returns 0 to drop a message and
+// socket for the selector. The program returns 0 to drop a message and
 // 0xffffffff to keep it. It fails for an invalid filter (an unknown event
 // type or family, an invalid prefix), and when the program would exceed
 // the kernel's limit of 4096 instructions (BPF_MAXINSNS). The error is an
 // *Error with Op "event-filter".
 //
-// A nil or empty filter compiles to a program that keeps every message.
-func (f *EventFilter) Program() ([]bpf.Instruction, error) {
+// A nil or empty selector compiles to a program that keeps every message.
+//
+// The program decides Types, Family, Proto, the four address fields,
+// OrigSrcPort, OrigDstPort, Mark, Status and Zone for every flow and
+// expectation event the kernel sends. It keeps, undecided, what it cannot
+// judge: messages that are neither flow nor expectation events, flow
+// events whose original tuple, reply tuple, addresses or protocol it
+// cannot find, and the conditions it does not evaluate (reply ports, ICMP
+// fields, the zones of one direction, labels, states, helper, Func), which
+// Listener.Events leaves to MatchEvent. It grows with the lists: 2 or 3
+// instructions per IPv4 prefix and per 32 bits of an IPv6 prefix, 1 to 3
+// per other value, one more for a jump further than 255 instructions, and
+// up to 200 for the rest; the kernel takes at most 4096 (BPF_MAXINSNS).
+func (f *Selector) Program() ([]bpf.Instruction, error) {
 	p, err := f.program()
 	if err != nil {
 		return nil, &Error{Op: "event-filter", Err: err}
@@ -337,7 +72,7 @@ func (f *EventFilter) Program() ([]bpf.Instruction, error) {
 	return p, nil
 }
 
-func (f *EventFilter) program() ([]bpf.Instruction, error) {
+func (f *Selector) program() ([]bpf.Instruction, error) {
 	if f.empty() {
 		return []bpf.Instruction{bpf.RetConstant{Val: keepMsg}}, nil
 	}
@@ -393,7 +128,7 @@ const (
 	slotFamily           // unix.AF_INET or unix.AF_INET6
 )
 
-// filterCompiler turns an EventFilter into a program.
+// filterCompiler turns a Selector into a program.
 //
 // The program first sorts the message by subsystem, message type and
 // flags, which settles Types, and then tests the flow conditions one after
@@ -422,7 +157,7 @@ type filterCompiler struct {
 	needReplyIP   bool
 }
 
-func (c *filterCompiler) compile(f *EventFilter) {
+func (c *filterCompiler) compile(f *Selector) {
 	b := &c.b
 	c.keep, c.drop = b.NewLabel("keep"), b.NewLabel("drop")
 	flow, conds := b.NewLabel("flow"), b.NewLabel("conds")
@@ -457,7 +192,7 @@ func (c *filterCompiler) compile(f *EventFilter) {
 	b.Emit(bpf.RetConstant{Val: dropMsg})
 }
 
-func (c *filterCompiler) flowConditions(f *EventFilter) {
+func (c *filterCompiler) flowConditions(f *Selector) {
 	addrs := len(f.OrigSrc.Values) > 0 || len(f.OrigDst.Values) > 0 || len(f.ReplySrc.Values) > 0 || len(f.ReplyDst.Values) > 0
 	c.needFamily = f.Family != 0 || addrs
 	c.needOrigIP = c.needFamily
@@ -474,7 +209,7 @@ func (c *filterCompiler) flowConditions(f *EventFilter) {
 
 // topConditions compiles the conditions on top-level attributes: mark,
 // status and zone.
-func (c *filterCompiler) topConditions(f *EventFilter) {
+func (c *filterCompiler) topConditions(f *Selector) {
 	b := &c.b
 	c.field(f.Mark.Negate, len(f.Mark.Values) > 0, func(match bpfasm.Label) {
 		masks := make([]uint32, len(f.Mark.Values))
@@ -493,17 +228,41 @@ func (c *filterCompiler) topConditions(f *EventFilter) {
 		c.maskedEqual(masks, func(i int) uint32 { return uint32(f.Status.Values[i].Status) & masks[i] }, match)
 	})
 	c.field(f.Zone.Negate, len(f.Zone.Values) > 0, func(match bpfasm.Label) {
-		c.loadTop(FlowAttrZone, 2)
+		c.loadZone()
 		for _, z := range f.Zone.Values {
 			b.JumpIf(bpf.JumpEqual, uint32(z), match, bpfasm.Next)
 		}
 	})
 }
 
+// loadZone loads the flow's zone id into A, as Flow.ZoneID reads it:
+// CTA_ZONE, else the CTA_TUPLE_ZONE of tuple-orig, else that of
+// tuple-reply, else 0.
+func (c *filterCompiler) loadZone() {
+	b := &c.b
+	have, none, tuples := b.NewLabel("zone"), b.NewLabel("no-zone"), b.NewLabel("tuple-zone")
+	b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+	c.find(false, uint32(FlowAttrZone), tuples)
+	b.Jump(have)
+	b.Define(tuples)
+	for _, t := range []FlowAttr{FlowAttrTupleOrig, FlowAttrTupleReply} {
+		next := b.NewLabel("next-tuple")
+		b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
+		c.find(false, uint32(t), next)
+		c.find(true, uint32(TupleAttrZone), next)
+		b.Jump(have)
+		b.Define(next)
+	}
+	b.Jump(none)
+	b.Define(have)
+	b.Emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: 2})
+	b.Define(none)
+}
+
 // tupleOffsets finds the nested attributes the tuple conditions read and
 // keeps their offsets, and the family, in scratch memory; it compiles
 // Family.
-func (c *filterCompiler) tupleOffsets(f *EventFilter) {
+func (c *filterCompiler) tupleOffsets(f *Selector) {
 	b := &c.b
 	if c.needOrigIP || c.needOrigProto {
 		b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
@@ -536,7 +295,7 @@ func (c *filterCompiler) tupleOffsets(f *EventFilter) {
 
 // portConditions compiles the conditions on the original tuple's
 // protocol and ports.
-func (c *filterCompiler) portConditions(f *EventFilter) {
+func (c *filterCompiler) portConditions(f *Selector) {
 	b := &c.b
 	c.field(f.Proto.Negate, len(f.Proto.Values) > 0, func(match bpfasm.Label) {
 		b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
@@ -566,7 +325,7 @@ func (c *filterCompiler) portConditions(f *EventFilter) {
 }
 
 // addrConditions compiles the address conditions of both tuples.
-func (c *filterCompiler) addrConditions(f *EventFilter) {
+func (c *filterCompiler) addrConditions(f *Selector) {
 	for _, af := range []struct {
 		c      *OneOf[netip.Prefix]
 		slot   uint32
@@ -666,7 +425,7 @@ func (c *filterCompiler) family() {
 }
 
 // addrField compiles an address condition: the prefixes of the event's
-// family decide, and a family without prefixes passes.
+// family decide, and a family without prefixes is in none.
 func (c *filterCompiler) addrField(cond *OneOf[netip.Prefix], slot uint32, v4Attr, v6Attr TupleIPAttr) {
 	if len(cond.Values) == 0 {
 		return
@@ -685,7 +444,8 @@ func (c *filterCompiler) addrField(cond *OneOf[netip.Prefix], slot uint32, v4Att
 	if cond.Negate {
 		match, nomatch = c.drop, pass
 	}
-	v4, v6 := pass, pass
+	// An address is in no prefix of the other family.
+	v4, v6 := nomatch, nomatch
 	if len(p4) > 0 {
 		v4 = b.NewLabel("addr-v4")
 	}
