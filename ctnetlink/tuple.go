@@ -23,6 +23,45 @@ func (t *Tuple) Dst() netip.Addr {
 	return t.IP.V6Dst
 }
 
+// SrcAddrPort returns the tuple's source address and port; the port is 0
+// for a protocol without ports. It has a value receiver, so that it works
+// on the result of a call and on a field of a value, as
+// f.TupleOrig.SrcAddrPort().
+func (t Tuple) SrcAddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(t.Src(), t.Proto.SrcPort)
+}
+
+// DstAddrPort returns the tuple's destination address and port, as
+// SrcAddrPort.
+func (t Tuple) DstAddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(t.Dst(), t.Proto.DstPort)
+}
+
+// ProtoName returns the name conntrack gives layer 4 protocol number p:
+// "tcp", "udp", "udplite", "icmp", "icmpv6", "sctp", "gre" or "dccp", and
+// "unknown" for any other.
+func ProtoName(p uint8) string {
+	switch p {
+	case unix.IPPROTO_TCP:
+		return "tcp"
+	case unix.IPPROTO_UDP:
+		return "udp"
+	case unix.IPPROTO_UDPLITE:
+		return "udplite"
+	case unix.IPPROTO_ICMP:
+		return "icmp"
+	case unix.IPPROTO_ICMPV6:
+		return "icmpv6"
+	case unix.IPPROTO_SCTP:
+		return "sctp"
+	case unix.IPPROTO_GRE:
+		return "gre"
+	case unix.IPPROTO_DCCP:
+		return "dccp"
+	}
+	return "unknown"
+}
+
 // SetSrc sets the source address in the attribute of its family.
 func (t *Tuple) SetSrc(a netip.Addr) {
 	if a.Is4() || a.Is4In6() {
