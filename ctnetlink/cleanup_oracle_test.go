@@ -60,6 +60,12 @@ func oracleSelects(m *Selector, f *Flow) bool {
 		return false
 	}
 
+	return oracleMeta(m, f) && oracleLabelsStates(m, f, proto) && (m.Func == nil || m.Func(f))
+}
+
+// oracleMeta is oracleSelects for mark, status and zones.
+func oracleMeta(m *Selector, f *Flow) bool {
+	o, r := &f.TupleOrig, &f.TupleReply
 	// Mark: (ct->mark & mask) == (value & mask), the mask all ones when
 	// it is 0, bit by bit.
 	if !oracleIn(m.Mark.Values, m.Mark.Negate, true, func(v MarkMatch) bool {
@@ -105,6 +111,12 @@ func oracleSelects(m *Selector, f *Flow) bool {
 		return false
 	}
 
+	return true
+}
+
+// oracleLabelsStates is oracleSelects for labels, protocol states and
+// helper.
+func oracleLabelsStates(m *Selector, f *Flow, proto uint8) bool {
 	// Labels, label n being bit n%8 of byte n/8: every label of LabelsAll
 	// is set on the flow, and at least one of LabelsAny is.
 	hasLabel := func(n int) bool { return n/8 < len(f.Labels) && f.Labels[n/8]&(1<<(n%8)) != 0 }
@@ -137,7 +149,7 @@ func oracleSelects(m *Selector, f *Flow) bool {
 			return false
 		}
 	}
-	return m.Func == nil || m.Func(f)
+	return true
 }
 
 // oracleIn evaluates one condition: no values is no condition; otherwise
