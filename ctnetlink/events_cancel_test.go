@@ -24,26 +24,7 @@ func TestKernelEventsCancel(t *testing.T) {
 	ns, c := dialNS(t)
 	l := listenNS(t, ns, ListenConfig{})
 
-	end := func(ctx context.Context, stop func()) (time.Duration, error) {
-		t.Helper()
-		if stop != nil {
-			time.AfterFunc(100*time.Millisecond, stop)
-		}
-		start := time.Now()
-		var last error
-		n := 0
-		for ev, err := range l.Events(ctx) {
-			n++
-			if ev != nil {
-				t.Errorf("unexpected %v event", ev.Type)
-			}
-			last = err
-		}
-		if n != 1 {
-			t.Errorf("loop yielded %d values, want one error", n)
-		}
-		return time.Since(start), last
-	}
+	end := func(ctx context.Context, stop func()) (time.Duration, error) { return loopEnd(ctx, t, l, stop) }
 
 	cctx, cancel := context.WithCancel(context.Background())
 	d, err := end(cctx, cancel)
@@ -75,22 +56,7 @@ func TestKernelEventsCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Only one loop runs at a time.
-	for ev, err := range l.Events(ctx) {
-		if err != nil || ev.Type != EventDestroy {
-			t.Fatalf("outer loop: got %v, %v, want a destroy event", ev, err)
-		}
-		n := 0
-		for _, err := range l.Events(ctx) {
-			n++
-			if !strings.Contains(fmt.Sprint(err), "another Events loop") {
-				t.Errorf("second loop: got %v", err)
-			}
-		}
-		if n != 1 {
-			t.Errorf("second loop yielded %d values, want one error", n)
-		}
-		break
-	}
+	checkOneLoop(ctx, t, l)
 
 	d, err = end(context.Background(), func() {
 		if err := l.Close(); err != nil {
@@ -297,5 +263,51 @@ func TestKernelEventsForeignUnbind(t *testing.T) {
 		if !seen(lauto, port) {
 			t.Errorf("try %d: no NEW event with nf_conntrack_events=2 and a listener open", i)
 		}
+	}
+}
+
+// loopEnd runs an Events loop on l that must end with one error and no
+// event, calling stop after 100 ms if it is not nil, and returns how long
+// the loop ran and its error.
+func loopEnd(ctx context.Context, t *testing.T, l *Listener, stop func()) (time.Duration, error) {
+	t.Helper()
+	if stop != nil {
+		time.AfterFunc(100*time.Millisecond, stop)
+	}
+	start := time.Now()
+	var last error
+	n := 0
+	for ev, err := range l.Events(ctx) {
+		n++
+		if ev != nil {
+			t.Errorf("unexpected %v event", ev.Type)
+		}
+		last = err
+	}
+	if n != 1 {
+		t.Errorf("loop yielded %d values, want one error", n)
+	}
+	return time.Since(start), last
+}
+
+// checkOneLoop checks that a second Events loop, started inside a running
+// one that has a destroy event to yield, fails at once.
+func checkOneLoop(ctx context.Context, t *testing.T, l *Listener) {
+	t.Helper()
+	for ev, err := range l.Events(ctx) {
+		if err != nil || ev.Type != EventDestroy {
+			t.Fatalf("outer loop: got %v, %v, want a destroy event", ev, err)
+		}
+		n := 0
+		for _, err := range l.Events(ctx) {
+			n++
+			if !strings.Contains(fmt.Sprint(err), "another Events loop") {
+				t.Errorf("second loop: got %v", err)
+			}
+		}
+		if n != 1 {
+			t.Errorf("second loop yielded %d values, want one error", n)
+		}
+		break
 	}
 }

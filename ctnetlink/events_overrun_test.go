@@ -32,46 +32,7 @@ func flood(t *testing.T, c *Conn, l *Listener, n, workers int) floodResult {
 
 	var res floodResult
 	seenMarker := make(chan struct{})
-	var markers sync.WaitGroup
-	markers.Add(1)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				f := flowAt("10.0.0.1", i)
-				if err := c.Create(ctx, f); err != nil {
-					t.Errorf("create %d: %v", i, err)
-					return
-				}
-				if err := c.Delete(ctx, f); err != nil {
-					t.Errorf("delete %d: %v", i, err)
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		defer markers.Done()
-		wg.Wait()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if err := c.Create(ctx, flowAt("10.9.9.9", res.markers)); err != nil {
-				t.Errorf("create marker: %v", err)
-				return
-			}
-			res.markers++
-			select {
-			case <-seenMarker:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	markers := startFlood(ctx, t, c, n, workers, &res, seenMarker)
 
 	marker := false
 	handle := func(ev *Event, err error) {
@@ -313,4 +274,51 @@ func TestKernelEventsReliableDestroy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startFlood starts workers goroutines that create and delete n flows,
+// and one that then creates marker flows, counted in res.markers, until
+// seenMarker is closed. The returned group is done when that one returns.
+func startFlood(ctx context.Context, t *testing.T, c *Conn, n, workers int, res *floodResult, seenMarker <-chan struct{}) *sync.WaitGroup {
+	markers := new(sync.WaitGroup)
+	markers.Add(1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				f := flowAt("10.0.0.1", i)
+				if err := c.Create(ctx, f); err != nil {
+					t.Errorf("create %d: %v", i, err)
+					return
+				}
+				if err := c.Delete(ctx, f); err != nil {
+					t.Errorf("delete %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer markers.Done()
+		wg.Wait()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if err := c.Create(ctx, flowAt("10.9.9.9", res.markers)); err != nil {
+				t.Errorf("create marker: %v", err)
+				return
+			}
+			res.markers++
+			select {
+			case <-seenMarker:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return markers
 }

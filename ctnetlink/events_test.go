@@ -121,6 +121,36 @@ func nlattrBytes(typ uint16, payload []byte) []byte {
 // becomes one event or one error, and a bad message never hides the ones
 // after it.
 func TestEventDecode(t *testing.T) {
+	dgram := decodeTestDatagram()
+	want := []decodeResult{
+		{Type: EventNew, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3},
+		{Type: EventUpdate, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3, PortID: 0x80000001},
+		{Err: "ctnetlink: events: update: tuple-orig.tuple-ip.ip-v4-src: want 4 bytes, got 5"},
+		{Type: EventDestroy, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3, Unknown: 1},
+		{Err: "ctnetlink: events: unexpected message type 0x105"},
+		{Type: EventExpNew, Expect: "192.0.2.1:0->192.0.2.2:21", PortID: 4242},
+		{Type: EventExpDestroy, Expect: "192.0.2.1:0->192.0.2.2:21"},
+		{Skipped: true},
+		{Err: "ctnetlink: events: kernel error message: operation not permitted", Errno: unix.EPERM},
+		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_ERROR)", Errno: unix.ENOBUFS, Lost: true},
+		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_OVERRUN)", Errno: unix.ENOBUFS, Lost: true},
+		{Err: "ctnetlink: events: error message of 2 bytes, too short for an error code"},
+		{Skipped: true},
+		{Err: "ctnetlink: events: netlink message length 65535 out of range (16 bytes left)"},
+	}
+	l := &Listener{rest: dgram}
+	got := decodeAll(t, l)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("decoded events (-want +got):\n%s", diff)
+	}
+	if l.Overruns() != 2 {
+		t.Errorf("Overruns() = %d after an ENOBUFS error message and an NLMSG_OVERRUN, want 2", l.Overruns())
+	}
+}
+
+// decodeTestDatagram returns the messages of TestEventDecode: events,
+// malformed and unknown ones, control messages and a truncated header.
+func decodeTestDatagram() []byte {
 	f := testFlow("192.0.2.1", "192.0.2.2", 1000, 80)
 	f.SetMark(3)
 	flowAttrs := f.AppendAttributes
@@ -177,41 +207,32 @@ func TestEventDecode(t *testing.T) {
 	// A header that claims more bytes than there are.
 	dgram = append(dgram, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
-	type result struct {
-		Type    EventType
-		Orig    string
-		Mark    uint32
-		Unknown uint16
-		Expect  string
-		PortID  uint32
-		Err     string
-		Errno   unix.Errno // the errno the error matches
-		Lost    bool       // the error matches ErrEventsLost
-		Skipped bool       // no event and no error
-	}
-	want := []result{
-		{Type: EventNew, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3},
-		{Type: EventUpdate, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3, PortID: 0x80000001},
-		{Err: "ctnetlink: events: update: tuple-orig.tuple-ip.ip-v4-src: want 4 bytes, got 5"},
-		{Type: EventDestroy, Orig: "192.0.2.1:1000->192.0.2.2:80", Mark: 3, Unknown: 1},
-		{Err: "ctnetlink: events: unexpected message type 0x105"},
-		{Type: EventExpNew, Expect: "192.0.2.1:0->192.0.2.2:21", PortID: 4242},
-		{Type: EventExpDestroy, Expect: "192.0.2.1:0->192.0.2.2:21"},
-		{Skipped: true},
-		{Err: "ctnetlink: events: kernel error message: operation not permitted", Errno: unix.EPERM},
-		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_ERROR)", Errno: unix.ENOBUFS, Lost: true},
-		{Err: "ctnetlink: events: events lost: receive buffer overrun (no buffer space available, NLMSG_OVERRUN)", Errno: unix.ENOBUFS, Lost: true},
-		{Err: "ctnetlink: events: error message of 2 bytes, too short for an error code"},
-		{Skipped: true},
-		{Err: "ctnetlink: events: netlink message length 65535 out of range (16 bytes left)"},
-	}
-	l := &Listener{rest: dgram}
-	var got []result
+	return dgram
+}
+
+// decodeResult is what TestEventDecode reads of one message.
+type decodeResult struct {
+	Type    EventType
+	Orig    string
+	Mark    uint32
+	Unknown uint16
+	Expect  string
+	PortID  uint32
+	Err     string
+	Errno   unix.Errno // the errno the error matches
+	Lost    bool       // the error matches ErrEventsLost
+	Skipped bool       // no event and no error
+}
+
+// decodeAll decodes every message of l.rest with next.
+func decodeAll(t *testing.T, l *Listener) []decodeResult {
+	t.Helper()
+	var got []decodeResult
 	for len(l.rest) > 0 {
 		ev, err := l.next()
 		switch {
 		case err != nil:
-			r := result{Err: err.Error(), Lost: errors.Is(err, ErrEventsLost)}
+			r := decodeResult{Err: err.Error(), Lost: errors.Is(err, ErrEventsLost)}
 			for _, e := range []unix.Errno{unix.EPERM, unix.ENOBUFS} {
 				if errors.Is(err, e) {
 					r.Errno = e
@@ -219,22 +240,17 @@ func TestEventDecode(t *testing.T) {
 			}
 			got = append(got, r)
 		case ev == nil:
-			got = append(got, result{Skipped: true})
+			got = append(got, decodeResult{Skipped: true})
 		case ev.Flow != nil:
 			if ev.Expect != nil {
 				t.Fatalf("%v event has both a flow and an expectation", ev.Type)
 			}
-			got = append(got, result{Type: ev.Type, Orig: tupleString(&ev.Flow.TupleOrig), Mark: ev.Flow.Mark, Unknown: ev.Flow.Unknown, PortID: ev.PortID})
+			got = append(got, decodeResult{Type: ev.Type, Orig: tupleString(&ev.Flow.TupleOrig), Mark: ev.Flow.Mark, Unknown: ev.Flow.Unknown, PortID: ev.PortID})
 		default:
-			got = append(got, result{Type: ev.Type, Expect: tupleString(&ev.Expect.Tuple), PortID: ev.PortID})
+			got = append(got, decodeResult{Type: ev.Type, Expect: tupleString(&ev.Expect.Tuple), PortID: ev.PortID})
 		}
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("decoded events (-want +got):\n%s", diff)
-	}
-	if l.Overruns() != 2 {
-		t.Errorf("Overruns() = %d after an ENOBUFS error message and an NLMSG_OVERRUN, want 2", l.Overruns())
-	}
+	return got
 }
 
 // TestKernelEventsLifecycle follows one flow through NEW, UPDATE and

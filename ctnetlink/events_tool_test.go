@@ -24,30 +24,7 @@ func TestKernelEventsConntrackTool(t *testing.T) {
 		t.Skip("conntrack (conntrack-tools) is not installed")
 	}
 	l := listenNS(t, ns, ListenConfig{})
-	cmd := ns.Command("conntrack", "-E", "-p", "tcp")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	lines := make(chan string, 1024)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
+	lines, stderr := startConntrackEvents(t, ns)
 	waitSubscribers(t, ns, 2)
 
 	const n = 20
@@ -78,23 +55,7 @@ func TestKernelEventsConntrackTool(t *testing.T) {
 		}
 		return len(ours) < 3*n
 	})
-	var theirs []evRecord
-	timeout := time.After(10 * time.Second)
-	for len(theirs) < 3*n {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("conntrack -E ended after %d events: %s", len(theirs), stderr.String())
-			}
-			r, err := parseConntrackEvent(line)
-			if err != nil {
-				t.Fatal(err)
-			}
-			theirs = append(theirs, r)
-		case <-timeout:
-			t.Fatalf("conntrack -E printed %d events, want %d", len(theirs), 3*n)
-		}
-	}
+	theirs := readConntrackEvents(t, lines, stderr, 3*n)
 	if len(ours) != 3*n {
 		t.Errorf("listener saw %d events, want %d", len(ours), 3*n)
 	}
@@ -173,4 +134,58 @@ func waitSubscribers(t *testing.T, ns *nstest.NS, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startConntrackEvents starts conntrack -E -p tcp in ns and returns the
+// lines it prints and what it writes to stderr.
+func startConntrackEvents(t *testing.T, ns *nstest.NS) (<-chan string, *strings.Builder) {
+	t.Helper()
+	cmd := ns.Command("conntrack", "-E", "-p", "tcp")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	return lines, stderr
+}
+
+// readConntrackEvents parses want events from the lines of conntrack -E.
+func readConntrackEvents(t *testing.T, lines <-chan string, stderr *strings.Builder, want int) []evRecord {
+	t.Helper()
+	var theirs []evRecord
+	timeout := time.After(10 * time.Second)
+	for len(theirs) < want {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("conntrack -E ended after %d events: %s", len(theirs), stderr.String())
+			}
+			r, err := parseConntrackEvent(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			theirs = append(theirs, r)
+		case <-timeout:
+			t.Fatalf("conntrack -E printed %d events, want %d", len(theirs), want)
+		}
+	}
+	return theirs
 }

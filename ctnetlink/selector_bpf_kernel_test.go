@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"math/rand"
 	"net/netip"
 	"os"
 	"slices"
@@ -99,22 +100,7 @@ func TestKernelEventFilterRandom(t *testing.T) {
 			ls[i] = listenNS(t, ns, ListenConfig{ReadBuffer: readBuffer, Filter: filters[i]})
 		}
 
-		want := len(table)
-		if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
-			t.Fatalf("create: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
-		}
-		for range 2 {
-			ups := randomUpdates(r, table)
-			if res, err := c.UpdateMany(ctx, ups); err != nil || len(res.Errors) > 0 {
-				t.Fatalf("update: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
-			}
-			want += len(ups)
-		}
-		r.Shuffle(len(table), func(i, j int) { table[i], table[j] = table[j], table[i] })
-		if res, err := c.DeleteMany(ctx, table); err != nil || len(res.Errors) > 0 || res.NotFound > 0 {
-			t.Fatalf("delete: %v, %+v", err, res)
-		}
-		want += len(table)
+		want := tableLifecycle(ctx, t, c, r, table)
 
 		stream := queued(t, all)
 		checkComplete(t, "unfiltered", all)
@@ -419,4 +405,27 @@ func ExampleSelector_listen() {
 		}
 		fmt.Fprintf(os.Stdout, "%v %v\n", ev.Type, tupleString(&ev.Flow.TupleOrig))
 	}
+}
+
+// tableLifecycle creates the flows of table, updates random ones twice and
+// deletes them all in random order; it returns how many events that makes.
+func tableLifecycle(ctx context.Context, t *testing.T, c *Conn, r *rand.Rand, table []Flow) int {
+	t.Helper()
+	want := len(table)
+	if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("create: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
+	}
+	for range 2 {
+		ups := randomUpdates(r, table)
+		if res, err := c.UpdateMany(ctx, ups); err != nil || len(res.Errors) > 0 {
+			t.Fatalf("update: %v, %d errors, first %v", err, len(res.Errors), res.Errors[:min(1, len(res.Errors))])
+		}
+		want += len(ups)
+	}
+	r.Shuffle(len(table), func(i, j int) { table[i], table[j] = table[j], table[i] })
+	if res, err := c.DeleteMany(ctx, table); err != nil || len(res.Errors) > 0 || res.NotFound > 0 {
+		t.Fatalf("delete: %v, %+v", err, res)
+	}
+	want += len(table)
+	return want
 }

@@ -2,7 +2,6 @@ package ctnetlink
 
 import (
 	"errors"
-	"math/rand"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,7 +12,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestEventFilterMatch(t *testing.T) {
+// testEvent is an event of TestEventFilterMatch: a flow or an
+// expectation with its event type.
+type testEvent struct {
+	typ  EventType
+	flow *Flow
+	exp  *Expect
+}
+
+// eventFixture holds the events the Match tables choose from.
+type eventFixture struct {
+	newV4, updV4, delV4, newV6, newLocal, newLocal6, newPing, expNew, expDel testEvent
+	all                                                                      []testEvent
+}
+
+func newEventFixture() *eventFixture {
 	v4 := testFlow("10.0.0.1", "192.0.2.2", 1000, 80)
 	v4.SetStatus(StatusConfirmed | StatusAssured)
 	v4.SetMark(0x1234)
@@ -28,82 +41,26 @@ func TestEventFilterMatch(t *testing.T) {
 	exp.SetMask(NewExpectMask(unix.IPPROTO_TCP, netip.MustParseAddr("255.255.255.255"), 0))
 	exp.SetTimeout(30)
 
-	type event struct {
-		typ  EventType
-		flow *Flow
-		exp  *Expect
+	e := &eventFixture{
+		newV4: testEvent{EventNew, v4, nil}, updV4: testEvent{EventUpdate, v4, nil}, delV4: testEvent{EventDestroy, v4, nil},
+		newV6: testEvent{EventNew, v6, nil}, newLocal: testEvent{EventNew, local, nil}, newLocal6: testEvent{EventNew, local6, nil},
+		newPing: testEvent{EventNew, ping, nil}, expNew: testEvent{EventExpNew, nil, &exp}, expDel: testEvent{EventExpDestroy, nil, &exp},
 	}
-	newV4 := event{EventNew, v4, nil}
-	updV4 := event{EventUpdate, v4, nil}
-	delV4 := event{EventDestroy, v4, nil}
-	newV6 := event{EventNew, v6, nil}
-	newLocal := event{EventNew, local, nil}
-	newLocal6 := event{EventNew, local6, nil}
-	newPing := event{EventNew, ping, nil}
-	expNew := event{EventExpNew, nil, &exp}
-	expDel := event{EventExpDestroy, nil, &exp}
-	all := []event{newV4, updV4, delV4, newV6, newLocal, newLocal6, newPing, expNew, expDel}
+	e.all = []testEvent{e.newV4, e.updV4, e.delV4, e.newV6, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}
+	return e
+}
 
-	tests := []struct {
-		name   string
-		filter Selector
-		want   []event // the events of all that the filter selects
-	}{
-		{"zero filter", Selector{}, all},
-		{"empty negated lists", Selector{Proto: negated(oneOf[uint8]()), OrigSrc: negated(prefixes())}, all},
-		{"types new", Selector{Types: oneOf(EventNew)}, []event{newV4, newV6, newLocal, newLocal6, newPing}},
-		{"types not new", Selector{Types: negated(oneOf(EventNew))}, []event{updV4, delV4, expNew, expDel}},
-		{"types update or destroy", Selector{Types: oneOf(EventUpdate, EventDestroy)}, []event{updV4, delV4}},
-		{"types exp-destroy", Selector{Types: oneOf(EventExpDestroy)}, []event{expDel}},
-		{"family ipv6", Selector{Family: unix.AF_INET6}, []event{newV6, newLocal6, expNew, expDel}},
-		{"proto icmp", Selector{Proto: oneOf[uint8](unix.IPPROTO_ICMP)}, []event{newPing, expNew, expDel}},
-		{"proto not tcp", Selector{Proto: negated(oneOf[uint8](unix.IPPROTO_TCP))}, []event{newPing, expNew, expDel}},
+// eventMatchRow is a row of the Match tables: the events of the fixture
+// that filter selects.
+type eventMatchRow struct {
+	name   string
+	filter Selector
+	want   []testEvent
+}
 
-		// An address is in no prefix of the other family: an IPv6 prefix
-		// selects no IPv4 event, and negated keeps every IPv4 event.
-		{"ipv6 source only", Selector{OrigSrc: prefixes("2001:db8::/64")}, []event{newV6, expNew, expDel}},
-		{"ipv6 source only negated", Selector{OrigSrc: negated(prefixes("2001:db8::/64"))}, []event{newV4, updV4, delV4, newLocal, newLocal6, newPing, expNew, expDel}},
-		{"ipv4 source only", Selector{OrigSrc: prefixes("10.0.0.0/8")}, []event{newV4, updV4, delV4, newPing, expNew, expDel}},
-		{"ipv6 source and family", Selector{Family: unix.AF_INET6, OrigSrc: prefixes("2001:db8::/64")}, []event{newV6, expNew, expDel}},
-		{"both families", Selector{OrigSrc: prefixes("10.0.0.1/32", "::1/128")}, []event{newV4, updV4, delV4, newLocal6, newPing, expNew, expDel}},
-		{"not localhost", Selector{OrigSrc: negated(prefixes("127.0.0.0/8", "::1/128"))}, []event{newV4, updV4, delV4, newV6, newPing, expNew, expDel}},
-		{"default routes", Selector{OrigDst: prefixes("0.0.0.0/0", "::/0")}, all},
-		{"default routes negated", Selector{OrigDst: negated(prefixes("0.0.0.0/0", "::/0"))}, []event{expNew, expDel}},
-		{"host bits ignored", Selector{OrigDst: prefixes("192.0.2.255/24")}, []event{newV4, updV4, delV4, newPing, expNew, expDel}},
-		{"reply source", Selector{ReplySrc: prefixes("2001:db8:1::/48", "192.0.2.2/32")}, []event{newV4, updV4, delV4, newV6, newPing, expNew, expDel}},
-		{"reply destination", Selector{ReplyDst: prefixes("2001:db8::1/128")}, []event{newV6, expNew, expDel}},
-
-		// Ports: ICMP has none.
-		{"source port", Selector{OrigSrcPort: oneOf[uint16](1000, 3000)}, []event{newV4, updV4, delV4, newLocal, newLocal6, expNew, expDel}},
-		{"destination port", Selector{OrigDstPort: oneOf[uint16](443)}, []event{newV6, expNew, expDel}},
-		{"destination port negated", Selector{OrigDstPort: negated(oneOf[uint16](443))}, []event{newV4, updV4, delV4, newLocal, newLocal6, newPing, expNew, expDel}},
-		{"port 0", Selector{OrigSrcPort: oneOf[uint16](0)}, []event{expNew, expDel}},
-
-		// Mark: absent is 0.
-		{"mark", Selector{Mark: oneOf(MarkMatch{Mark: 0x1234})}, []event{newV4, updV4, delV4, expNew, expDel}},
-		{"mark 0", Selector{Mark: oneOf(MarkMatch{})}, []event{newV6, newLocal, newLocal6, newPing, expNew, expDel}},
-		{"mark under mask", Selector{Mark: oneOf(MarkMatch{Mark: 0x1200, Mask: 0xff00})}, []event{newV4, updV4, delV4, expNew, expDel}},
-		{"mark bits outside mask ignored", Selector{Mark: oneOf(MarkMatch{Mark: 0xff34, Mask: 0xff})}, []event{newV4, updV4, delV4, expNew, expDel}},
-		{"mark not under mask", Selector{Mark: oneOf(MarkMatch{Mark: 0x1300, Mask: 0xff00})}, []event{expNew, expDel}},
-		{"mark negated", Selector{Mark: negated(oneOf(MarkMatch{Mark: 0x1234}, MarkMatch{Mark: 5}))}, []event{newV6, newLocal, newLocal6, newPing, expNew, expDel}},
-
-		// Zone: absent is 0.
-		{"zone", Selector{Zone: oneOf[uint16](3)}, []event{newV4, updV4, delV4, expNew, expDel}},
-		{"zone 0", Selector{Zone: oneOf[uint16](0)}, []event{newV6, newLocal, newLocal6, newPing, expNew, expDel}},
-
-		// Status: a zero mask means the bits of Status.
-		{"status assured", Selector{Status: oneOf(StatusMatch{Status: StatusAssured})}, []event{newV4, updV4, delV4, expNew, expDel}},
-		{"status not assured", Selector{Status: oneOf(StatusMatch{Mask: StatusAssured})}, []event{newV6, newLocal, newLocal6, newPing, expNew, expDel}},
-		{"status negated", Selector{Status: negated(oneOf(StatusMatch{Status: StatusAssured}))}, []event{newV6, newLocal, newLocal6, newPing, expNew, expDel}},
-		{"status both bits", Selector{Status: oneOf(StatusMatch{Status: StatusAssured | StatusSeenReply})}, []event{expNew, expDel}},
-		{"status either bit", Selector{Status: oneOf(StatusMatch{Status: StatusAssured}, StatusMatch{Status: StatusSeenReply})}, []event{newV4, updV4, delV4, newV6, expNew, expDel}},
-		{"zero status match", Selector{Status: oneOf(StatusMatch{})}, all},
-
-		// Fields combine with AND.
-		{"and", Selector{Types: oneOf(EventNew, EventDestroy), Proto: oneOf[uint8](unix.IPPROTO_TCP), OrigSrc: negated(prefixes("127.0.0.0/8", "::1/128")), OrigDstPort: oneOf[uint16](80, 443)},
-			[]event{newV4, delV4, newV6}},
-		{"and exp", Selector{Types: oneOf(EventExpNew, EventNew), Family: unix.AF_INET, Mark: oneOf(MarkMatch{Mark: 1})}, []event{expNew}},
-	}
+// runEventMatch checks each row's filter with MatchEvent and with its
+// program on the events of all.
+func runEventMatch(t *testing.T, all []testEvent, tests []eventMatchRow) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			prog := assemble(t, &tt.filter)
@@ -130,6 +87,73 @@ func TestEventFilterMatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestEventFilterMatch(t *testing.T) {
+	e := newEventFixture()
+	runEventMatch(t, e.all, []eventMatchRow{
+		{"zero filter", Selector{}, e.all},
+		{"empty negated lists", Selector{Proto: negated(oneOf[uint8]()), OrigSrc: negated(prefixes())}, e.all},
+		{"types new", Selector{Types: oneOf(EventNew)}, []testEvent{e.newV4, e.newV6, e.newLocal, e.newLocal6, e.newPing}},
+		{"types not new", Selector{Types: negated(oneOf(EventNew))}, []testEvent{e.updV4, e.delV4, e.expNew, e.expDel}},
+		{"types update or destroy", Selector{Types: oneOf(EventUpdate, EventDestroy)}, []testEvent{e.updV4, e.delV4}},
+		{"types exp-destroy", Selector{Types: oneOf(EventExpDestroy)}, []testEvent{e.expDel}},
+		{"family ipv6", Selector{Family: unix.AF_INET6}, []testEvent{e.newV6, e.newLocal6, e.expNew, e.expDel}},
+		{"proto icmp", Selector{Proto: oneOf[uint8](unix.IPPROTO_ICMP)}, []testEvent{e.newPing, e.expNew, e.expDel}},
+		{"proto not tcp", Selector{Proto: negated(oneOf[uint8](unix.IPPROTO_TCP))}, []testEvent{e.newPing, e.expNew, e.expDel}},
+
+		// An address is in no prefix of the other family: an IPv6 prefix
+		// selects no IPv4 event, and negated keeps every IPv4 event.
+		{"ipv6 source only", Selector{OrigSrc: prefixes("2001:db8::/64")}, []testEvent{e.newV6, e.expNew, e.expDel}},
+		{"ipv6 source only negated", Selector{OrigSrc: negated(prefixes("2001:db8::/64"))}, []testEvent{e.newV4, e.updV4, e.delV4, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+		{"ipv4 source only", Selector{OrigSrc: prefixes("10.0.0.0/8")}, []testEvent{e.newV4, e.updV4, e.delV4, e.newPing, e.expNew, e.expDel}},
+		{"ipv6 source and family", Selector{Family: unix.AF_INET6, OrigSrc: prefixes("2001:db8::/64")}, []testEvent{e.newV6, e.expNew, e.expDel}},
+		{"both families", Selector{OrigSrc: prefixes("10.0.0.1/32", "::1/128")}, []testEvent{e.newV4, e.updV4, e.delV4, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+		{"not localhost", Selector{OrigSrc: negated(prefixes("127.0.0.0/8", "::1/128"))}, []testEvent{e.newV4, e.updV4, e.delV4, e.newV6, e.newPing, e.expNew, e.expDel}},
+		{"default routes", Selector{OrigDst: prefixes("0.0.0.0/0", "::/0")}, e.all},
+		{"default routes negated", Selector{OrigDst: negated(prefixes("0.0.0.0/0", "::/0"))}, []testEvent{e.expNew, e.expDel}},
+		{"host bits ignored", Selector{OrigDst: prefixes("192.0.2.255/24")}, []testEvent{e.newV4, e.updV4, e.delV4, e.newPing, e.expNew, e.expDel}},
+		{"reply source", Selector{ReplySrc: prefixes("2001:db8:1::/48", "192.0.2.2/32")}, []testEvent{e.newV4, e.updV4, e.delV4, e.newV6, e.newPing, e.expNew, e.expDel}},
+		{"reply destination", Selector{ReplyDst: prefixes("2001:db8::1/128")}, []testEvent{e.newV6, e.expNew, e.expDel}},
+
+		// Ports: ICMP has none.
+		{"source port", Selector{OrigSrcPort: oneOf[uint16](1000, 3000)}, []testEvent{e.newV4, e.updV4, e.delV4, e.newLocal, e.newLocal6, e.expNew, e.expDel}},
+		{"destination port", Selector{OrigDstPort: oneOf[uint16](443)}, []testEvent{e.newV6, e.expNew, e.expDel}},
+		{"destination port negated", Selector{OrigDstPort: negated(oneOf[uint16](443))}, []testEvent{e.newV4, e.updV4, e.delV4, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+		{"port 0", Selector{OrigSrcPort: oneOf[uint16](0)}, []testEvent{e.expNew, e.expDel}},
+	})
+}
+
+// TestEventFilterMatchMeta is TestEventFilterMatch for mark, zone, status
+// and their combinations.
+func TestEventFilterMatchMeta(t *testing.T) {
+	e := newEventFixture()
+	runEventMatch(t, e.all, []eventMatchRow{
+		// Mark: absent is 0.
+		{"mark", Selector{Mark: oneOf(MarkMatch{Mark: 0x1234})}, []testEvent{e.newV4, e.updV4, e.delV4, e.expNew, e.expDel}},
+		{"mark 0", Selector{Mark: oneOf(MarkMatch{})}, []testEvent{e.newV6, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+		{"mark under mask", Selector{Mark: oneOf(MarkMatch{Mark: 0x1200, Mask: 0xff00})}, []testEvent{e.newV4, e.updV4, e.delV4, e.expNew, e.expDel}},
+		{"mark bits outside mask ignored", Selector{Mark: oneOf(MarkMatch{Mark: 0xff34, Mask: 0xff})}, []testEvent{e.newV4, e.updV4, e.delV4, e.expNew, e.expDel}},
+		{"mark not under mask", Selector{Mark: oneOf(MarkMatch{Mark: 0x1300, Mask: 0xff00})}, []testEvent{e.expNew, e.expDel}},
+		{"mark negated", Selector{Mark: negated(oneOf(MarkMatch{Mark: 0x1234}, MarkMatch{Mark: 5}))}, []testEvent{e.newV6, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+
+		// Zone: absent is 0.
+		{"zone", Selector{Zone: oneOf[uint16](3)}, []testEvent{e.newV4, e.updV4, e.delV4, e.expNew, e.expDel}},
+		{"zone 0", Selector{Zone: oneOf[uint16](0)}, []testEvent{e.newV6, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+
+		// Status: a zero mask means the bits of Status.
+		{"status assured", Selector{Status: oneOf(StatusMatch{Status: StatusAssured})}, []testEvent{e.newV4, e.updV4, e.delV4, e.expNew, e.expDel}},
+		{"status not assured", Selector{Status: oneOf(StatusMatch{Mask: StatusAssured})}, []testEvent{e.newV6, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+		{"status negated", Selector{Status: negated(oneOf(StatusMatch{Status: StatusAssured}))}, []testEvent{e.newV6, e.newLocal, e.newLocal6, e.newPing, e.expNew, e.expDel}},
+		{"status both bits", Selector{Status: oneOf(StatusMatch{Status: StatusAssured | StatusSeenReply})}, []testEvent{e.expNew, e.expDel}},
+		{"status either bit", Selector{Status: oneOf(StatusMatch{Status: StatusAssured}, StatusMatch{Status: StatusSeenReply})}, []testEvent{e.newV4, e.updV4, e.delV4, e.newV6, e.expNew, e.expDel}},
+		{"zero status match", Selector{Status: oneOf(StatusMatch{})}, e.all},
+
+		// Fields combine with AND.
+		{"and", Selector{Types: oneOf(EventNew, EventDestroy), Proto: oneOf[uint8](unix.IPPROTO_TCP), OrigSrc: negated(prefixes("127.0.0.0/8", "::1/128")), OrigDstPort: oneOf[uint16](80, 443)},
+			[]testEvent{e.newV4, e.delV4, e.newV6}},
+		{"and exp", Selector{Types: oneOf(EventExpNew, EventNew), Family: unix.AF_INET, Mark: oneOf(MarkMatch{Mark: 1})}, []testEvent{e.expNew}},
+	})
 }
 
 func TestEventFilterMatchNil(t *testing.T) {
@@ -287,184 +311,4 @@ func TestEventFilterEmptyProgram(t *testing.T) {
 			t.Errorf("Program of %+v = %v, %v; want one ret #%#x", f, p, err, uint32(keepMsg))
 		}
 	}
-}
-
-// The random filters draw from the values randomTable and randomUpdates
-// use, so that they select some events and not others.
-var (
-	filterMarks    = []uint32{0, 1, 2, 3, 0x100, 0x101, 0x1ff, 0xff00, 0x80000001, 0xdeadbeef}
-	filterMarkMask = []uint32{0, 0xff, 0xff00, 1, 0x100, 0xffff0000, 0xffffffff}
-	filterStatus   = []StatusMatch{
-		{Status: StatusAssured}, {Status: StatusSeenReply}, {Status: StatusAssured | StatusSeenReply},
-		{Mask: StatusAssured}, {Mask: StatusSeenReply}, {Status: StatusConfirmed},
-		{Status: StatusSeenReply, Mask: StatusSeenReply | StatusAssured},
-	}
-)
-
-// randomEventFilter draws a filter of up to five conditions over the
-// values of flows, each negated with a probability of 1/3. One filter in
-// ten has an address list of hundreds of prefixes.
-func randomEventFilter(r *rand.Rand, flows []Flow) *Selector {
-	var f Selector
-	flow := func() *Flow { return &flows[r.Intn(len(flows))] }
-	n := func() int { return 1 + r.Intn(3) }
-	neg := func() bool { return r.Intn(3) == 0 }
-	prefix := func(a netip.Addr) netip.Prefix {
-		if a.Is4() {
-			bits := []int{0, 8, 16, 24, 29, 30, 31, 32, 32, r.Intn(33)}[r.Intn(10)]
-			return netip.PrefixFrom(a, bits)
-		}
-		bits := []int{0, 32, 64, 96, 112, 116, 120, 125, 126, 127, 128, 128, r.Intn(129)}[r.Intn(13)]
-		return netip.PrefixFrom(a, bits)
-	}
-	randomAddr := func(v6 bool) netip.Addr {
-		var b [16]byte
-		r.Read(b[:])
-		if v6 {
-			return netip.AddrFrom16(b)
-		}
-		return netip.AddrFrom4([4]byte(b[:4]))
-	}
-	addrs := func(get func(*Flow) netip.Addr) OneOf[netip.Prefix] {
-		var c OneOf[netip.Prefix]
-		count := n()
-		if r.Intn(10) == 0 {
-			count = 100 + r.Intn(200)
-		}
-		for range count {
-			a := get(flow())
-			if r.Intn(4) == 0 {
-				a = randomAddr(r.Intn(2) == 0)
-			}
-			c.Values = append(c.Values, prefix(a))
-		}
-		c.Negate = neg()
-		return c
-	}
-	for _, field := range r.Perm(12)[:r.Intn(6)] {
-		switch field {
-		case 0:
-			for _, t := range []EventType{EventNew, EventUpdate, EventDestroy, EventExpNew, EventExpDestroy} {
-				if r.Intn(2) == 0 {
-					f.Types.Values = append(f.Types.Values, t)
-				}
-			}
-			f.Types.Negate = neg()
-		case 1:
-			f.Family = []uint8{unix.AF_INET, unix.AF_INET6}[r.Intn(2)]
-		case 2:
-			for range n() {
-				f.Proto.Values = append(f.Proto.Values, []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP, unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6, unix.IPPROTO_GRE}[r.Intn(6)])
-			}
-			f.Proto.Negate = neg()
-		case 3:
-			f.OrigSrc = addrs(func(f *Flow) netip.Addr { return f.TupleOrig.Src() })
-		case 4:
-			f.OrigDst = addrs(func(f *Flow) netip.Addr { return f.TupleOrig.Dst() })
-		case 5:
-			f.ReplySrc = addrs(func(f *Flow) netip.Addr { return f.TupleReply.Src() })
-		case 6:
-			f.ReplyDst = addrs(func(f *Flow) netip.Addr { return f.TupleReply.Dst() })
-		case 7:
-			for range n() {
-				f.OrigSrcPort.Values = append(f.OrigSrcPort.Values, flow().TupleOrig.Proto.SrcPort)
-			}
-			f.OrigSrcPort.Negate = neg()
-		case 8:
-			for range n() {
-				f.OrigDstPort.Values = append(f.OrigDstPort.Values, []uint16{0, 53, 80, 443, 5060, flow().TupleOrig.Proto.DstPort}[r.Intn(6)])
-			}
-			f.OrigDstPort.Negate = neg()
-		case 9:
-			for range n() {
-				m := MarkMatch{Mark: filterMarks[r.Intn(len(filterMarks))], Mask: filterMarkMask[r.Intn(len(filterMarkMask))]}
-				if r.Intn(2) == 0 {
-					m.Mark = flow().Mark
-				}
-				if r.Intn(8) == 0 {
-					m.Mask = r.Uint32()
-				}
-				f.Mark.Values = append(f.Mark.Values, m)
-			}
-			f.Mark.Negate = neg()
-		case 10:
-			for range n() {
-				f.Zone.Values = append(f.Zone.Values, uint16(r.Intn(4)))
-			}
-			f.Zone.Negate = neg()
-		case 11:
-			for range n() {
-				f.Status.Values = append(f.Status.Values, filterStatus[r.Intn(len(filterStatus))])
-			}
-			f.Status.Negate = neg()
-		}
-	}
-	return &f
-}
-
-// randomUpdates changes the mark of about half of flows and sets status
-// bits on some. The kernel refuses to clear confirmed, seen-reply and
-// assured, so the status sent keeps them. It returns the update requests.
-func randomUpdates(r *rand.Rand, flows []Flow) []Flow {
-	var ups []Flow
-	for i := range flows {
-		f := &flows[i]
-		if r.Intn(2) == 0 {
-			continue
-		}
-		var u Flow
-		u.SetTupleOrig(f.TupleOrig)
-		if f.Zone != 0 {
-			u.SetZone(f.Zone)
-		}
-		if r.Intn(4) != 0 {
-			f.SetMark(filterMarks[r.Intn(len(filterMarks))])
-			u.SetMark(f.Mark)
-		}
-		if r.Intn(3) == 0 {
-			f.SetStatus(StatusConfirmed | f.Status | []Status{StatusAssured, StatusSeenReply}[r.Intn(2)])
-			u.SetStatus(f.Status)
-		}
-		ups = append(ups, u)
-	}
-	return ups
-}
-
-// TestEventFilterProgramRandom runs the programs of random filters on
-// random events, in the test's own interpreter, and compares each verdict
-// with Match.
-func TestEventFilterProgramRandom(t *testing.T) {
-	r := filterRand(t)
-	table := randomTable(r, 200)
-	var e Expect
-	e.SetTuple(NewTuple(unix.IPPROTO_TCP, netip.MustParseAddrPort("10.1.0.1:0"), netip.MustParseAddrPort("10.2.0.1:21")))
-	e.SetTimeout(30)
-	types := []EventType{EventNew, EventUpdate, EventDestroy}
-	iterations := 3000
-	if testing.Short() {
-		iterations = 300
-	}
-	kept := 0
-	for range iterations {
-		f := randomEventFilter(r, table)
-		prog := assemble(t, f)
-		for range 10 {
-			one := []Flow{table[r.Intn(len(table))]}
-			randomUpdates(r, one)
-			fl := &one[0]
-			if r.Intn(4) == 0 {
-				fl.Mark, fl.present = 0, fl.present&^(1<<FlowAttrMark) // the kernel leaves mark 0 out
-			}
-			msg := eventMsg(types[r.Intn(3)], fl, nil)
-			if r.Intn(10) == 0 {
-				msg = eventMsg([]EventType{EventExpNew, EventExpDestroy}[r.Intn(2)], nil, &e)
-			}
-			want := f.MatchEvent(decodeEvent(t, msg))
-			checkProgram(t, f, prog, msg, want)
-			if want {
-				kept++
-			}
-		}
-	}
-	t.Logf("%d of %d random events kept", kept, 10*iterations)
 }
