@@ -180,10 +180,10 @@ func describeFlush(f *Selector) string {
 		parts = append(parts, "ipv4+ipv6")
 	}
 	if m, ok := f.Mark.single(); ok {
-		parts = append(parts, fmt.Sprintf("mark %#x/%#x", m.Mark, m.Mask))
+		parts = append(parts, fmt.Sprintf("mark %#x/%#x", m.Mark, m.mask()))
 	}
 	if m, ok := f.Status.single(); ok {
-		parts = append(parts, fmt.Sprintf("status %v/%v", m.Status, m.Mask))
+		parts = append(parts, fmt.Sprintf("status %v/%v", m.Status, m.mask()))
 	}
 	if z, ok := f.Zone.single(); ok {
 		parts = append(parts, fmt.Sprintf("zone %d", z))

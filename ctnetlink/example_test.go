@@ -162,3 +162,30 @@ func ExampleDial_netNSPath() {
 	}
 	fmt.Println(st.Entries, "flows in namespace blue")
 }
+
+// Build a selector with the constructors and test a flow against it. An
+// unset field is no condition; a mark with a zero mask compares all bits.
+func ExampleSelector() {
+	var f ctnetlink.Flow
+	f.SetTupleOrig(ctnetlink.NewTuple(unix.IPPROTO_TCP,
+		netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.7:443")))
+	f.SetMark(0x10)
+
+	s := ctnetlink.Selector{
+		Proto:       ctnetlink.Protocol(unix.IPPROTO_TCP),
+		OrigDst:     ctnetlink.HostIs(netip.MustParseAddr("198.51.100.7")),
+		OrigDstPort: ctnetlink.AnyOf[uint16](80, 443),
+		OrigSrc:     ctnetlink.NoneOf(netip.MustParsePrefix("10.0.0.0/8")),
+		Mark:        ctnetlink.Is(ctnetlink.MarkMatch{Mark: 0x10, Mask: 0xf0}),
+	}
+	fmt.Println(s.Match(&f))
+	fmt.Println(ctnetlink.ProtoName(f.TupleOrig.Proto.Num), f.TupleOrig.SrcAddrPort(), "->", f.TupleOrig.DstAddrPort())
+
+	var all ctnetlink.Selector
+	unmarked := ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{})}
+	fmt.Println(all.Match(&f), unmarked.Match(&f))
+	// Output:
+	// true
+	// tcp 192.0.2.1:40000 -> 198.51.100.7:443
+	// true false
+}

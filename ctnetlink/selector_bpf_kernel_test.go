@@ -3,10 +3,8 @@ package ctnetlink
 import (
 	"context"
 	"fmt"
-	"log"
 	"math/rand"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -380,30 +378,6 @@ func TestKernelEventFilterLongProgram(t *testing.T) {
 	got := filterCase(t, filters, lifecycle(t, flows...))
 	if diff := cmp.Diff([][]string{in, out}, got); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
-	}
-}
-
-// ExampleSelector_listen listens for the TCP and UDP flows that start or
-// end in the caller's namespace, except those of loopback addresses, and
-// prints them. The kernel runs the selector on the socket.
-func ExampleSelector_listen() {
-	l, err := Listen(&ListenConfig{
-		Groups: []Group{GroupNew, GroupDestroy},
-		Filter: &Selector{
-			Proto:   AnyOf[uint8](unix.IPPROTO_TCP, unix.IPPROTO_UDP),
-			OrigSrc: NoneOf(netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")),
-		},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer l.Close()
-	for ev, err := range l.Events(context.Background()) {
-		if err != nil {
-			log.Print(err)
-			continue
-		}
-		fmt.Fprintf(os.Stdout, "%v %v\n", ev.Type, tupleString(&ev.Flow.TupleOrig))
 	}
 }
 
