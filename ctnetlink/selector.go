@@ -91,11 +91,10 @@ type Selector struct {
 	ICMPType, ICMPCode OneOf[uint8]
 	ICMPID             OneOf[uint16]
 
-	// Mark selects marks under masks; a zero mask means all 32 bits.
+	// Mark selects marks under masks (see Zero masks above).
 	Mark OneOf[MarkMatch]
 
-	// Status selects status bits under masks; a zero mask means the bits
-	// of Status.
+	// Status selects status bits under masks (see Zero masks above).
 	Status OneOf[StatusMatch]
 
 	// Zone selects the flow's zone id as the kernel's filters read it
@@ -192,8 +191,8 @@ func (c OneOf[T]) clone() OneOf[T] {
 }
 
 // MarkMatch is a mark under a mask: a flow's mark ANDed with Mask equals
-// Mark ANDed with Mask. A zero Mask means all 32 bits, as in conntrack's
-// -m MARK[/MASK].
+// Mark ANDed with Mask, as in conntrack's -m MARK[/MASK]. Selector says
+// what a zero Mask means.
 type MarkMatch struct {
 	Mark, Mask uint32
 }
@@ -206,8 +205,7 @@ func (m MarkMatch) mask() uint32 {
 }
 
 // StatusMatch is status bits under a mask: a flow's status ANDed with Mask
-// equals Status ANDed with Mask. A zero Mask means Status: the flow has
-// every bit of Status set.
+// equals Status ANDed with Mask. Selector says what a zero Mask means.
 type StatusMatch struct {
 	Status, Mask Status
 }
