@@ -216,8 +216,8 @@ func describeTuple(f *Selector) string {
 
 func (c *Conn) plan(ctx context.Context, matchers []Selector, o *CleanupOptions) (*Plan, *matcherIndex, error) {
 	for i := range matchers {
-		if matchers[i].Types.set() {
-			return nil, nil, &Error{Op: "cleanup", Err: fmt.Errorf("matcher %d: %w", i, errTypesNotEvents)}
+		if err := matchers[i].checkValues(); err != nil {
+			return nil, nil, &Error{Op: "cleanup", Err: fmt.Errorf("matcher %d: %w", i, err)}
 		}
 	}
 	k, err := c.Capabilities(ctx)

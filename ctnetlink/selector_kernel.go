@@ -159,11 +159,8 @@ func (s *Selector) checkFlows() error {
 	if s == nil {
 		return nil
 	}
-	if s.Types.set() {
-		return errTypesNotEvents
-	}
-	if s.Family != 0 && s.Family != unix.AF_INET && s.Family != unix.AF_INET6 {
-		return invalid("family %d is neither AF_INET nor AF_INET6", s.Family)
+	if err := s.checkValues(); err != nil {
+		return err
 	}
 	if err := s.checkTuple("orig", &s.OrigSrc, &s.OrigDst, &s.OrigSrcPort, &s.OrigDstPort, s.Family); err != nil {
 		return err
@@ -180,6 +177,29 @@ func (s *Selector) checkFlows() error {
 	return checkProto("orig", s.Proto.set(), proto, false, false, icmp && proto != unix.IPPROTO_ICMPV6, icmp && proto == unix.IPPROTO_ICMPV6)
 }
 
+// checkValues returns what is wrong with the values of s as a selector of
+// flows, for any request: event types, an unknown family, an invalid
+// prefix.
+func (s *Selector) checkValues() error {
+	if s.Types.set() {
+		return errTypesNotEvents
+	}
+	if s.Family != 0 && s.Family != unix.AF_INET && s.Family != unix.AF_INET6 {
+		return invalid("family %d is neither AF_INET nor AF_INET6", s.Family)
+	}
+	for _, a := range []struct {
+		name string
+		c    *OneOf[netip.Prefix]
+	}{{"orig-src", &s.OrigSrc}, {"orig-dst", &s.OrigDst}, {"reply-src", &s.ReplySrc}, {"reply-dst", &s.ReplyDst}} {
+		for _, p := range a.c.Values {
+			if !p.IsValid() {
+				return invalid("%s: invalid prefix %v", a.name, p)
+			}
+		}
+	}
+	return nil
+}
+
 // checkTuple checks the address and port conditions of one direction
 // against each other and against family (0 for any).
 func (s *Selector) checkTuple(name string, src, dst *OneOf[netip.Prefix], sport, dport *OneOf[uint16], family uint8) error {
@@ -189,13 +209,6 @@ func (s *Selector) checkTuple(name string, src, dst *OneOf[netip.Prefix], sport,
 	}
 	if fam := max(fs, fd); fam != 0 && family != 0 && fam != family {
 		return invalid("%s: address of family %d in a filter of family %d", name, fam, family)
-	}
-	for _, c := range []*OneOf[netip.Prefix]{src, dst} {
-		for _, p := range c.Values {
-			if !p.IsValid() {
-				return invalid("%s: invalid prefix %v", name, p)
-			}
-		}
 	}
 	proto, _ := s.Proto.single()
 	return checkProto(name, s.Proto.set(), proto, sport.set(), dport.set(), false, false)
