@@ -419,8 +419,10 @@ func (l *Listener) Overruns() uint64 {
 
 // Discarded returns how many events Events read from the socket and did
 // not yield because ListenConfig.Filter does not select them. The kernel
-// program decides the events the kernel sends and passes on only those it
-// cannot judge (see Selector.Program), so the count stays 0 in practice; it is 0
+// program decides the events the kernel sends on every condition it
+// evaluates (see Selector.Program), so the count stays 0 unless the filter
+// sets conditions only user space evaluates (reply ports, ICMP fields,
+// the zone of one direction, labels, states, helper, Func); it is 0
 // without a filter.
 func (l *Listener) Discarded() uint64 {
 	return l.discarded.Load()

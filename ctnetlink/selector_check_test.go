@@ -42,3 +42,25 @@ func TestKernelSelectorRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKernelSelectorMappedAddress checks that an IPv4-mapped IPv6 host
+// selects no flow, without error, in a dump and a flush: the kernel
+// reports IPv4 flows with IPv4 addresses.
+func TestKernelSelectorMappedAddress(t *testing.T) {
+	_, c := dialNS(t)
+	ctx := ctx(t)
+	if err := c.Create(ctx, testFlow("192.0.2.1", "192.0.2.2", 1000, 80)); err != nil {
+		t.Fatal(err)
+	}
+	s := &Selector{OrigSrc: HostIs(netip.MustParseAddr("::ffff:192.0.2.1"))}
+	flows, err := c.List(ctx, s)
+	if err != nil || len(flows) != 0 {
+		t.Fatalf("list: %d flows, %v; want none", len(flows), err)
+	}
+	if err := c.Flush(ctx, s); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if all, err := c.List(ctx, nil); err != nil || len(all) != 1 {
+		t.Fatalf("after the flush: %d flows, %v; want 1", len(all), err)
+	}
+}

@@ -75,7 +75,9 @@ func prefixFamily(c *OneOf[netip.Prefix]) uint8 {
 
 // singleHost returns the address of a condition that is one host.
 func singleHost(c *OneOf[netip.Prefix]) (netip.Addr, bool) {
-	if p, ok := c.single(); ok && p.IsValid() && p.Bits() == p.Addr().BitLen() {
+	// An IPv4-mapped IPv6 address selects no flow (the kernel reports IPv4
+	// flows with IPv4 addresses); the client's check finds none.
+	if p, ok := c.single(); ok && p.IsValid() && p.Bits() == p.Addr().BitLen() && !p.Addr().Is4In6() {
 		return p.Addr(), true
 	}
 	return netip.Addr{}, false
