@@ -73,14 +73,14 @@ func endpointSelected(f *ctnetlink.Flow) bool {
 	return e < endpointCount && netip.AddrPortFrom(f.TupleOrig.Dst(), f.TupleOrig.Proto.DstPort) == endpoint(e)
 }
 
-func endpointMatchers() []ctnetlink.Matcher {
-	ms := make([]ctnetlink.Matcher, endpointCount)
+func endpointMatchers() []ctnetlink.Selector {
+	ms := make([]ctnetlink.Selector, endpointCount)
 	for e := range ms {
 		ep := endpoint(e)
-		port := ep.Port()
-		ms[e] = ctnetlink.Matcher{
-			Proto: unix.IPPROTO_UDP,
-			Orig:  ctnetlink.Endpoints{Dst: netip.PrefixFrom(ep.Addr(), 32), DstPort: &port},
+		ms[e] = ctnetlink.Selector{
+			Proto:       ctnetlink.Protocol(unix.IPPROTO_UDP),
+			OrigDst:     ctnetlink.HostIs(ep.Addr()),
+			OrigDstPort: ctnetlink.Port(ep.Port()),
 		}
 	}
 	return ms
@@ -148,7 +148,7 @@ type cleanupWorkload struct {
 	want     int
 	// matchers are ctspec's Cleanup arguments. They are built apart from
 	// the table so that the peak-rss child holds only them.
-	matchers func() []ctnetlink.Matcher
+	matchers func() []ctnetlink.Selector
 	// scan adds a Cleanup run with NoKernelFilters, one shared dump.
 	scan bool
 	// cliSample, when not zero, is how many of the conntrack commands run;
@@ -184,8 +184,8 @@ var (
 		specs:    markSpecs,
 		selected: markSelected,
 		want:     cleanupSize / 10,
-		matchers: func() []ctnetlink.Matcher {
-			return []ctnetlink.Matcher{{Mark: markValue, MarkMask: markMask}}
+		matchers: func() []ctnetlink.Selector {
+			return []ctnetlink.Selector{{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: markValue, Mask: markMask})}}
 		},
 	}
 	stateWorkload = cleanupWorkload{
@@ -193,8 +193,8 @@ var (
 		specs:    stateSpecs,
 		selected: stateSelected,
 		want:     cleanupSize / 5,
-		matchers: func() []ctnetlink.Matcher {
-			return []ctnetlink.Matcher{{Proto: unix.IPPROTO_TCP, TCPStates: []ctnetlink.TCPState{ctnetlink.TCPStateTimeWait}}}
+		matchers: func() []ctnetlink.Selector {
+			return []ctnetlink.Selector{{Proto: ctnetlink.Protocol(unix.IPPROTO_TCP), TCPStates: ctnetlink.Is(ctnetlink.TCPStateTimeWait)}}
 		},
 	}
 	cleanupWorkloads = []*cleanupWorkload{&endpointsWorkload, &markWorkload, &stateWorkload}

@@ -31,9 +31,9 @@ func BenchmarkDelete(b *testing.B) {
 	flows := ctspecFlows(mixedSpecs(bulkSize))
 	vh, tc := t.peers(b)
 
-	mark1 := &ctnetlink.DumpFilter{Mark: 1}
-	tcp := &ctnetlink.DumpFilter{Family: unix.AF_INET, Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_TCP}}
-	listDelete := func(filter *ctnetlink.DumpFilter) func(testing.TB) {
+	mark1 := &ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: 1})}
+	tcp := &ctnetlink.Selector{Family: unix.AF_INET, Proto: ctnetlink.Protocol(unix.IPPROTO_TCP)}
+	listDelete := func(filter *ctnetlink.Selector) func(testing.TB) {
 		return func(tb testing.TB) {
 			sel, err := t.c.List(ctx, filter)
 			if err != nil {
@@ -45,7 +45,7 @@ func BenchmarkDelete(b *testing.B) {
 			}
 		}
 	}
-	flush := func(filter *ctnetlink.FlushFilter) func(testing.TB) {
+	flush := func(filter *ctnetlink.Selector) func(testing.TB) {
 		return func(tb testing.TB) {
 			if err := t.c.Flush(ctx, filter); err != nil {
 				tb.Fatalf("Flush: %v", err)
@@ -81,8 +81,8 @@ func BenchmarkDelete(b *testing.B) {
 	runMutations(b, t, bulkSize, setup, verify, []mutation{
 		{"ctspec-list-deletemany/mark", true, listDelete(mark1)},
 		{"ctspec-list-deletemany/tcp", true, listDelete(tcp)},
-		{"ctspec-flush-filter/mark", true, flush(&ctnetlink.FlushFilter{Mark: 1})},
-		{"ctspec-flush-filter/tcp", true, flush(&ctnetlink.FlushFilter{Family: unix.AF_INET, Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_TCP}})},
+		{"ctspec-flush-filter/mark", true, flush(mark1)},
+		{"ctspec-flush-filter/tcp", true, flush(tcp)},
 		{"conntrack-cli/mark", false, func(tb testing.TB) { runQuiet(tb, t.ns, "conntrack", "-D", "-m", "1") }},
 		{"conntrack-cli/tcp", false, func(tb testing.TB) { runQuiet(tb, t.ns, "conntrack", "-D", "-p", "tcp") }},
 		{"vishvananda/mark", true, vishDelete(markFilter(1))},

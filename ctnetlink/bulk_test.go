@@ -58,7 +58,7 @@ func TestKernelBulk(t *testing.T) {
 		t.Fatalf("update: %+v %v", res, err)
 	}
 	n := 0
-	for _, err := range c.Dump(ctx, &DumpFilter{Mark: 99}) {
+	for _, err := range c.Dump(ctx, &Selector{Mark: Is(MarkMatch{Mark: 99})}) {
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,16 +45,16 @@ func checkCases() []checkCase {
 			return c.do(ctx, "get", MsgGet, netlink.Acknowledge, flowFamily(f), schemaFlow, k.AppendAttributes, nil)
 		}
 	}
-	rawDump := func(df *DumpFilter) func(context.Context, *Conn) error {
+	rawDump := func(df *Selector) func(context.Context, *Conn) error {
 		return func(ctx context.Context, c *Conn) error {
-			fam, q := df.request()
+			fam, q := df.kernelRequest()
 			return c.do(ctx, "dump", MsgGet, netlink.Dump, fam, schemaFlow, q.AppendAttributes, nil)
 		}
 	}
 	create := func(f *Flow) func(context.Context, *Conn) error {
 		return func(ctx context.Context, c *Conn) error { return c.Create(ctx, f) }
 	}
-	dump := func(df *DumpFilter) func(context.Context, *Conn) error {
+	dump := func(df *Selector) func(context.Context, *Conn) error {
 		return func(ctx context.Context, c *Conn) error {
 			for _, err := range c.Dump(ctx, df) {
 				if err != nil {
@@ -124,29 +124,29 @@ func checkCases() []checkCase {
 		{name: "delete: mixed families", op: "delete", want: "tuple-orig: source and destination addresses of different families",
 			send: func(ctx context.Context, c *Conn) error { return c.Delete(ctx, mixed) }},
 		{name: "dump: port without protocol", op: "dump", want: "orig: port without a protocol number",
-			send: dump(&DumpFilter{Orig: &TupleFilter{DstPort: u16(53)}}), raw: rawDump(&DumpFilter{Family: unix.AF_INET, Orig: &TupleFilter{DstPort: u16(53)}})},
+			send: dump(&Selector{OrigDstPort: Is[uint16](53)})},
 		{name: "dump: ICMP fields with UDP", op: "dump", want: "orig: ICMP fields with protocol 17, not ICMP",
-			send: dump(&DumpFilter{Orig: &TupleFilter{Proto: unix.IPPROTO_UDP, ICMPType: u8(8)}})},
+			send: dump(&Selector{Proto: Protocol(unix.IPPROTO_UDP), ICMPType: Is[uint8](8)})},
 		{name: "dump: source and destination of different families", op: "dump", want: "orig: source and destination addresses of different families",
-			send: dump(&DumpFilter{Orig: &TupleFilter{Src: addr("192.0.2.1"), Dst: addr("2001:db8::1")}}), raw: rawDump(&DumpFilter{Orig: &TupleFilter{Src: addr("192.0.2.1"), Dst: addr("2001:db8::1")}})},
+			send: dump(&Selector{OrigSrc: HostIs(addr("192.0.2.1")), OrigDst: HostIs(addr("2001:db8::1"))}), raw: rawDump(&Selector{OrigSrc: HostIs(addr("192.0.2.1")), OrigDst: HostIs(addr("2001:db8::1"))})},
 		{name: "dump: address of the other family", op: "dump", want: "orig: address of family 2 in a filter of family 10",
-			send: dump(&DumpFilter{Family: unix.AF_INET6, Orig: &TupleFilter{Src: addr("192.0.2.1")}}), raw: rawDump(&DumpFilter{Family: unix.AF_INET6, Orig: &TupleFilter{Src: addr("192.0.2.1")}})},
+			send: dump(&Selector{Family: unix.AF_INET6, OrigSrc: HostIs(addr("192.0.2.1"))}), raw: rawDump(&Selector{Family: unix.AF_INET6, OrigSrc: HostIs(addr("192.0.2.1"))})},
 		{name: "dump: reply port without protocol", op: "dump", want: "reply: port without a protocol number",
-			send: dump(&DumpFilter{Reply: &TupleFilter{SrcPort: u16(53)}})},
+			send: dump(&Selector{ReplySrcPort: Is[uint16](53)})},
 		{name: "dump-zero: port without protocol", op: "dump-zero", want: "orig: port without a protocol number",
 			send: func(ctx context.Context, c *Conn) error {
-				for _, err := range c.DumpZero(ctx, &DumpFilter{Orig: &TupleFilter{SrcPort: u16(53)}}) {
+				for _, err := range c.DumpZero(ctx, &Selector{OrigSrcPort: Is[uint16](53)}) {
 					return err
 				}
 				return nil
 			}},
 		{name: "flush: port without protocol", op: "flush", want: "orig: port without a protocol number",
 			send: func(ctx context.Context, c *Conn) error {
-				return c.Flush(ctx, &FlushFilter{Orig: &TupleFilter{DstPort: u16(53)}})
+				return c.Flush(ctx, &Selector{OrigDstPort: Is[uint16](53)})
 			}},
 		{name: "flush: ICMP fields with TCP", op: "flush", want: "orig: ICMP fields with protocol 6, not ICMP",
 			send: func(ctx context.Context, c *Conn) error {
-				return c.Flush(ctx, &FlushFilter{Orig: &TupleFilter{Proto: unix.IPPROTO_TCP, ICMPType: u8(8)}})
+				return c.Flush(ctx, &Selector{Proto: Protocol(unix.IPPROTO_TCP), ICMPType: Is[uint8](8)})
 			}},
 		{name: "create-expect: port without protocol", op: "create-expect", want: "tuple: port without a protocol number",
 			send: func(ctx context.Context, c *Conn) error {

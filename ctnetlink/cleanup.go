@@ -66,10 +66,11 @@ type CleanupError struct {
 	Err  error
 }
 
-// Cleanup deletes the flows that any of the matchers selects, using the
-// kernel where it can and one shared dump for the rest:
+// Cleanup deletes the flows that any of the selectors (the matchers)
+// selects, using the kernel where it can and one shared dump for the rest.
+// A selector that sets Types is an error.
 //
-//  1. Each matcher whose every field the kernel can evaluate in a flush
+//  1. Each matcher whose every condition the kernel can evaluate in a flush
 //     (see Capabilities), and that has no Func, becomes one flush request
 //     (one per address family on kernels that refuse a flush of both at
 //     once), all pipelined in one write. With CleanupOptions.OnDelete or
@@ -91,7 +92,7 @@ type CleanupError struct {
 // If the kernel flags the dump as interrupted by a change of the table,
 // Cleanup runs the scan once more and returns ErrDumpInterrupted only if
 // that pass is interrupted too; the result counts both passes.
-func (c *Conn) Cleanup(ctx context.Context, matchers []Matcher, opts *CleanupOptions) (CleanupResult, error) {
+func (c *Conn) Cleanup(ctx context.Context, matchers []Selector, opts *CleanupOptions) (CleanupResult, error) {
 	var o CleanupOptions
 	if opts != nil {
 		o = *opts
@@ -131,7 +132,7 @@ func (c *Conn) Cleanup(ctx context.Context, matchers []Matcher, opts *CleanupOpt
 
 // Plan works out what Cleanup would do with the same options, without
 // doing it.
-func (c *Conn) Plan(ctx context.Context, matchers []Matcher, opts *CleanupOptions) (*Plan, error) {
+func (c *Conn) Plan(ctx context.Context, matchers []Selector, opts *CleanupOptions) (*Plan, error) {
 	var o CleanupOptions
 	if opts != nil {
 		o = *opts

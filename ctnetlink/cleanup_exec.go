@@ -52,9 +52,8 @@ func (c *Conn) runFlushes(ctx context.Context, flushes []PlannedFlush, res *Clea
 }
 
 // flushRequest returns the nfgenmsg family and attributes of a flush.
-func flushRequest(f *FlushFilter) (uint8, Flow) {
-	df := DumpFilter{Family: f.Family, Mark: f.Mark, MarkMask: f.MarkMask, Status: f.Status, StatusMask: f.StatusMask, Zone: f.Zone, Orig: f.Orig}
-	fam, q := df.request()
+func flushRequest(f *Selector) (uint8, Flow) {
+	fam, q := f.kernelRequest()
 	return fam, *q
 }
 
@@ -62,7 +61,7 @@ func flushRequest(f *FlushFilter) (uint8, Flow) {
 // selects, in pipelined windows on a second socket. With onDelete, each
 // window also keeps the flows it deletes, to report those the kernel
 // confirmed.
-func (c *Conn) runScan(ctx context.Context, matchers []Matcher, plan *Plan, idx *matcherIndex, onDelete func(*Flow), res *CleanupResult, sample func(CleanupError)) error {
+func (c *Conn) runScan(ctx context.Context, matchers []Selector, plan *Plan, idx *matcherIndex, onDelete func(*Flow), res *CleanupResult, sample func(CleanupError)) error {
 	ds, err := c.get()
 	if err != nil {
 		return &Error{Op: "cleanup", Err: err}

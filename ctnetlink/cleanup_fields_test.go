@@ -24,43 +24,42 @@ func TestKernelCleanupFields(t *testing.T) {
 	ns, c := dialNS(t)
 	reserveLabels(t, ns)
 	ns.LoadFTPHelper(t) // so that flows can be created with the ftp helper
-	u16 := func(v uint16) *uint16 { return &v }
 	// In conntrack arguments, a port of "%s" and "%r" stands for the
 	// port the matcher takes from the table.
 	tests := []struct {
 		name      string
-		m         Matcher
+		m         Selector
 		conntrack []string // the conntrack -L filter that selects the same, if any
 	}{
-		{"orig dst ip:port udp v4", Matcher{Proto: unix.IPPROTO_UDP, Orig: Endpoints{Dst: netip.MustParsePrefix("10.2.0.1/32"), DstPort: u16(53)}}, []string{"-p", "udp", "-d", "10.2.0.1", "--dport", "53"}},
-		{"orig dst prefix v6", Matcher{Orig: Endpoints{Dst: netip.MustParsePrefix("2001:db8::200/120")}}, []string{"-d", "2001:db8::200/120"}},
-		{"orig src prefix", Matcher{Orig: Endpoints{Src: netip.MustParsePrefix("10.1.0.0/29")}}, []string{"-s", "10.1.0.0/29"}},
-		{"orig sport", Matcher{Proto: unix.IPPROTO_TCP, Orig: Endpoints{SrcPort: u16(0)}}, []string{"-p", "tcp", "--sport", "%s"}}, // port taken from the table
-		{"reply src ip:port", Matcher{Proto: unix.IPPROTO_TCP, Reply: Endpoints{Src: netip.MustParsePrefix("10.2.0.3/32"), SrcPort: u16(80)}}, []string{"-p", "tcp", "-r", "10.2.0.3", "--reply-port-src", "80"}},
-		{"reply dst v6", Matcher{Reply: Endpoints{Dst: netip.MustParsePrefix("2001:db8::105/128")}}, []string{"-q", "2001:db8::105"}},
-		{"reply dport", Matcher{Proto: unix.IPPROTO_UDP, Reply: Endpoints{DstPort: u16(0)}}, []string{"-p", "udp", "--reply-port-dst", "%r"}}, // port taken from the table
-		{"sctp", Matcher{Proto: unix.IPPROTO_SCTP}, []string{"-p", "sctp"}},
-		{"icmp type", Matcher{Proto: unix.IPPROTO_ICMP, ICMPType: func() *uint8 { v := uint8(8); return &v }()}, []string{"-p", "icmp", "--icmp-type", "8"}},
-		{"icmpv6 id", Matcher{Proto: unix.IPPROTO_ICMPV6, ICMPID: u16(0)}, nil}, // id taken from the table
-		{"icmp code without proto", Matcher{ICMPCode: func() *uint8 { v := uint8(0); return &v }()}, nil},
-		{"mark mask", Matcher{Mark: 0x100, MarkMask: 0xf00}, []string{"-m", "0x100/0xf00"}},
-		{"mark zero under a mask", Matcher{Mark: 0, MarkMask: 0xff}, []string{"-m", "0/0xff"}},
-		{"zone", Matcher{Zone: u16(2)}, nil},
-		{"zone 0", Matcher{Zone: u16(0)}, nil},
-		{"orig zone", Matcher{OrigZone: u16(0)}, nil},
-		{"orig zone 2", Matcher{OrigZone: u16(2)}, nil},
-		{"reply zone 1", Matcher{ReplyZone: u16(1)}, nil},
-		{"labels all", Matcher{LabelsAll: []byte{0x03}}, nil},
-		{"labels any", Matcher{LabelsAny: []byte{0x04}}, nil},
-		{"status", Matcher{Status: StatusSeenReply, StatusMask: StatusSeenReply}, []string{"-u", "SEEN_REPLY"}},
-		{"status bit clear", Matcher{Status: 0, StatusMask: StatusSeenReply}, nil},
-		{"family v4 only", Matcher{Family: unix.AF_INET}, []string{"-f", "ipv4"}},
-		{"tcp state", Matcher{TCPStates: []TCPState{TCPStateTimeWait, TCPStateFinWait}}, nil},
-		{"tcp state time_wait", Matcher{Proto: unix.IPPROTO_TCP, TCPStates: []TCPState{TCPStateTimeWait}}, []string{"-p", "tcp", "--state", "TIME_WAIT"}},
-		{"sctp state", Matcher{SCTPStates: []SCTPState{SCTPStateEstablished}}, []string{"-p", "sctp", "--state", "ESTABLISHED"}},
-		{"sctp states", Matcher{SCTPStates: []SCTPState{SCTPStateCookieWait, SCTPStateShutdownSent}}, nil},
-		{"family v6", Matcher{Family: unix.AF_INET6}, []string{"-f", "ipv6"}},
-		{"helper", Matcher{Helper: "ftp"}, nil},
+		{"orig dst ip:port udp v4", Selector{Proto: Protocol(unix.IPPROTO_UDP), OrigDst: Is(netip.MustParsePrefix("10.2.0.1/32")), OrigDstPort: Is[uint16](53)}, []string{"-p", "udp", "-d", "10.2.0.1", "--dport", "53"}},
+		{"orig dst prefix v6", Selector{OrigDst: Is(netip.MustParsePrefix("2001:db8::200/120"))}, []string{"-d", "2001:db8::200/120"}},
+		{"orig src prefix", Selector{OrigSrc: Is(netip.MustParsePrefix("10.1.0.0/29"))}, []string{"-s", "10.1.0.0/29"}},
+		{"orig sport", Selector{Proto: Protocol(unix.IPPROTO_TCP), OrigSrcPort: Is[uint16](0)}, []string{"-p", "tcp", "--sport", "%s"}}, // port taken from the table
+		{"reply src ip:port", Selector{Proto: Protocol(unix.IPPROTO_TCP), ReplySrc: Is(netip.MustParsePrefix("10.2.0.3/32")), ReplySrcPort: Is[uint16](80)}, []string{"-p", "tcp", "-r", "10.2.0.3", "--reply-port-src", "80"}},
+		{"reply dst v6", Selector{ReplyDst: Is(netip.MustParsePrefix("2001:db8::105/128"))}, []string{"-q", "2001:db8::105"}},
+		{"reply dport", Selector{Proto: Protocol(unix.IPPROTO_UDP), ReplyDstPort: Is[uint16](0)}, []string{"-p", "udp", "--reply-port-dst", "%r"}}, // port taken from the table
+		{"sctp", Selector{Proto: Protocol(unix.IPPROTO_SCTP)}, []string{"-p", "sctp"}},
+		{"icmp type", Selector{Proto: Protocol(unix.IPPROTO_ICMP), ICMPType: Is[uint8](8)}, []string{"-p", "icmp", "--icmp-type", "8"}},
+		{"icmpv6 id", Selector{Proto: Protocol(unix.IPPROTO_ICMPV6), ICMPID: Is[uint16](0)}, nil}, // id taken from the table
+		{"icmp code without proto", Selector{ICMPCode: Is[uint8](0)}, nil},
+		{"mark mask", Selector{Mark: Is(MarkMatch{0x100, 0xf00})}, []string{"-m", "0x100/0xf00"}},
+		{"mark zero under a mask", Selector{Mark: Is(MarkMatch{0, 0xff})}, []string{"-m", "0/0xff"}},
+		{"zone", Selector{Zone: Is[uint16](2)}, nil},
+		{"zone 0", Selector{Zone: Is[uint16](0)}, nil},
+		{"orig zone", Selector{OrigZone: Is[uint16](0)}, nil},
+		{"orig zone 2", Selector{OrigZone: Is[uint16](2)}, nil},
+		{"reply zone 1", Selector{ReplyZone: Is[uint16](1)}, nil},
+		{"labels all", Selector{LabelsAll: []byte{0x03}}, nil},
+		{"labels any", Selector{LabelsAny: []byte{0x04}}, nil},
+		{"status", Selector{Status: Is(StatusMatch{StatusSeenReply, StatusSeenReply})}, []string{"-u", "SEEN_REPLY"}},
+		{"status bit clear", Selector{Status: Is(StatusMatch{0, StatusSeenReply})}, nil},
+		{"family v4 only", Selector{Family: unix.AF_INET}, []string{"-f", "ipv4"}},
+		{"tcp state", Selector{TCPStates: AnyOf(TCPStateTimeWait, TCPStateFinWait)}, nil},
+		{"tcp state time_wait", Selector{Proto: Protocol(unix.IPPROTO_TCP), TCPStates: AnyOf(TCPStateTimeWait)}, []string{"-p", "tcp", "--state", "TIME_WAIT"}},
+		{"sctp state", Selector{SCTPStates: AnyOf(SCTPStateEstablished)}, []string{"-p", "sctp", "--state", "ESTABLISHED"}},
+		{"sctp states", Selector{SCTPStates: AnyOf(SCTPStateCookieWait, SCTPStateShutdownSent)}, nil},
+		{"family v6", Selector{Family: unix.AF_INET6}, []string{"-f", "ipv6"}},
+		{"helper", Selector{Helper: "ftp"}, nil},
 	}
 	r := rand.New(rand.NewSource(2))
 	for _, tt := range tests {
@@ -69,7 +68,7 @@ func TestKernelCleanupFields(t *testing.T) {
 			name := fmt.Sprintf("%s (no-kernel-filters=%v)", tt.name, noKernel)
 			before := fillFieldsTable(ctx, t, c, r, tt.m.Helper)
 			m, args := resolveMatcher(tt.m, tt.conntrack, before)
-			if m.StatusMask == StatusSeenReply {
+			if s, ok := m.Status.single(); ok && s.Mask == StatusSeenReply {
 				before = markSeenReply(ctx, t, c, before)
 			}
 			var want []string
@@ -84,7 +83,7 @@ func TestKernelCleanupFields(t *testing.T) {
 			if args != nil {
 				checkConntrackCount(t, ns, name, args, len(before)-len(want))
 			}
-			res, err := c.Cleanup(ctx, []Matcher{m}, &CleanupOptions{NoKernelFilters: noKernel})
+			res, err := c.Cleanup(ctx, []Selector{m}, &CleanupOptions{NoKernelFilters: noKernel})
 			if err != nil || res.Failed != 0 {
 				t.Fatalf("%s: %v %+v", name, err, res.Samples)
 			}
@@ -127,30 +126,31 @@ func fillFieldsTable(ctx context.Context, t *testing.T, c *Conn, r *rand.Rand, h
 // resolveMatcher replaces ports and ids of zero in m by those of the first
 // flow of the matcher's protocol, so that the matcher selects something,
 // and the conntrack arguments "%s" and "%r" by the ports it took.
-func resolveMatcher(m Matcher, conntrack []string, before []Flow) (Matcher, []string) {
-	u16 := func(v uint16) *uint16 { return &v }
+func resolveMatcher(m Selector, conntrack []string, before []Flow) (Selector, []string) {
 	args := slices.Clone(conntrack)
+	zero := func(c *OneOf[uint16]) bool { v, ok := c.single(); return ok && v == 0 }
+	proto, _ := m.Proto.single()
 	for i := range before {
 		f := &before[i]
-		if f.TupleOrig.Proto.Num != m.Proto {
+		if f.TupleOrig.Proto.Num != proto {
 			continue
 		}
-		if m.Orig.SrcPort != nil && *m.Orig.SrcPort == 0 {
-			m.Orig.SrcPort = u16(f.TupleOrig.Proto.SrcPort)
+		if zero(&m.OrigSrcPort) {
+			m.OrigSrcPort = Port(f.TupleOrig.Proto.SrcPort)
 		}
-		if m.Reply.DstPort != nil && *m.Reply.DstPort == 0 {
-			m.Reply.DstPort = u16(f.TupleReply.Proto.DstPort)
+		if zero(&m.ReplyDstPort) {
+			m.ReplyDstPort = Port(f.TupleReply.Proto.DstPort)
 		}
-		if m.ICMPID != nil && *m.ICMPID == 0 {
-			m.ICMPID = u16(f.TupleOrig.Proto.ICMPv6ID)
+		if zero(&m.ICMPID) {
+			m.ICMPID = Is(f.TupleOrig.Proto.ICMPv6ID)
 		}
 	}
 	for i, a := range args {
 		switch a {
 		case "%s":
-			args[i] = fmt.Sprint(*m.Orig.SrcPort)
+			args[i] = fmt.Sprint(m.OrigSrcPort.Values[0])
 		case "%r":
-			args[i] = fmt.Sprint(*m.Reply.DstPort)
+			args[i] = fmt.Sprint(m.ReplyDstPort.Values[0])
 		}
 	}
 	return m, args

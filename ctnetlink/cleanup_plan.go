@@ -3,91 +3,108 @@ package ctnetlink
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
-// flushFilter returns the kernel flush that does exactly what m selects,
-// if the kernel can evaluate every field m sets.
-func (m *Matcher) flushFilter(k Capabilities) (*FlushFilter, bool) {
-	if m.userSpaceOnly() {
-		return nil, false
+// flushFilter returns the selector of a kernel flush that removes exactly
+// what m selects, if the kernel evaluates every condition m sets: m itself,
+// with the family its addresses imply.
+func (m *Selector) flushFilter(k Capabilities) (Selector, bool) {
+	if m.Types.set() || m.userSpaceOnly() || m.ReplySrc.set() || m.ReplyDst.set() || m.ReplySrcPort.set() || m.ReplyDstPort.set() {
+		return Selector{}, false
 	}
-	if (m.Mark != 0 || m.MarkMask != 0) && !k.FlushMark {
-		return nil, false
-	}
-	if m.StatusMask != 0 && !k.FlushStatus {
-		return nil, false
-	}
-	if m.Zone != nil && !k.FlushZone {
-		return nil, false
-	}
-	f := &FlushFilter{Family: m.Family, Mark: m.Mark, MarkMask: m.MarkMask, Status: m.Status, StatusMask: m.StatusMask, Zone: m.Zone}
-	if m.Proto != 0 || !m.Orig.empty() || m.ICMPType != nil || m.ICMPCode != nil || m.ICMPID != nil {
-		tf, ok := m.flushTuple(k)
-		if !ok {
-			return nil, false
+	for _, c := range []struct {
+		set, single, can bool
+	}{
+		{m.Mark.set(), len(m.Mark.Values) == 1 && !m.Mark.Negate, k.FlushMark},
+		{m.Status.set(), len(m.Status.Values) == 1 && !m.Status.Negate, k.FlushStatus},
+		{m.Zone.set(), len(m.Zone.Values) == 1 && !m.Zone.Negate, k.FlushZone},
+	} {
+		if c.set && !(c.single && c.can) {
+			return Selector{}, false
 		}
-		if fam := tf.family(); fam != 0 {
+	}
+	f := *m
+	tuple := m.tupleConds()
+	if tuple {
+		fam, ok := m.flushTuple(k)
+		if !ok {
+			return Selector{}, false
+		}
+		if fam != 0 {
 			if f.Family != 0 && f.Family != fam {
-				return nil, false
+				return Selector{}, false
 			}
 			f.Family = fam
 		}
-		f.Orig = tf
 	}
-	if f.Family != 0 && f.Orig == nil {
+	if f.Family != 0 && !tuple {
 		// A flush applies its family only together with a tuple filter
 		// (seen on 6.18): alone, or with mark, status or zone, it
 		// removes the flows of both families.
-		return nil, false
+		return Selector{}, false
 	}
 	return f, true
 }
 
-// userSpaceOnly reports whether m sets a field that no kernel flush
-// evaluates.
-func (m *Matcher) userSpaceOnly() bool {
-	return m.Func != nil || !m.Reply.empty() || m.OrigZone != nil || m.ReplyZone != nil || len(m.LabelsAll) > 0 || len(m.LabelsAny) > 0 ||
-		len(m.TCPStates) > 0 || len(m.SCTPStates) > 0 || len(m.DCCPStates) > 0 || m.Helper != ""
-}
-
-// flushTuple returns the tuple filter of a flush for m's protocol, original
-// addresses, ports and ICMP fields, if the kernel evaluates them correctly.
-func (m *Matcher) flushTuple(k Capabilities) (*TupleFilter, bool) {
+// flushTuple reports whether the kernel evaluates m's conditions on the
+// protocol, original addresses, ports and ICMP fields correctly in a
+// flush, and returns the family of the addresses.
+func (m *Selector) flushTuple(k Capabilities) (uint8, bool) {
 	if !k.FlushTuple {
-		return nil, false
+		return 0, false
 	}
-	tf := &TupleFilter{Proto: m.Proto, SrcPort: m.Orig.SrcPort, DstPort: m.Orig.DstPort, ICMPType: m.ICMPType, ICMPCode: m.ICMPCode, ICMPID: m.ICMPID}
-	var ok bool
-	if m.Orig.Src.IsValid() {
-		if tf.Src, ok = hostAddr(m.Orig.Src); !ok {
-			return nil, false
+	for _, c := range []struct{ set, single bool }{
+		{m.Proto.set(), len(m.Proto.Values) == 1 && !m.Proto.Negate},
+		{m.OrigSrcPort.set(), len(m.OrigSrcPort.Values) == 1 && !m.OrigSrcPort.Negate},
+		{m.OrigDstPort.set(), len(m.OrigDstPort.Values) == 1 && !m.OrigDstPort.Negate},
+		{m.ICMPType.set(), len(m.ICMPType.Values) == 1 && !m.ICMPType.Negate},
+		{m.ICMPCode.set(), len(m.ICMPCode.Values) == 1 && !m.ICMPCode.Negate},
+		{m.ICMPID.set(), len(m.ICMPID.Values) == 1 && !m.ICMPID.Negate},
+	} {
+		if c.set && !c.single {
+			return 0, false
 		}
 	}
-	if m.Orig.Dst.IsValid() {
-		if tf.Dst, ok = hostAddr(m.Orig.Dst); !ok {
-			return nil, false
+	var fam uint8
+	for _, c := range []*OneOf[netip.Prefix]{&m.OrigSrc, &m.OrigDst} {
+		if !c.set() {
+			continue
 		}
+		a, ok := singleHost(c)
+		if !ok {
+			return 0, false
+		}
+		f := uint8(unix.AF_INET6)
+		if a.Is4() {
+			f = unix.AF_INET
+		}
+		if fam != 0 && fam != f {
+			return 0, false
+		}
+		fam = f
 	}
-	if (tf.SrcPort != nil || tf.DstPort != nil) && tf.Proto != unix.IPPROTO_TCP && tf.Proto != unix.IPPROTO_UDP {
+	proto, _ := m.Proto.single()
+	if (m.OrigSrcPort.set() || m.OrigDstPort.set()) && proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP {
 		// Seen on 6.18: a flush with SCTP ports removes every SCTP
 		// flow. Ports are trusted to the kernel for TCP and UDP only.
-		return nil, false
+		return 0, false
 	}
-	if (tf.ICMPType != nil || tf.ICMPCode != nil || tf.ICMPID != nil) && tf.Proto != unix.IPPROTO_ICMP && tf.Proto != unix.IPPROTO_ICMPV6 {
+	if m.icmpConds() && proto != unix.IPPROTO_ICMP && proto != unix.IPPROTO_ICMPV6 {
 		// Seen on 6.18: a flush with ICMP fields and no ICMP
 		// protocol fails with EINVAL.
-		return nil, false
+		return 0, false
 	}
-	if tf.family() == unix.AF_INET6 {
+	if fam == unix.AF_INET6 {
 		// Seen on 6.18: a flush with an IPv6 address in its tuple
 		// filter removes nearly every IPv6 flow.
-		return nil, false
+		return 0, false
 	}
-	return tf, true
+	return fam, true
 }
 
 // Plan is what Cleanup does, worked out before it does it.
@@ -108,8 +125,11 @@ type Plan struct {
 
 // PlannedFlush is one kernel flush request.
 type PlannedFlush struct {
+	// Matcher is the index of the selector the flush carries out.
 	Matcher int
-	Filter  FlushFilter
+	// Filter is what the kernel flushes: the selector, with the family
+	// of the request.
+	Filter Selector
 }
 
 // PlannedScan is the shared dump pass.
@@ -118,7 +138,7 @@ type PlannedScan struct {
 	// means no dump runs.
 	Matchers []int
 	// Dump is the kernel-side filter that narrows the dump.
-	Dump DumpFilter
+	Dump Selector
 	// Indexed counts matchers looked up by hash, per key kind; Linear
 	// counts those tested against every flow.
 	Indexed map[string]int
@@ -139,7 +159,7 @@ func (p *Plan) String() string {
 		b.WriteString("scan: none\n")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "scan: one dump (%s) for %d matchers: ", describeDump(&p.Scan.Dump), len(p.Scan.Matchers))
+	fmt.Fprintf(&b, "scan: one dump (%s) for %d matchers: ", describeFlush(&p.Scan.Dump), len(p.Scan.Matchers))
 	for _, k := range []string{"orig-dst+port", "reply-src+port", "orig-dst", "orig-src", "reply-src", "reply-dst"} {
 		if n := p.Scan.Indexed[k]; n > 0 {
 			fmt.Fprintf(&b, "%d by %s, ", n, k)
@@ -149,7 +169,7 @@ func (p *Plan) String() string {
 	return b.String()
 }
 
-func describeFlush(f *FlushFilter) string {
+func describeFlush(f *Selector) string {
 	var parts []string
 	switch f.Family {
 	case unix.AF_INET:
@@ -159,47 +179,47 @@ func describeFlush(f *FlushFilter) string {
 	default:
 		parts = append(parts, "ipv4+ipv6")
 	}
-	if f.Mark != 0 || f.MarkMask != 0 {
-		parts = append(parts, fmt.Sprintf("mark %#x/%#x", f.Mark, f.MarkMask))
+	if m, ok := f.Mark.single(); ok {
+		parts = append(parts, fmt.Sprintf("mark %#x/%#x", m.Mark, m.mask()))
 	}
-	if f.StatusMask != 0 {
-		parts = append(parts, fmt.Sprintf("status %v/%v", f.Status, f.StatusMask))
+	if m, ok := f.Status.single(); ok {
+		parts = append(parts, fmt.Sprintf("status %v/%v", m.Status, m.mask()))
 	}
-	if f.Zone != nil {
-		parts = append(parts, fmt.Sprintf("zone %d", *f.Zone))
+	if z, ok := f.Zone.single(); ok {
+		parts = append(parts, fmt.Sprintf("zone %d", z))
 	}
-	if f.Orig != nil {
-		parts = append(parts, "orig tuple "+describeTuple(f.Orig))
+	if f.tupleConds() {
+		parts = append(parts, "orig tuple "+describeTuple(f))
 	}
 	return strings.Join(parts, ", ")
 }
 
-func describeTuple(t *TupleFilter) string {
+func describeTuple(f *Selector) string {
 	var parts []string
-	if t.Proto != 0 {
-		parts = append(parts, fmt.Sprintf("proto %d", t.Proto))
+	if p, ok := f.Proto.single(); ok {
+		parts = append(parts, fmt.Sprintf("proto %d", p))
 	}
-	if t.Src.IsValid() {
-		parts = append(parts, "src "+t.Src.String())
+	if a, ok := singleHost(&f.OrigSrc); ok {
+		parts = append(parts, "src "+a.String())
 	}
-	if t.Dst.IsValid() {
-		parts = append(parts, "dst "+t.Dst.String())
+	if a, ok := singleHost(&f.OrigDst); ok {
+		parts = append(parts, "dst "+a.String())
 	}
-	if t.SrcPort != nil {
-		parts = append(parts, fmt.Sprintf("sport %d", *t.SrcPort))
+	if p, ok := f.OrigSrcPort.single(); ok {
+		parts = append(parts, fmt.Sprintf("sport %d", p))
 	}
-	if t.DstPort != nil {
-		parts = append(parts, fmt.Sprintf("dport %d", *t.DstPort))
+	if p, ok := f.OrigDstPort.single(); ok {
+		parts = append(parts, fmt.Sprintf("dport %d", p))
 	}
 	return "(" + strings.Join(parts, " ") + ")"
 }
 
-func describeDump(d *DumpFilter) string {
-	f := FlushFilter{Family: d.Family, Mark: d.Mark, MarkMask: d.MarkMask, Status: d.Status, StatusMask: d.StatusMask, Zone: d.Zone, Orig: d.Orig}
-	return describeFlush(&f)
-}
-
-func (c *Conn) plan(ctx context.Context, matchers []Matcher, o *CleanupOptions) (*Plan, *matcherIndex, error) {
+func (c *Conn) plan(ctx context.Context, matchers []Selector, o *CleanupOptions) (*Plan, *matcherIndex, error) {
+	for i := range matchers {
+		if err := matchers[i].checkValues(); err != nil {
+			return nil, nil, &Error{Op: "cleanup", Err: fmt.Errorf("matcher %d: %w", i, err)}
+		}
+	}
 	k, err := c.Capabilities(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -213,15 +233,15 @@ func (c *Conn) plan(ctx context.Context, matchers []Matcher, o *CleanupOptions) 
 		if flush {
 			if f, ok := matchers[i].flushFilter(k); ok {
 				flushable = append(flushable, i)
-				if f.Family != 0 || (k.FlushUnspec && f.Orig == nil) {
-					p.Flushes = append(p.Flushes, PlannedFlush{Matcher: i, Filter: *f})
+				if f.Family != 0 || (k.FlushUnspec && !f.tupleConds()) {
+					p.Flushes = append(p.Flushes, PlannedFlush{Matcher: i, Filter: f})
 					continue
 				}
 				// One request per family: the kernel evaluates a tuple
 				// filter for one family at a time, and some kernels
 				// refuse a flush of both families at once.
 				for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-					ff := *f
+					ff := f
 					ff.Family = fam
 					p.Flushes = append(p.Flushes, PlannedFlush{Matcher: i, Filter: ff})
 				}
@@ -265,35 +285,42 @@ const (
 
 // commonDumpFilter narrows the shared dump by what every scanned matcher
 // requires.
-func commonDumpFilter(matchers []Matcher, scan []int, k Capabilities, noKernel bool) DumpFilter {
-	var d DumpFilter
+func commonDumpFilter(matchers []Selector, scan []int, k Capabilities, noKernel bool) Selector {
+	var d Selector
 	if len(scan) == 0 || noKernel {
 		return d
 	}
 	first := &matchers[scan[0]]
-	sameFamily, sameMark := first.Family != 0, (first.Mark != 0 || first.MarkMask != 0) && k.DumpMark
-	sameProto := first.Proto != 0 && k.DumpTuple
-	sameStatus := first.StatusMask != 0 && k.DumpStatus
+	mark, sameMark := first.Mark.single()
+	sameMark = sameMark && k.DumpMark
+	proto, sameProto := first.Proto.single()
+	sameProto = sameProto && k.DumpTuple
+	status, sameStatus := first.Status.single()
+	sameStatus = sameStatus && k.DumpStatus
+	sameFamily := first.Family != 0
 	for _, i := range scan[1:] {
 		m := &matchers[i]
 		sameFamily = sameFamily && m.Family == first.Family
-		sameMark = sameMark && m.Mark == first.Mark && m.MarkMask == first.MarkMask
-		sameProto = sameProto && m.Proto == first.Proto
-		sameStatus = sameStatus && m.Status == first.Status && m.StatusMask == first.StatusMask
+		v, ok := m.Mark.single()
+		sameMark = sameMark && ok && v == mark
+		p, ok := m.Proto.single()
+		sameProto = sameProto && ok && p == proto
+		s, ok := m.Status.single()
+		sameStatus = sameStatus && ok && s == status
 	}
 	if sameFamily {
 		d.Family = first.Family
 	}
 	if sameMark {
-		d.Mark, d.MarkMask = first.Mark, first.MarkMask
+		d.Mark = Is(mark)
 	}
 	if sameProto {
 		// The kernel sends only flows of this protocol, which is most of
 		// a dump's cost when the others are many.
-		d.Orig = &TupleFilter{Proto: first.Proto}
+		d.Proto = Is(proto)
 	}
 	if sameStatus {
-		d.Status, d.StatusMask = first.Status, first.StatusMask
+		d.Status = Is(status)
 	}
 	return d
 }

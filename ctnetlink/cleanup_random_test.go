@@ -102,8 +102,8 @@ func randomFlowState(r *rand.Rand, f *Flow, proto uint8, zone, origZone, replyZo
 }
 
 // randomMatcher draws a matcher over the fields randomTable varies.
-func randomMatcher(r *rand.Rand, table []Flow) Matcher {
-	var m Matcher
+func randomMatcher(r *rand.Rand, table []Flow) Selector {
+	var m Selector
 	f := &table[r.Intn(len(table))]
 	for _, field := range r.Perm(16)[:1+r.Intn(3)] {
 		if field < 8 {
@@ -117,35 +117,35 @@ func randomMatcher(r *rand.Rand, table []Flow) Matcher {
 
 // randomTupleField sets matcher field 0 to 7 (family, protocol, addresses,
 // reply port, mark, zone, labels any) from flow f.
-func randomTupleField(r *rand.Rand, f *Flow, m *Matcher, field int) {
-	u16 := func(v uint16) *uint16 { return &v }
+func randomTupleField(r *rand.Rand, f *Flow, m *Selector, field int) {
 	switch field {
 	case 0:
 		m.Family = f.Family()
 	case 1:
-		m.Proto = f.TupleOrig.Proto.Num
-		if m.Proto == unix.IPPROTO_TCP || m.Proto == unix.IPPROTO_UDP || m.Proto == unix.IPPROTO_SCTP {
-			m.Orig.DstPort = u16(f.TupleOrig.Proto.DstPort)
+		p := f.TupleOrig.Proto.Num
+		m.Proto = Protocol(p)
+		if p == unix.IPPROTO_TCP || p == unix.IPPROTO_UDP || p == unix.IPPROTO_SCTP {
+			m.OrigDstPort = Port(f.TupleOrig.Proto.DstPort)
 		}
 	case 2:
-		m.Orig.Dst = netip.PrefixFrom(f.TupleOrig.Dst(), f.TupleOrig.Dst().BitLen())
+		m.OrigDst = HostIs(f.TupleOrig.Dst())
 	case 3:
 		bits := 24
 		if f.Family() == unix.AF_INET6 {
 			bits = 120
 		}
-		m.Orig.Src, _ = f.TupleOrig.Src().Prefix(bits + r.Intn(8))
+		p, _ := f.TupleOrig.Src().Prefix(bits + r.Intn(8))
+		m.OrigSrc = Is(p)
 	case 4:
-		m.Reply.Src = netip.PrefixFrom(f.TupleReply.Src(), f.TupleReply.Src().BitLen())
+		m.ReplySrc = HostIs(f.TupleReply.Src())
 		if p := f.TupleReply.Proto.Num; p == unix.IPPROTO_TCP || p == unix.IPPROTO_UDP {
-			m.Proto = p
-			m.Reply.SrcPort = u16(f.TupleReply.Proto.SrcPort)
+			m.Proto = Protocol(p)
+			m.ReplySrcPort = Port(f.TupleReply.Proto.SrcPort)
 		}
 	case 5:
-		m.Mark, m.MarkMask = f.Mark&0xff, 0xff
+		m.Mark = Is(MarkMatch{f.Mark & 0xff, 0xff})
 	case 6:
-		z := f.ZoneID()
-		m.Zone = &z
+		m.Zone = Is(f.ZoneID())
 	case 7:
 		if len(f.Labels) > 0 {
 			m.LabelsAny = f.Labels
@@ -156,18 +156,16 @@ func randomTupleField(r *rand.Rand, f *Flow, m *Matcher, field int) {
 // randomStateField sets matcher field 8 to 15 (states, status, labels
 // all, per-direction zones, ICMP, reply destination, mark bit) from flow
 // f.
-func randomStateField(r *rand.Rand, f *Flow, m *Matcher, field int) {
-	u8 := func(v uint8) *uint8 { return &v }
-	u16 := func(v uint16) *uint16 { return &v }
+func randomStateField(r *rand.Rand, f *Flow, m *Selector, field int) {
 	switch field {
 	case 8:
 		if f.TupleOrig.Proto.Num == unix.IPPROTO_TCP {
-			m.TCPStates = []TCPState{f.ProtoInfo.TCP.State}
+			m.TCPStates = Is(f.ProtoInfo.TCP.State)
 		} else if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
-			m.SCTPStates = []SCTPState{f.ProtoInfo.SCTP.State}
+			m.SCTPStates = Is(f.ProtoInfo.SCTP.State)
 		}
 	case 9:
-		m.Status, m.StatusMask = StatusAssured, StatusAssured
+		m.Status = Is(StatusMatch{StatusAssured, StatusAssured})
 	case 10:
 		// Every label of a flow, sometimes with one it may lack, so
 		// that all-of and any-of select different flows.
@@ -180,33 +178,34 @@ func randomStateField(r *rand.Rand, f *Flow, m *Matcher, field int) {
 		tcp := []TCPState{TCPStateSynSent, TCPStateEstablished, TCPStateFinWait, TCPStateTimeWait, TCPStateClose}
 		sctp := []SCTPState{SCTPStateCookieWait, SCTPStateEstablished, SCTPStateShutdownSent}
 		if f.TupleOrig.Proto.Num == unix.IPPROTO_SCTP {
-			m.SCTPStates = []SCTPState{sctp[r.Intn(len(sctp))], sctp[r.Intn(len(sctp))], f.ProtoInfo.SCTP.State}
+			m.SCTPStates = AnyOf(sctp[r.Intn(len(sctp))], sctp[r.Intn(len(sctp))], f.ProtoInfo.SCTP.State)
 		} else {
-			m.TCPStates = []TCPState{tcp[r.Intn(len(tcp))], tcp[r.Intn(len(tcp))], f.ProtoInfo.TCP.State}
+			m.TCPStates = AnyOf(tcp[r.Intn(len(tcp))], tcp[r.Intn(len(tcp))], f.ProtoInfo.TCP.State)
 		}
 	case 12:
-		z := uint16(r.Intn(3))
+		z := Is(uint16(r.Intn(3)))
 		if r.Intn(2) == 0 {
-			m.OrigZone = &z
+			m.OrigZone = z
 		} else {
-			m.ReplyZone = &z
+			m.ReplyZone = z
 		}
 	case 13:
 		switch f.TupleOrig.Proto.Num {
 		case unix.IPPROTO_ICMP:
-			m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPType), u16(f.TupleOrig.Proto.ICMPID)
+			m.ICMPType, m.ICMPID = Is(f.TupleOrig.Proto.ICMPType), Is(f.TupleOrig.Proto.ICMPID)
 		case unix.IPPROTO_ICMPV6:
-			m.ICMPType, m.ICMPID = u8(f.TupleOrig.Proto.ICMPv6Type), u16(f.TupleOrig.Proto.ICMPv6ID)
+			m.ICMPType, m.ICMPID = Is(f.TupleOrig.Proto.ICMPv6Type), Is(f.TupleOrig.Proto.ICMPv6ID)
 		default:
-			m.ICMPCode = u8(0)
+			m.ICMPCode = Is[uint8](0)
 		}
 	case 14:
 		bits := 29
 		if f.Family() == unix.AF_INET6 {
 			bits = 125
 		}
-		m.Reply.Dst, _ = f.TupleReply.Dst().Prefix(bits)
+		p, _ := f.TupleReply.Dst().Prefix(bits)
+		m.ReplyDst = Is(p)
 	case 15:
-		m.Mark, m.MarkMask = f.Mark&0x100, 0x100
+		m.Mark = Is(MarkMatch{f.Mark & 0x100, 0x100})
 	}
 }

@@ -42,7 +42,7 @@ func TestKernelCleanupRandomized(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				matchers := make([]Matcher, 1+r.Intn(12))
+				matchers := make([]Selector, 1+r.Intn(12))
 				for i := range matchers {
 					matchers[i] = randomMatcher(r, before)
 				}
@@ -95,11 +95,10 @@ func TestKernelCleanupDryRunAndPlan(t *testing.T) {
 	if _, err := c.CreateMany(ctx, table); err != nil {
 		t.Fatal(err)
 	}
-	u16 := func(v uint16) *uint16 { return &v }
-	matchers := []Matcher{
-		{Mark: 1, MarkMask: 3},
-		{Proto: unix.IPPROTO_UDP, Orig: Endpoints{Dst: netip.MustParsePrefix("192.0.2.53/32"), DstPort: u16(53)}, TCPStates: nil, Reply: Endpoints{DstPort: u16(4000)}},
-		{Orig: Endpoints{Src: netip.MustParsePrefix("10.0.0.0/30")}},
+	matchers := []Selector{
+		{Mark: Is(MarkMatch{1, 3})},
+		{Proto: Protocol(unix.IPPROTO_UDP), OrigDst: Is(netip.MustParsePrefix("192.0.2.53/32")), OrigDstPort: Port(53), ReplyDstPort: Port(4000)},
+		{OrigSrc: Is(netip.MustParsePrefix("10.0.0.0/30"))},
 	}
 	res, err := c.Cleanup(ctx, matchers, &CleanupOptions{DryRun: true})
 	if err != nil {
@@ -151,9 +150,9 @@ func TestKernelCleanupManyFlushable(t *testing.T) {
 	if res, err := c.CreateMany(ctx, table); err != nil || len(res.Errors) > 0 {
 		t.Fatalf("fill: %v %+v", err, res.Errors)
 	}
-	var matchers []Matcher
+	var matchers []Selector
 	for m := uint32(0); m < 40; m += 2 {
-		matchers = append(matchers, Matcher{Mark: m, MarkMask: 0xffffffff})
+		matchers = append(matchers, Selector{Mark: Is(MarkMatch{m, 0xffffffff})})
 	}
 	few, err := c.Plan(ctx, matchers[:maxFlushes], nil)
 	if err != nil {
@@ -221,14 +220,13 @@ func TestKernelCleanupOnDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u16 := func(v uint16) *uint16 { return &v }
 	stolen := map[string]bool{}
-	matchers := []Matcher{
+	matchers := []Selector{
 		// Flushable without OnDelete on kernels with mark and tuple flushes.
-		{Mark: 1, MarkMask: 0xff},
-		{Proto: unix.IPPROTO_UDP, Family: unix.AF_INET, Orig: Endpoints{DstPort: u16(53)}},
+		{Mark: Is(MarkMatch{1, 0xff})},
+		{Proto: Protocol(unix.IPPROTO_UDP), Family: unix.AF_INET, OrigDstPort: Port(53)},
 		// Deletes some of its flows itself before the cleanup does.
-		{Proto: unix.IPPROTO_TCP, Func: func(f *Flow) bool {
+		{Proto: Protocol(unix.IPPROTO_TCP), Func: func(f *Flow) bool {
 			if f.TupleOrig.Proto.SrcPort%10 == 0 {
 				k := lookupKey(f)
 				if err := c.Delete(ctx, &k); err != nil {
@@ -300,7 +298,7 @@ func goneKeys(before, after []Flow, skip map[string]bool) []string {
 // checkOnDeletePlans checks that the kernel would flush some of the
 // matchers without OnDelete (or the test proves nothing), and none with
 // opts, which sets it.
-func checkOnDeletePlans(ctx context.Context, t *testing.T, c *Conn, matchers []Matcher, opts *CleanupOptions) {
+func checkOnDeletePlans(ctx context.Context, t *testing.T, c *Conn, matchers []Selector, opts *CleanupOptions) {
 	t.Helper()
 	plain, err := c.Plan(ctx, matchers, nil)
 	if err != nil {
@@ -331,7 +329,7 @@ func TestKernelCleanupFunc(t *testing.T) {
 	}
 	selected := func(f *Flow) bool { return f.TupleOrig.Src().As4()[3]&4 == 0 }
 	var calls, outside int
-	m := Matcher{Mark: 2, MarkMask: 3, Proto: unix.IPPROTO_UDP, Func: func(f *Flow) bool {
+	m := Selector{Mark: Is(MarkMatch{2, 3}), Proto: Protocol(unix.IPPROTO_UDP), Func: func(f *Flow) bool {
 		calls++
 		if f.Mark&3 != 2 || f.TupleOrig.Proto.Num != unix.IPPROTO_UDP {
 			outside++
@@ -342,21 +340,21 @@ func TestKernelCleanupFunc(t *testing.T) {
 	// can do it.
 	noFunc := m
 	noFunc.Func = nil
-	p, err := c.Plan(ctx, []Matcher{noFunc}, nil)
+	p, err := c.Plan(ctx, []Selector{noFunc}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if k := p.Capabilities; k.FlushMark && k.FlushTuple && len(p.Flushes) == 0 {
 		t.Fatalf("fields alone are not flushed; the test proves nothing:\n%s", p)
 	}
-	p, err = c.Plan(ctx, []Matcher{m}, nil)
+	p, err = c.Plan(ctx, []Selector{m}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Flushes) != 0 || len(p.Scan.Matchers) != 1 {
 		t.Fatalf("a matcher with Func is flushed:\n%s", p)
 	}
-	res, err := c.Cleanup(ctx, []Matcher{m}, nil)
+	res, err := c.Cleanup(ctx, []Selector{m}, nil)
 	if err != nil || res.Failed != 0 {
 		t.Fatalf("cleanup: %v %+v", err, res.Samples)
 	}

@@ -329,7 +329,7 @@ func TestFakeDumpInterrupted(t *testing.T) {
 		t.Fatalf("got %v, %v; want 3 flows then ErrDumpInterrupted", ports, err)
 	}
 	// List repeats an interrupted dump and reports the last attempt.
-	flows, err := c.List(fakeCtx(t), &DumpFilter{Family: unix.AF_INET})
+	flows, err := c.List(fakeCtx(t), &Selector{Family: unix.AF_INET})
 	if len(flows) != 3 || !errors.Is(err, ErrDumpInterrupted) {
 		t.Fatalf("list: %d flows, %v", len(flows), err)
 	}

@@ -30,12 +30,13 @@
 // # Operations
 //
 // Dial opens a Conn, safe for concurrent use, in the caller's network
-// namespace or another one (Config.NetNS). Dump streams flows with
-// kernel-side filters (DumpFilter), List returns them as a slice; Get,
+// namespace or another one (Config.NetNS). Dump streams the flows a
+// Selector selects, filtered in the kernel where it can, List returns them
+// as a slice; Get,
 // Create, Update and Delete work on one flow; CreateMany, UpdateMany and
 // DeleteMany pipeline thousands; Flush empties the table or the part a
-// filter selects; Stats and StatsCPU read the counters. Cleanup deletes the
-// flows any of many matchers selects in one pass, using the kernel's
+// selector selects; Stats and StatsCPU read the counters. Cleanup deletes
+// the flows any of many selectors selects in one pass, using the kernel's
 // filtered flush where the kernel gets it right (Capabilities) and one
 // shared dump for the rest.
 //
@@ -53,9 +54,17 @@
 // goroutine. Losing events is never silent: a socket overrun is yielded as
 // ErrEventsLost, counted by Overruns, and the stream goes on; resynchronise
 // with a dump. ListenConfig.ReliableDestroy asks the kernel to re-deliver
-// destroy events it failed to deliver. ListenConfig.Filter takes an
-// EventFilter, compiled to a BPF program that the kernel runs on the socket,
-// so unwanted events never reach user space. Diagnose says why events may
+// destroy events it failed to deliver. ListenConfig.Filter takes a
+// Selector, compiled to a BPF program that the kernel runs on the socket,
+// so unwanted events never reach user space.
+//
+// # Selecting flows
+//
+// One type, Selector, selects flows everywhere: in a dump, a flush, a
+// cleanup, a listener and a mirror, with one meaning of every field and of
+// its zero value. It is lowered three ways: to the kernel's dump and flush
+// attributes (selector_kernel.go), to classic BPF (selector_bpf.go), and to
+// Selector.Match in Go (selector_match.go), which is its definition. Diagnose says why events may
 // not arrive at all (the nf_conntrack_events sysctl, a kernel without
 // events).
 //

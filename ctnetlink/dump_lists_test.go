@@ -60,7 +60,7 @@ func TestKernelDumpZero(t *testing.T) {
 	ctx := ctx(t)
 	const n = 5
 	port := udpTraffic(t, ns, n)
-	filter := &DumpFilter{Orig: &TupleFilter{Proto: unix.IPPROTO_UDP, Dst: netip.MustParseAddr("127.0.0.1"), DstPort: &port}}
+	filter := &Selector{Proto: Protocol(unix.IPPROTO_UDP), OrigDst: HostIs(netip.MustParseAddr("127.0.0.1")), OrigDstPort: Is(port)}
 	// The packets counted are the datagrams sent.
 	packets := func(seq func(func(*Flow, error) bool)) []uint64 {
 		t.Helper()

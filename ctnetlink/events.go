@@ -1,13 +1,9 @@
 package ctnetlink
 
 import (
-	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"iter"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +11,6 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/net/bpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/nfnl"
 )
@@ -109,15 +104,16 @@ type ListenConfig struct {
 	// socket (SO_ATTACH_FILTER) before it joins the groups, so events the
 	// filter rejects are never queued, take no room in the receive buffer
 	// and cause no overrun. Events checks every event again with
-	// Filter.Match and yields only those it selects; see EventFilter for
-	// the semantics and Listener.Discarded. Listen copies the filter.
+	// Filter.MatchEvent and yields only those it selects; see Selector for
+	// the semantics, Selector.Program for what the kernel evaluates, and
+	// Listener.Discarded. Listen copies the filter.
 	// Attaching it needs no privilege. Listen fails with an *Error if the
 	// filter is invalid or needs more than the kernel's 4096 instructions.
 	// The default, nil, receives every event of the groups.
 	//
 	// Leaving groups out is cheaper than filtering event types: the kernel
 	// does not even build the events of a group nobody joined.
-	Filter *EventFilter
+	Filter *Selector
 }
 
 var defaultGroups = []Group{GroupNew, GroupUpdate, GroupDestroy}
@@ -239,8 +235,8 @@ func (e *Event) Time() (time.Time, bool) {
 // yields the error after the events that were already queued when the
 // kernel dropped the first one, so a dump started after it reflects every
 // change whose event was lost. To keep a table of flows in sync, listen
-// before the first dump and dump again after each loss; Mirror does all of
-// this. Flow IDs are 32-bit hashes that collide in large tables, so key the
+// before the first dump and dump again after each loss; package
+// ctnetlink/mirror does all of this. Flow IDs are 32-bit hashes that collide in large tables, so key the
 // table by KeyOf (ID, zone and original tuple), not by ID alone:
 //
 //	l, err := ctnetlink.Listen(nil)
@@ -303,7 +299,7 @@ type Listener struct {
 	busy      atomic.Bool
 	overruns  atomic.Uint64
 	discarded atomic.Uint64
-	filter    *EventFilter // a copy of ListenConfig.Filter, or nil
+	filter    *Selector // a copy of ListenConfig.Filter, or nil
 
 	// State of the Events loop, owned by the running loop.
 	rest   []byte // unread messages of the last datagram
@@ -343,10 +339,10 @@ func Listen(cfg *ListenConfig) (*Listener, error) {
 	case rcvbuf < 0:
 		rcvbuf = 0 // DialSocket keeps the kernel's default
 	}
-	var filter *EventFilter
+	var filter *Selector
 	var prog []bpf.RawInstruction
 	if !c.Filter.empty() {
-		filter = c.Filter.clone()
+		filter = c.Filter.Clone()
 		insns, err := filter.program()
 		if err == nil {
 			prog, err = bpf.Assemble(insns)
@@ -423,8 +419,10 @@ func (l *Listener) Overruns() uint64 {
 
 // Discarded returns how many events Events read from the socket and did
 // not yield because ListenConfig.Filter does not select them. The kernel
-// program decides the events the kernel sends and passes on only those it
-// cannot judge (see EventFilter), so the count stays 0 in practice; it is 0
+// program decides the events the kernel sends on every condition it
+// evaluates (see Selector.Program), so the count stays 0 unless the filter
+// sets conditions only user space evaluates (reply ports, ICMP fields,
+// the zone of one direction, labels, states, helper, Func); it is 0
 // without a filter.
 func (l *Listener) Discarded() uint64 {
 	return l.discarded.Load()
@@ -454,208 +452,4 @@ func (l *Listener) Dropped() (uint32, error) {
 // request was larger.
 func (l *Listener) ReadBuffer() int {
 	return l.rcvbuf
-}
-
-var errEventsBusy = errors.New("another Events loop is running")
-
-// Events returns the stream of events. Each value is an event or an error,
-// never both. The *Event is reused: see Event.
-//
-// Errors come in two kinds. These leave the stream running, and the loop
-// yields more values after them:
-//
-//   - an overrun: an *Error matching ErrEventsLost (and unix.ENOBUFS),
-//     counted in Overruns; see Listener for what to do about it;
-//   - a message that cannot be decoded, such as a malformed attribute, or a
-//     message type this build does not know: an *Error naming it. Only that
-//     message is skipped. Attributes of unknown type are no error: they are
-//     skipped and counted in the Unknown field of their struct;
-//   - an error message (NLMSG_ERROR) with an error code: an *Error that
-//     matches the errno; one with ENOBUFS, or an NLMSG_OVERRUN, is an
-//     overrun as above. Acknowledgements (error code 0) are skipped.
-//
-// These end the stream, as the last value:
-//
-//   - ctx is cancelled or its deadline passes: ctx.Err(); cancelling
-//     unblocks a waiting receive at once;
-//   - the Listener is closed: an *Error matching net.ErrClosed;
-//   - another loop is running, or the socket fails: an *Error.
-//
-// So a loop body may handle every error with continue and still end. After
-// a stream ends, or the caller breaks out of the loop, the Listener stays
-// open and events keep queueing on its socket, up to the buffer's size,
-// until Events is called again or the Listener is closed.
-func (l *Listener) Events(ctx context.Context) iter.Seq2[*Event, error] {
-	return func(yield func(*Event, error) bool) {
-		if !l.busy.CompareAndSwap(false, true) {
-			yield(nil, &Error{Op: "events", Err: errEventsBusy})
-			return
-		}
-		defer l.busy.Store(false)
-		if l.closed.Load() {
-			yield(nil, &Error{Op: "events", Err: net.ErrClosed})
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			yield(nil, err)
-			return
-		}
-		stop := l.s.Watch(ctx)
-		defer stop()
-		for {
-			for len(l.rest) > 0 {
-				ev, err := l.next()
-				if ev == nil && err == nil {
-					continue
-				}
-				if !yield(ev, err) {
-					return
-				}
-			}
-			if l.lost && l.budget <= 0 {
-				if !l.yieldLost(yield) {
-					return
-				}
-			}
-			if err := ctx.Err(); err != nil {
-				yield(nil, err)
-				return
-			}
-			// After an overrun, read without waiting: an empty queue means
-			// every event queued before the loss has been yielded.
-			b, err := l.s.Receive(ctx, !l.lost)
-			switch {
-			case err == nil:
-				l.rest = b
-				if l.lost {
-					l.budget -= len(b)
-				}
-			case err == unix.EAGAIN:
-				if !l.yieldLost(yield) {
-					return
-				}
-			case err == unix.ENOBUFS:
-				// An overrun still pending is due now: the kernel reports
-				// no second one before the queue has been read empty.
-				more := !l.lost || l.yieldLost(yield)
-				// The kernel reports an overrun before the events still
-				// queued; they are at most a buffer's worth.
-				l.overruns.Add(1)
-				l.lost = true
-				l.budget = l.rcvbuf + nfnl.RecvBufSize
-				if !more {
-					return
-				}
-			case l.closed.Load():
-				yield(nil, &Error{Op: "events", Err: net.ErrClosed})
-				return
-			case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
-				// A watched ctx ended; its deadline may pass before its
-				// timer has run.
-				<-ctx.Done()
-				yield(nil, ctx.Err())
-				return
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				if err := ctx.Err(); err != nil {
-					yield(nil, err)
-					return
-				}
-				if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-					// The deadline passed; ctx reports it in a moment.
-					<-ctx.Done()
-					yield(nil, ctx.Err())
-					return
-				}
-				// Not this context's deadline: clear it and read on.
-				_ = l.s.SetReadDeadline(time.Time{})
-				if dl, ok := ctx.Deadline(); ok {
-					_ = l.s.SetReadDeadline(dl)
-				}
-			default:
-				yield(nil, &Error{Op: "events", Err: err})
-				return
-			}
-		}
-	}
-}
-
-// yieldLost yields the pending overrun.
-func (l *Listener) yieldLost(yield func(*Event, error) bool) bool {
-	l.lost = false
-	return yield(nil, &Error{Op: "events", Err: fmt.Errorf("%w (%w)", ErrEventsLost, unix.ENOBUFS)})
-}
-
-// next decodes the first message of l.rest. It returns nil, nil for a
-// message that is not an event, or an event the filter rejects.
-func (l *Listener) next() (*Event, error) {
-	h, data, rest, err := nfnl.NextMessage(l.rest)
-	if err != nil {
-		l.rest = nil
-		return nil, &Error{Op: "events", Err: err}
-	}
-	l.rest = rest
-	switch netlink.HeaderType(h.Type) {
-	case netlink.Noop, netlink.Done:
-		return nil, nil
-	case netlink.Overrun:
-		// The kernel reports overruns with ENOBUFS on the socket, but an
-		// NLMSG_OVERRUN means the same: events were lost.
-		l.overruns.Add(1)
-		return nil, &Error{Op: "events", Err: fmt.Errorf("%w (%w, NLMSG_OVERRUN)", ErrEventsLost, unix.ENOBUFS)}
-	case netlink.Error:
-		// An acknowledgement (error 0) says nothing; an error code says that
-		// the kernel failed at something it reports on this socket.
-		if len(data) < 4 {
-			return nil, &Error{Op: "events", Err: fmt.Errorf("error message of %d bytes, too short for an error code", len(data))}
-		}
-		code := int32(binary.NativeEndian.Uint32(data))
-		if code == 0 {
-			return nil, nil
-		}
-		errno := unix.Errno(-code)
-		if code > 0 {
-			errno = unix.Errno(code)
-		}
-		if errno == unix.ENOBUFS {
-			l.overruns.Add(1)
-			return nil, &Error{Op: "events", Err: fmt.Errorf("%w (%w, NLMSG_ERROR)", ErrEventsLost, errno)}
-		}
-		return nil, &Error{Op: "events", Err: fmt.Errorf("kernel error message: %w", errno)}
-	}
-	var typ EventType
-	switch MsgType(h.Type) {
-	case MsgNew:
-		typ = EventUpdate
-		if h.Flags&unix.NLM_F_CREATE != 0 {
-			typ = EventNew
-		}
-	case MsgDelete:
-		typ = EventDestroy
-	case MsgExpNew:
-		typ = EventExpNew
-	case MsgExpDelete:
-		typ = EventExpDestroy
-	default:
-		return nil, &Error{Op: "events", Err: fmt.Errorf("unexpected message type %#x", uint16(h.Type))}
-	}
-	_, attrs, err := nfnl.ParseHeader(data)
-	if err != nil {
-		return nil, &Error{Op: "events", Err: fmt.Errorf("%s: %w", typ, err)}
-	}
-	l.ev = Event{Type: typ, PortID: h.PID}
-	if typ == EventExpNew || typ == EventExpDestroy {
-		err = l.exp.UnmarshalAttributes(attrs)
-		l.ev.Expect = &l.exp
-	} else {
-		err = l.flow.UnmarshalAttributes(attrs)
-		l.ev.Flow = &l.flow
-	}
-	if err != nil {
-		return nil, &Error{Op: "events", Err: fmt.Errorf("%s: %w", typ, err)}
-	}
-	if l.filter != nil && !l.filter.Match(&l.ev) {
-		l.discarded.Add(1)
-		return nil, nil
-	}
-	return &l.ev, nil
 }

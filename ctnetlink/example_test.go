@@ -21,9 +21,9 @@ func ExampleConn_Dump() {
 	}
 	defer c.Close()
 
-	dport := uint16(53)
-	filter := &ctnetlink.DumpFilter{
-		Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_UDP, DstPort: &dport},
+	filter := &ctnetlink.Selector{
+		Proto:       ctnetlink.Protocol(unix.IPPROTO_UDP),
+		OrigDstPort: ctnetlink.Port(53),
 	}
 	for f, err := range c.Dump(context.Background(), filter) {
 		if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
@@ -81,7 +81,7 @@ func ExampleConn_DeleteMany() {
 	defer c.Close()
 	ctx := context.Background()
 
-	stale, err := c.List(ctx, &ctnetlink.DumpFilter{Mark: 0x10, MarkMask: 0xff})
+	stale, err := c.List(ctx, &ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: 0x10, Mask: 0xff})})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -101,8 +101,7 @@ func ExampleConn_DumpZero() {
 	}
 	defer c.Close()
 
-	port := uint16(443)
-	filter := &ctnetlink.DumpFilter{Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_TCP, DstPort: &port}}
+	filter := &ctnetlink.Selector{Proto: ctnetlink.Protocol(unix.IPPROTO_TCP), OrigDstPort: ctnetlink.Port(443)}
 	for f, err := range c.DumpZero(context.Background(), filter) {
 		if err != nil {
 			log.Fatal(err)
@@ -162,4 +161,31 @@ func ExampleDial_netNSPath() {
 		log.Fatal(err)
 	}
 	fmt.Println(st.Entries, "flows in namespace blue")
+}
+
+// Build a selector with the constructors and test a flow against it. An
+// unset field is no condition; a mark with a zero mask compares all bits.
+func ExampleSelector() {
+	var f ctnetlink.Flow
+	f.SetTupleOrig(ctnetlink.NewTuple(unix.IPPROTO_TCP,
+		netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.7:443")))
+	f.SetMark(0x10)
+
+	s := ctnetlink.Selector{
+		Proto:       ctnetlink.Protocol(unix.IPPROTO_TCP),
+		OrigDst:     ctnetlink.HostIs(netip.MustParseAddr("198.51.100.7")),
+		OrigDstPort: ctnetlink.AnyOf[uint16](80, 443),
+		OrigSrc:     ctnetlink.NoneOf(netip.MustParsePrefix("10.0.0.0/8")),
+		Mark:        ctnetlink.Is(ctnetlink.MarkMatch{Mark: 0x10, Mask: 0xf0}),
+	}
+	fmt.Println(s.Match(&f))
+	fmt.Println(ctnetlink.ProtoName(f.TupleOrig.Proto.Num), f.TupleOrig.SrcAddrPort(), "->", f.TupleOrig.DstAddrPort())
+
+	var all ctnetlink.Selector
+	unmarked := ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{})}
+	fmt.Println(all.Match(&f), unmarked.Match(&f))
+	// Output:
+	// true
+	// tcp 192.0.2.1:40000 -> 198.51.100.7:443
+	// true false
 }

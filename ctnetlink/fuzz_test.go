@@ -111,7 +111,7 @@ func requestMessages() []seedMessage {
 	create.SetSecCtx(&SecCtx{SecCtxName: "system_u:object_r:unlabeled_t:s0"})
 
 	port := uint16(22)
-	_, dump := (&DumpFilter{Orig: &TupleFilter{Src: addr("192.0.2.1"), Proto: unix.IPPROTO_TCP, DstPort: &port}}).request()
+	_, dump := (&Selector{OrigSrc: HostIs(addr("192.0.2.1")), Proto: Protocol(unix.IPPROTO_TCP), OrigDstPort: Is(port)}).kernelRequest()
 
 	var exp Expect
 	exp.Master = NewTuple(unix.IPPROTO_TCP, netip.MustParseAddrPort("192.0.2.1:40102"), netip.MustParseAddrPort("198.51.100.7:21"))

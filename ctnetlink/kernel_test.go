@@ -104,7 +104,7 @@ func TestKernelDumpAndFilters(t *testing.T) {
 	ns.Run(t, "conntrack", "-I", "-p", "udp", "-s", "192.0.2.3", "-d", "192.0.2.4", "--sport", "3", "--dport", "53", "-t", "100", "-m", "2")
 	ns.Run(t, "conntrack", "-I", "-p", "udp", "-s", "2001:db8::1", "-d", "2001:db8::2", "--sport", "5", "--dport", "53", "-t", "100", "-m", "2")
 
-	count := func(f *DumpFilter) int {
+	count := func(f *Selector) int {
 		t.Helper()
 		n := 0
 		for fl, err := range c.Dump(ctx, f) {
@@ -121,18 +121,18 @@ func TestKernelDumpAndFilters(t *testing.T) {
 	port53 := uint16(53)
 	tests := []struct {
 		name   string
-		filter *DumpFilter
+		filter *Selector
 		want   int
 	}{
 		{"all", nil, 3},
-		{"ipv4", &DumpFilter{Family: unix.AF_INET}, 2},
-		{"ipv6", &DumpFilter{Family: unix.AF_INET6}, 1},
-		{"mark 2", &DumpFilter{Mark: 2}, 2},
-		{"mark 1 in ipv6", &DumpFilter{Family: unix.AF_INET6, Mark: 1}, 0},
-		{"orig udp dport 53", &DumpFilter{Orig: &TupleFilter{Proto: unix.IPPROTO_UDP, DstPort: &port53}}, 2},
-		{"orig src", &DumpFilter{Orig: &TupleFilter{Src: netip.MustParseAddr("192.0.2.3")}}, 1},
-		{"reply src port 53", &DumpFilter{Reply: &TupleFilter{Proto: unix.IPPROTO_UDP, SrcPort: &port53}}, 2},
-		{"status assured", &DumpFilter{Status: StatusAssured, StatusMask: StatusAssured}, 0},
+		{"ipv4", &Selector{Family: unix.AF_INET}, 2},
+		{"ipv6", &Selector{Family: unix.AF_INET6}, 1},
+		{"mark 2", &Selector{Mark: Is(MarkMatch{Mark: 2})}, 2},
+		{"mark 1 in ipv6", &Selector{Family: unix.AF_INET6, Mark: Is(MarkMatch{Mark: 1})}, 0},
+		{"orig udp dport 53", &Selector{Proto: Protocol(unix.IPPROTO_UDP), OrigDstPort: Is(port53)}, 2},
+		{"orig src", &Selector{OrigSrc: HostIs(netip.MustParseAddr("192.0.2.3"))}, 1},
+		{"reply src port 53", &Selector{Proto: Protocol(unix.IPPROTO_UDP), ReplySrcPort: Is(port53)}, 2},
+		{"status assured", &Selector{Status: Is(StatusMatch{StatusAssured, StatusAssured})}, 0},
 	}
 	for _, tt := range tests {
 		if got := count(tt.filter); got != tt.want {
@@ -155,7 +155,7 @@ func TestKernelDumpAndFilters(t *testing.T) {
 		t.Fatalf("stats-cpu: %d entries, %v", len(cpus), err)
 	}
 
-	if err := c.Flush(ctx, &FlushFilter{Mark: 2}); err != nil {
+	if err := c.Flush(ctx, &Selector{Mark: Is(MarkMatch{Mark: 2})}); err != nil {
 		t.Fatalf("flush by mark: %v", err)
 	}
 	if n := count(nil); n != 1 {

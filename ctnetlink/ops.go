@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -107,50 +106,16 @@ func (c *Conn) Delete(ctx context.Context, q *Flow) error {
 	return c.do(ctx, "delete", MsgDelete, netlink.Acknowledge, flowFamily(q), schemaFlow, k.AppendAttributes, nil)
 }
 
-// FlushFilter selects the flows Flush removes. The zero value selects all
-// flows of both families.
-type FlushFilter struct {
-	// Family is unix.AF_INET or unix.AF_INET6, or 0 for both.
-	Family uint8
-	// Mark selects flows whose mark, ANDed with MarkMask, equals Mark;
-	// it applies when either is non-zero (a zero MarkMask means all bits).
-	Mark, MarkMask uint32
-	// Status selects flows whose status ANDed with StatusMask equals
-	// Status, when StatusMask is non-zero.
-	Status, StatusMask Status
-	// Zone, if not nil, selects the flows of one zone.
-	Zone *uint16
-	// Orig, if not nil, selects flows by their original tuple.
-	Orig *TupleFilter
-}
-
-// matcher returns the Cleanup matcher that selects what f selects.
-func (f *FlushFilter) matcher() Matcher {
-	m := Matcher{Family: f.Family, Mark: f.Mark, MarkMask: f.MarkMask, Status: f.Status, StatusMask: f.StatusMask, Zone: f.Zone}
-	if o := f.Orig; o != nil {
-		m.Proto = o.Proto
-		if o.Src.IsValid() {
-			m.Orig.Src = netip.PrefixFrom(o.Src, o.Src.BitLen())
-		}
-		if o.Dst.IsValid() {
-			m.Orig.Dst = netip.PrefixFrom(o.Dst, o.Dst.BitLen())
-		}
-		m.Orig.SrcPort, m.Orig.DstPort = o.SrcPort, o.DstPort
-		m.ICMPType, m.ICMPCode, m.ICMPID = o.ICMPType, o.ICMPCode, o.ICMPID
-	}
-	return m
-}
-
 // Flush removes the flows that filter selects; nil selects the whole table,
 // which the kernel empties in one request.
 //
 // With a filter, Flush removes exactly the flows the filter selects, on any
-// kernel: it runs Cleanup with one matcher, so the kernel flushes by itself
+// kernel: it runs Cleanup with the one selector, so the kernel flushes by itself
 // when it evaluates every field of the filter (see Capabilities) and the
 // client dumps and deletes the rest. Kernels are not trusted with what they
 // get wrong: a flush with a family but no tuple filter removes the flows of
 // both families, and kernels before 6.8 ignore a zone.
-func (c *Conn) Flush(ctx context.Context, filter *FlushFilter) error {
+func (c *Conn) Flush(ctx context.Context, filter *Selector) error {
 	if filter == nil {
 		// One request per family works on every kernel, including those
 		// that refuse an AF_UNSPEC flush; the second finds nothing left
@@ -162,10 +127,10 @@ func (c *Conn) Flush(ctx context.Context, filter *FlushFilter) error {
 		}
 		return nil
 	}
-	if err := filter.check(); err != nil {
+	if err := filter.checkFlows(); err != nil {
 		return &Error{Op: "flush", Err: err}
 	}
-	res, err := c.Cleanup(ctx, []Matcher{filter.matcher()}, nil)
+	res, err := c.Cleanup(ctx, []Selector{*filter}, nil)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,45 @@ func (t *Tuple) Dst() netip.Addr {
 	return t.IP.V6Dst
 }
 
+// SrcAddrPort returns the tuple's source address and port; the port is 0
+// for a protocol without ports. It has a value receiver, so that it works
+// on the result of a call and on a field of a value, as
+// f.TupleOrig.SrcAddrPort().
+func (t Tuple) SrcAddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(t.Src(), t.Proto.SrcPort)
+}
+
+// DstAddrPort returns the tuple's destination address and port, as
+// SrcAddrPort.
+func (t Tuple) DstAddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(t.Dst(), t.Proto.DstPort)
+}
+
+// ProtoName returns the name conntrack gives layer 4 protocol number p:
+// "tcp", "udp", "udplite", "icmp", "icmpv6", "sctp", "gre" or "dccp", and
+// "unknown" for any other.
+func ProtoName(p uint8) string {
+	switch p {
+	case unix.IPPROTO_TCP:
+		return "tcp"
+	case unix.IPPROTO_UDP:
+		return "udp"
+	case unix.IPPROTO_UDPLITE:
+		return "udplite"
+	case unix.IPPROTO_ICMP:
+		return "icmp"
+	case unix.IPPROTO_ICMPV6:
+		return "icmpv6"
+	case unix.IPPROTO_SCTP:
+		return "sctp"
+	case unix.IPPROTO_GRE:
+		return "gre"
+	case unix.IPPROTO_DCCP:
+		return "dccp"
+	}
+	return "unknown"
+}
+
 // SetSrc sets the source address in the attribute of its family.
 func (t *Tuple) SetSrc(a netip.Addr) {
 	if a.Is4() || a.Is4In6() {
@@ -240,47 +279,4 @@ func (f *Flow) checkTuples(orig, reply bool) error {
 // checkKey returns what is wrong with the lookup key k of Get and Delete.
 func (k *Flow) checkKey() error {
 	return k.checkTuples(k.Has(FlowAttrTupleOrig), k.Has(FlowAttrTupleReply))
-}
-
-// check returns what is wrong with the filter as the tuple filter name of
-// a request of address family family (0 for the filter's own).
-func (tf *TupleFilter) check(name string, family uint8) error {
-	if tf == nil {
-		return nil
-	}
-	if tf.Src.IsValid() && tf.Dst.IsValid() && tf.Src.Unmap().Is4() != tf.Dst.Unmap().Is4() {
-		return invalid("%s: source and destination addresses of different families", name)
-	}
-	if fam := tf.family(); fam != 0 && family != 0 && fam != family {
-		return invalid("%s: address of family %d in a filter of family %d", name, fam, family)
-	}
-	return checkProto(name, tf.Proto != 0, tf.Proto, tf.SrcPort != nil, tf.DstPort != nil,
-		(tf.ICMPType != nil || tf.ICMPCode != nil || tf.ICMPID != nil) && tf.Proto != unix.IPPROTO_ICMPV6,
-		(tf.ICMPType != nil || tf.ICMPCode != nil || tf.ICMPID != nil) && tf.Proto == unix.IPPROTO_ICMPV6)
-}
-
-// check returns what is wrong with the dump filter.
-func (f *DumpFilter) check() error {
-	if f == nil {
-		return nil
-	}
-	if f.Family != 0 && f.Family != unix.AF_INET && f.Family != unix.AF_INET6 {
-		return invalid("family %d is neither AF_INET nor AF_INET6", f.Family)
-	}
-	if err := f.Orig.check("orig", f.Family); err != nil {
-		return err
-	}
-	fam := f.Family
-	if fam == 0 && f.Orig != nil {
-		fam = f.Orig.family()
-	}
-	return f.Reply.check("reply", fam)
-}
-
-// check returns what is wrong with the flush filter.
-func (f *FlushFilter) check() error {
-	if f.Family != 0 && f.Family != unix.AF_INET && f.Family != unix.AF_INET6 {
-		return invalid("family %d is neither AF_INET nor AF_INET6", f.Family)
-	}
-	return f.Orig.check("orig", f.Family)
 }

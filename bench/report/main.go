@@ -255,8 +255,8 @@ var rowNotes = map[string]string{
 
 	"Delete/ctspec-list-deletemany/mark": "kernel-filtered List, then pipelined DeleteMany",
 	"Delete/ctspec-list-deletemany/tcp":  "kernel-filtered List, then pipelined DeleteMany",
-	"Delete/ctspec-flush-filter/mark":    "Flush with a FlushFilter: one filtered kernel flush",
-	"Delete/ctspec-flush-filter/tcp":     "Flush with a FlushFilter: one filtered kernel flush",
+	"Delete/ctspec-flush-filter/mark":    "Flush with a Selector: one filtered kernel flush",
+	"Delete/ctspec-flush-filter/tcp":     "Flush with a Selector: one filtered kernel flush",
 	"Delete/conntrack-cli/mark":          "conntrack -D -m 1: whole process under nsenter, dump then one delete per flow",
 	"Delete/conntrack-cli/tcp":           "conntrack -D -p tcp: whole process under nsenter, dump then one delete per flow",
 	"Delete/vishvananda/mark":            "ConntrackDeleteFilters: whole dump, match in Go, one delete per flow",

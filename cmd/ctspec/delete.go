@@ -27,7 +27,7 @@ func (a *app) delete(c *cmdLine) (int, error) {
 	if !c.kernelFlush || !exact {
 		m.Func = c.matches
 	}
-	matchers := []ctnetlink.Matcher{m}
+	matchers := []ctnetlink.Selector{m}
 	opts := &ctnetlink.CleanupOptions{}
 	var l *lister
 	if !c.kernelFlush {
@@ -69,7 +69,7 @@ func (a *app) delete(c *cmdLine) (int, error) {
 
 // deletePlan prints what -D would do, and how many flows match now, and
 // deletes nothing.
-func (a *app) deletePlan(c *cmdLine, matchers []ctnetlink.Matcher, opts *ctnetlink.CleanupOptions, exact bool) error {
+func (a *app) deletePlan(c *cmdLine, matchers []ctnetlink.Selector, opts *ctnetlink.CleanupOptions, exact bool) error {
 	plan, err := a.conn.Plan(a.ctx, matchers, opts)
 	if err != nil {
 		return opFailed(err, c.cmd)
@@ -97,7 +97,7 @@ func (a *app) deletePlan(c *cmdLine, matchers []ctnetlink.Matcher, opts *ctnetli
 	m := matchers[0]
 	m.Func = c.matches
 	n := 0
-	for f, err := range a.conn.Dump(a.ctx, &ctnetlink.DumpFilter{Family: m.Family}) {
+	for f, err := range a.conn.Dump(a.ctx, &ctnetlink.Selector{Family: m.Family}) {
 		if err != nil {
 			if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
 				break
@@ -119,7 +119,7 @@ func (a *app) deletePlan(c *cmdLine, matchers []ctnetlink.Matcher, opts *ctnetli
 // index the matcher: what is selected stays what c.matches selects. exact
 // reports whether the fields alone select what c.matches selects, so that
 // the kernel may evaluate them without c.matches.
-func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
+func (c *cmdLine) matcher() (m ctnetlink.Selector, exact bool) {
 	exact = c.matchAddrs(&m)
 	exact = c.matchL4(&m) && exact
 	exact = c.matchMeta(&m) && exact
@@ -128,58 +128,60 @@ func (c *cmdLine) matcher() (m ctnetlink.Matcher, exact bool) {
 
 // matchAddrs sets the family, protocol and addresses of m, and reports
 // whether they select exactly what c.matches does.
-func (c *cmdLine) matchAddrs(m *ctnetlink.Matcher) (exact bool) {
+func (c *cmdLine) matchAddrs(m *ctnetlink.Selector) (exact bool) {
 	exact = true
 	opt := func(o int) bool { return c.options&bit(o) != 0 }
-	host := func(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 	o, r := &c.tmpl.TupleOrig, &c.tmpl.TupleReply
 
 	m.Family = c.family
 	if c.proto != nil {
-		m.Proto = c.protoNum
+		m.Proto = ctnetlink.Protocol(c.protoNum)
 	}
 	// An original address with --mask-src or --mask-dst is a network.
-	orig := func(addr, network, mask netip.Addr, masked bool) netip.Prefix {
+	orig := func(addr, network, mask netip.Addr, masked bool) ctnetlink.OneOf[netip.Prefix] {
 		if !masked {
-			return host(addr)
+			return ctnetlink.HostIs(addr)
 		}
 		p, ok := netPrefix(network, mask)
 		exact = exact && ok
-		return p
+		if !p.IsValid() {
+			return ctnetlink.OneOf[netip.Prefix]{}
+		}
+		return ctnetlink.Is(p)
 	}
 	if opt(optOrigSrc) {
-		m.Orig.Src = orig(o.Src(), c.netSrc, c.mask.Src(), opt(optMaskSrc))
+		m.OrigSrc = orig(o.Src(), c.netSrc, c.mask.Src(), opt(optMaskSrc))
 	}
 	if opt(optOrigDst) {
-		m.Orig.Dst = orig(o.Dst(), c.netDst, c.mask.Dst(), opt(optMaskDst))
+		m.OrigDst = orig(o.Dst(), c.netDst, c.mask.Dst(), opt(optMaskDst))
 	}
 	if opt(optReplSrc) {
-		m.Reply.Src = host(r.Src())
+		m.ReplySrc = ctnetlink.HostIs(r.Src())
 	}
 	if opt(optReplDst) {
-		m.Reply.Dst = host(r.Dst())
+		m.ReplyDst = ctnetlink.HostIs(r.Dst())
 	}
 	return exact
 }
 
 // matchL4 sets the ports, ICMP fields and protocol state of m, and
 // reports whether they select exactly what c.matches does.
-func (c *cmdLine) matchL4(m *ctnetlink.Matcher) (exact bool) {
+func (c *cmdLine) matchL4(m *ctnetlink.Selector) (exact bool) {
 	exact = true
 	o, r := &c.tmpl.TupleOrig, &c.tmpl.TupleReply
-	port := func(p *ctnetlink.TupleProto, a ctnetlink.TupleProtoAttr, v uint16) *uint16 {
+	port := func(p *ctnetlink.TupleProto, a ctnetlink.TupleProtoAttr, v uint16) ctnetlink.OneOf[uint16] {
 		if !p.Has(a) {
-			return nil
+			return ctnetlink.OneOf[uint16]{}
 		}
-		return &v
+		return ctnetlink.Port(v)
 	}
 	switch {
 	case c.proto == nil:
 	case isPortProto(c.protoNum):
-		m.Orig.SrcPort = port(&o.Proto, ctnetlink.TupleProtoAttrSrcPort, o.Proto.SrcPort)
-		m.Orig.DstPort = port(&o.Proto, ctnetlink.TupleProtoAttrDstPort, o.Proto.DstPort)
-		m.Reply.SrcPort = port(&r.Proto, ctnetlink.TupleProtoAttrSrcPort, r.Proto.SrcPort)
-		m.Reply.DstPort = port(&r.Proto, ctnetlink.TupleProtoAttrDstPort, r.Proto.DstPort)
+		m.OrigSrcPort = port(&o.Proto, ctnetlink.TupleProtoAttrSrcPort, o.Proto.SrcPort)
+		m.OrigDstPort = port(&o.Proto, ctnetlink.TupleProtoAttrDstPort, o.Proto.DstPort)
+		m.ReplySrcPort = port(&r.Proto, ctnetlink.TupleProtoAttrSrcPort, r.Proto.SrcPort)
+		m.ReplyDstPort = port(&r.Proto, ctnetlink.TupleProtoAttrDstPort, r.Proto.DstPort)
 	case c.protoNum == unix.IPPROTO_ICMP || c.protoNum == unix.IPPROTO_ICMPV6:
 		typ, code, id := icmpFields(o)
 		has := func(a4, a6 ctnetlink.TupleProtoAttr) bool {
@@ -189,13 +191,13 @@ func (c *cmdLine) matchL4(m *ctnetlink.Matcher) (exact bool) {
 			return o.Proto.Has(a4)
 		}
 		if has(ctnetlink.TupleProtoAttrICMPType, ctnetlink.TupleProtoAttrICMPv6Type) {
-			m.ICMPType = &typ
+			m.ICMPType = ctnetlink.Is(typ)
 		}
 		if has(ctnetlink.TupleProtoAttrICMPCode, ctnetlink.TupleProtoAttrICMPv6Code) {
-			m.ICMPCode = &code
+			m.ICMPCode = ctnetlink.Is(code)
 		}
 		if has(ctnetlink.TupleProtoAttrICMPID, ctnetlink.TupleProtoAttrICMPv6ID) {
-			m.ICMPID = &id
+			m.ICMPID = ctnetlink.Is(id)
 		}
 	default:
 		// conntrack does not compare GRE keys, nor anything of other
@@ -204,51 +206,49 @@ func (c *cmdLine) matchL4(m *ctnetlink.Matcher) (exact bool) {
 	}
 	switch t := &c.tmpl; {
 	case hasTCPState(t):
-		m.TCPStates = []ctnetlink.TCPState{t.ProtoInfo.TCP.State}
+		m.TCPStates = ctnetlink.Is(t.ProtoInfo.TCP.State)
 	case hasSCTPState(t):
-		m.SCTPStates = []ctnetlink.SCTPState{t.ProtoInfo.SCTP.State}
+		m.SCTPStates = ctnetlink.Is(t.ProtoInfo.SCTP.State)
 	case hasDCCPState(t):
-		m.DCCPStates = []ctnetlink.DCCPState{t.ProtoInfo.DCCP.State}
+		m.DCCPStates = ctnetlink.Is(t.ProtoInfo.DCCP.State)
 	}
 	return exact
 }
 
 // matchMeta sets the mark, status, zones, labels and NAT of m, and
 // reports whether they select exactly what c.matches does.
-func (c *cmdLine) matchMeta(m *ctnetlink.Matcher) (exact bool) {
+func (c *cmdLine) matchMeta(m *ctnetlink.Selector) (exact bool) {
 	exact = true
 	opt := func(o int) bool { return c.options&bit(o) != 0 }
 	o, r := &c.tmpl.TupleOrig, &c.tmpl.TupleReply
 	if opt(optMark) {
 		if c.markMask != 0 {
-			m.Mark, m.MarkMask = c.mark, c.markMask
+			m.Mark = ctnetlink.Is(ctnetlink.MarkMatch{Mark: c.mark, Mask: c.markMask})
 		} else {
-			// A zero mask selects every flow, or none: Matcher reads a
-			// zero mask as all bits.
+			// A zero mask selects every flow, or none: a Selector reads
+			// a zero mask as all bits.
 			exact = false
 		}
 	}
 	if opt(optStatus) && c.status != 0 {
 		// conntrack compares the status bits the option names.
-		m.Status, m.StatusMask = ctnetlink.Status(c.status), ctnetlink.Status(c.status)
+		m.Status = ctnetlink.Is(ctnetlink.StatusMatch{Status: ctnetlink.Status(c.status), Mask: ctnetlink.Status(c.status)})
 	}
 	if opt(optZone) {
 		// conntrack compares CTA_ZONE, which a flow whose zone applies to
-		// one direction only does not carry: for it -w 0 holds. Matcher
+		// one direction only does not carry: for it -w 0 holds. Selector
 		// compares the zone id, as the kernel does, so a zone other than
 		// 0 only narrows, and zone 0 is left to the user-space check.
 		if z := c.tmpl.Zone; z != 0 {
-			m.Zone = &z
+			m.Zone = ctnetlink.Is(z)
 		}
 		exact = false
 	}
 	if opt(optOrigZone) {
-		z := o.Zone
-		m.OrigZone = &z
+		m.OrigZone = ctnetlink.Is(o.Zone)
 	}
 	if opt(optReplZone) {
-		z := r.Zone
-		m.ReplyZone = &z
+		m.ReplyZone = ctnetlink.Is(r.Zone)
 	}
 	if c.filterBits != nil {
 		if anyBit(c.filterBits) {
@@ -269,10 +269,10 @@ func (c *cmdLine) matchMeta(m *ctnetlink.Matcher) (exact bool) {
 	}
 	if !opt(optAnyNAT) {
 		if opt(optSrcNAT) && c.hasSNAT {
-			natEndpoint(&m.Reply.Dst, &m.Reply.DstPort, c.snat)
+			natEndpoint(&m.ReplyDst, &m.ReplyDstPort, c.snat)
 		}
 		if opt(optDstNAT) && c.hasDNAT {
-			natEndpoint(&m.Reply.Src, &m.Reply.SrcPort, c.dnat)
+			natEndpoint(&m.ReplySrc, &m.ReplySrcPort, c.dnat)
 		}
 	}
 	return exact
@@ -281,13 +281,12 @@ func (c *cmdLine) matchMeta(m *ctnetlink.Matcher) (exact bool) {
 // natEndpoint sets an address and port a NAT filter requires, unless
 // another option already set them: both are then required, and either
 // will do as a field.
-func natEndpoint(addr *netip.Prefix, port **uint16, spec natSpec) {
-	if !addr.IsValid() && spec.addr.IsValid() {
-		*addr = netip.PrefixFrom(spec.addr, spec.addr.BitLen())
+func natEndpoint(addr *ctnetlink.OneOf[netip.Prefix], port *ctnetlink.OneOf[uint16], spec natSpec) {
+	if len(addr.Values) == 0 && spec.addr.IsValid() {
+		*addr = ctnetlink.HostIs(spec.addr)
 	}
-	if *port == nil && spec.hasPort {
-		v := spec.port
-		*port = &v
+	if len(port.Values) == 0 && spec.hasPort {
+		*port = ctnetlink.Port(spec.port)
 	}
 }
 

@@ -192,7 +192,7 @@ func (a *app) printEvent(l *lister, ev *ctnetlink.Event, msg int, names *portNam
 }
 
 // eventFilter returns the part of the command line's filter that the
-// kernel can evaluate, as a ctnetlink.EventFilter, or nil for none. It
+// kernel can evaluate, as a ctnetlink.Selector, or nil for none. It
 // selects a superset of the events that pass the family check and matches
 // (conntrack's nfct_filter), so that it never drops an event conntrack
 // would print; those two decide what is printed.
@@ -201,8 +201,8 @@ func (a *app) printEvent(l *lister, ev *ctnetlink.Event, msg int, names *portNam
 // tuple zones, ICMP fields, protocol states, reply ports, and the bits of
 // a netmask after its first 0 bit. -u (status) and -i (id) are not
 // allowed with -E.
-func (c *cmdLine) eventFilter() *ctnetlink.EventFilter {
-	var f ctnetlink.EventFilter
+func (c *cmdLine) eventFilter() *ctnetlink.Selector {
+	var f ctnetlink.Selector
 	set := false
 	if c.family == unix.AF_INET || c.family == unix.AF_INET6 {
 		// conntrack compares the family of the message; the kernel's is
@@ -211,30 +211,30 @@ func (c *cmdLine) eventFilter() *ctnetlink.EventFilter {
 		set = true
 	}
 	if c.proto != nil && c.options&bit(optProto) != 0 {
-		f.Proto.Values = []uint8{c.protoNum}
+		f.Proto = ctnetlink.Protocol(c.protoNum)
 		set = true
 		// compareTuple checks the ports of these protocols only: GRE
 		// keeps its keys in the same attributes.
 		if isPortProto(c.protoNum) {
 			o := &c.tmpl.TupleOrig.Proto
 			if o.Has(ctnetlink.TupleProtoAttrSrcPort) {
-				f.OrigSrcPort.Values = []uint16{o.SrcPort}
+				f.OrigSrcPort = ctnetlink.Port(o.SrcPort)
 			}
 			if o.Has(ctnetlink.TupleProtoAttrDstPort) {
-				f.OrigDstPort.Values = []uint16{o.DstPort}
+				f.OrigDstPort = ctnetlink.Port(o.DstPort)
 			}
 		}
 	}
 	addr := func(cond *ctnetlink.OneOf[netip.Prefix], a netip.Addr) {
 		if a.IsValid() {
-			cond.Values = []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}
+			*cond = ctnetlink.HostIs(a)
 			set = true
 		}
 	}
 	network := func(cond *ctnetlink.OneOf[netip.Prefix], a, mask netip.Addr) {
 		// Exact or not, the prefix selects at least what a and mask do.
 		if p, _ := netPrefix(a, mask); p.IsValid() {
-			cond.Values = []netip.Prefix{p}
+			*cond = ctnetlink.Is(p)
 			set = true
 		}
 	}
@@ -262,12 +262,15 @@ func (c *cmdLine) eventFilter() *ctnetlink.EventFilter {
 	// reads a missing mark as 0 and compares value&mask, which selects
 	// more; a zero mask means all bits to it, so it is left out.
 	if c.options&bit(optMark) != 0 && c.markMask != 0 {
-		f.Mark.Values = []ctnetlink.MarkMatch{{Mark: c.mark, Mask: c.markMask}}
+		f.Mark = ctnetlink.Is(ctnetlink.MarkMatch{Mark: c.mark, Mask: c.markMask})
 		set = true
 	}
-	// A flow without CTA_ZONE is in zone 0 for both.
-	if c.options&bit(optZone) != 0 {
-		f.Zone.Values = []uint16{c.tmpl.Zone}
+	// conntrack compares CTA_ZONE, which a flow whose zone applies to
+	// one direction only does not carry: for it -w 0 holds. The selector
+	// compares the zone id, as the kernel does, so a zone other than 0
+	// only narrows, and zone 0 is left to matches.
+	if c.options&bit(optZone) != 0 && c.tmpl.Zone != 0 {
+		f.Zone = ctnetlink.Is(c.tmpl.Zone)
 		set = true
 	}
 	if !set {

@@ -423,35 +423,38 @@ func TestEventFilterOptions(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		args []string
-		want *ctnetlink.EventFilter
+		want *ctnetlink.Selector
 	}{
 		{"none", nil, nil},
 		{"output and groups", []string{"-o", "xml,userspace", "-e", "NEW"}, nil},
-		{"protocol", []string{"-p", "udp"}, &ctnetlink.EventFilter{Proto: ctnetlink.OneOf[uint8]{Values: []uint8{unix.IPPROTO_UDP}}}},
-		{"ports", []string{"-p", "tcp", "--sport", "1", "--dport", "2"}, &ctnetlink.EventFilter{
-			Proto:       ctnetlink.OneOf[uint8]{Values: []uint8{unix.IPPROTO_TCP}},
-			OrigSrcPort: ctnetlink.OneOf[uint16]{Values: []uint16{1}},
-			OrigDstPort: ctnetlink.OneOf[uint16]{Values: []uint16{2}},
+		{"protocol", []string{"-p", "udp"}, &ctnetlink.Selector{Proto: ctnetlink.Protocol(unix.IPPROTO_UDP)}},
+		{"ports", []string{"-p", "tcp", "--sport", "1", "--dport", "2"}, &ctnetlink.Selector{
+			Proto:       ctnetlink.Protocol(unix.IPPROTO_TCP),
+			OrigSrcPort: ctnetlink.Port(1),
+			OrigDstPort: ctnetlink.Port(2),
 		}},
 		// compareTuple does not compare GRE keys.
-		{"gre keys", []string{"-p", "gre", "--srckey", "1"}, &ctnetlink.EventFilter{Proto: ctnetlink.OneOf[uint8]{Values: []uint8{unix.IPPROTO_GRE}}}},
-		{"addresses", []string{"-s", "192.0.2.1", "-d", "192.0.2.2", "-r", "192.0.2.3", "-q", "192.0.2.4"}, &ctnetlink.EventFilter{
+		{"gre keys", []string{"-p", "gre", "--srckey", "1"}, &ctnetlink.Selector{Proto: ctnetlink.Protocol(unix.IPPROTO_GRE)}},
+		{"addresses", []string{"-s", "192.0.2.1", "-d", "192.0.2.2", "-r", "192.0.2.3", "-q", "192.0.2.4"}, &ctnetlink.Selector{
 			Family:  unix.AF_INET,
 			OrigSrc: pfx("192.0.2.1/32"), OrigDst: pfx("192.0.2.2/32"),
 			ReplySrc: pfx("192.0.2.3/32"), ReplyDst: pfx("192.0.2.4/32"),
 		}},
-		{"ipv6 network", []string{"-s", "2001:db8::/48"}, &ctnetlink.EventFilter{Family: unix.AF_INET6, OrigSrc: pfx("2001:db8::/48")}},
-		{"ipv4 mapped", []string{"-d", "::ffff:192.0.2.4"}, &ctnetlink.EventFilter{Family: unix.AF_INET6, OrigDst: pfx("::ffff:192.0.2.4/128")}},
+		{"ipv6 network", []string{"-s", "2001:db8::/48"}, &ctnetlink.Selector{Family: unix.AF_INET6, OrigSrc: pfx("2001:db8::/48")}},
+		{"ipv4 mapped", []string{"-d", "::ffff:192.0.2.4"}, &ctnetlink.Selector{Family: unix.AF_INET6, OrigDst: pfx("::ffff:192.0.2.4/128")}},
 		// The bits after the first 0 of a mask are left to user space.
-		{"mask", []string{"-d", "192.0.2.1", "--mask-dst", "255.255.0.255"}, &ctnetlink.EventFilter{Family: unix.AF_INET, OrigDst: pfx("192.0.0.0/16")}},
-		{"family", []string{"-f", "ipv6"}, &ctnetlink.EventFilter{Family: unix.AF_INET6}},
-		{"mark", []string{"-m", "5"}, &ctnetlink.EventFilter{Mark: ctnetlink.OneOf[ctnetlink.MarkMatch]{Values: []ctnetlink.MarkMatch{{Mark: 5, Mask: 0xffffffff}}}}},
-		{"mark mask", []string{"-m", "0x10/0xf0"}, &ctnetlink.EventFilter{Mark: ctnetlink.OneOf[ctnetlink.MarkMatch]{Values: []ctnetlink.MarkMatch{{Mark: 0x10, Mask: 0xf0}}}}},
+		{"mask", []string{"-d", "192.0.2.1", "--mask-dst", "255.255.0.255"}, &ctnetlink.Selector{Family: unix.AF_INET, OrigDst: pfx("192.0.0.0/16")}},
+		{"family", []string{"-f", "ipv6"}, &ctnetlink.Selector{Family: unix.AF_INET6}},
+		{"mark", []string{"-m", "5"}, &ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: 5, Mask: 0xffffffff})}},
+		{"mark mask", []string{"-m", "0x10/0xf0"}, &ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: 0x10, Mask: 0xf0})}},
 		// A zero mask is all bits to the kernel program, none to conntrack.
 		{"mark zero mask", []string{"-m", "3/0"}, nil},
-		{"zone", []string{"-w", "7"}, &ctnetlink.EventFilter{Zone: ctnetlink.OneOf[uint16]{Values: []uint16{7}}}},
-		{"user space only", []string{"-p", "icmp", "--icmp-type", "8", "--orig-zone", "3", "-c", "4"}, &ctnetlink.EventFilter{Proto: ctnetlink.OneOf[uint8]{Values: []uint8{unix.IPPROTO_ICMP}}}},
-		{"nat", []string{"--src-nat", "192.0.2.9"}, &ctnetlink.EventFilter{Family: unix.AF_INET}},
+		{"zone", []string{"-w", "7"}, &ctnetlink.Selector{Zone: ctnetlink.Is[uint16](7)}},
+		// conntrack's zone 0 holds for a zone of one direction, which
+		// the selector reads as that zone's id.
+		{"zone 0", []string{"-w", "0"}, nil},
+		{"user space only", []string{"-p", "icmp", "--icmp-type", "8", "--orig-zone", "3", "-c", "4"}, &ctnetlink.Selector{Proto: ctnetlink.Protocol(unix.IPPROTO_ICMP)}},
+		{"nat", []string{"--src-nat", "192.0.2.9"}, &ctnetlink.Selector{Family: unix.AF_INET}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := parseCmdLine(append([]string{"conntrack", "-E"}, tt.args...), func(string) {})

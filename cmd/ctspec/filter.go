@@ -227,45 +227,36 @@ func (c *cmdLine) compareTuple(t, f *ctnetlink.Tuple, l3 uint8, l4 bool, fam uin
 // plus the original tuple's exact fields when the family is known, which
 // selects a superset of what matches and keeps the kernel's dump order.
 // Everything is checked again with matches.
-func (c *cmdLine) dumpFilter() *ctnetlink.DumpFilter {
-	df := &ctnetlink.DumpFilter{Family: c.family}
-	if c.options&bit(optMark) != 0 && (c.mark != 0 || c.markMask != 0) {
-		df.Mark, df.MarkMask = c.mark, c.markMask
-		if df.MarkMask == 0 {
-			// The library reads a zero mask as all bits; the user-space
-			// check does the rest.
-			df.Mark, df.MarkMask = 0, 0
-		}
+func (c *cmdLine) dumpFilter() *ctnetlink.Selector {
+	df := &ctnetlink.Selector{Family: c.family}
+	// A zero mask selects every flow, or none: the library reads it as
+	// all bits, so the user-space check does it alone.
+	if c.options&bit(optMark) != 0 && c.markMask != 0 {
+		df.Mark = ctnetlink.Is(ctnetlink.MarkMatch{Mark: c.mark, Mask: c.markMask})
 	}
 	if c.options&bit(optStatus) != 0 && c.statusMask != 0 {
-		df.Status, df.StatusMask = ctnetlink.Status(c.status), ctnetlink.Status(c.statusMask)
+		df.Status = ctnetlink.Is(ctnetlink.StatusMatch{Status: ctnetlink.Status(c.status), Mask: ctnetlink.Status(c.statusMask)})
 	}
 	if c.family == unix.AF_INET {
 		// IPv6 stays out: a tuple filter with an IPv6 family selects
 		// nothing on Linux 6.18 through the library.
-		var tf ctnetlink.TupleFilter
 		o := &c.tmpl.TupleOrig
-		if c.options&bit(optOrigSrc) != 0 && c.options&bit(optMaskSrc) == 0 {
-			tf.Src = o.Src()
+		if c.options&bit(optOrigSrc) != 0 && c.options&bit(optMaskSrc) == 0 && o.Src().IsValid() {
+			df.OrigSrc = ctnetlink.HostIs(o.Src())
 		}
-		if c.options&bit(optOrigDst) != 0 && c.options&bit(optMaskDst) == 0 {
-			tf.Dst = o.Dst()
+		if c.options&bit(optOrigDst) != 0 && c.options&bit(optMaskDst) == 0 && o.Dst().IsValid() {
+			df.OrigDst = ctnetlink.HostIs(o.Dst())
 		}
 		if c.proto != nil {
-			tf.Proto = c.protoNum
+			df.Proto = ctnetlink.Protocol(c.protoNum)
 			if isPortProto(c.protoNum) {
 				if o.Proto.Has(ctnetlink.TupleProtoAttrSrcPort) {
-					v := o.Proto.SrcPort
-					tf.SrcPort = &v
+					df.OrigSrcPort = ctnetlink.Port(o.Proto.SrcPort)
 				}
 				if o.Proto.Has(ctnetlink.TupleProtoAttrDstPort) {
-					v := o.Proto.DstPort
-					tf.DstPort = &v
+					df.OrigDstPort = ctnetlink.Port(o.Proto.DstPort)
 				}
 			}
-		}
-		if tf.Src.IsValid() || tf.Dst.IsValid() || tf.Proto != 0 {
-			df.Orig = &tf
 		}
 	}
 	return df

@@ -276,7 +276,7 @@ func (a *app) update(c *cmdLine) (int, error) {
 		return 0, err
 	}
 	var changes []ctnetlink.Flow
-	for f, err := range a.conn.Dump(a.ctx, &ctnetlink.DumpFilter{Family: c.family}) {
+	for f, err := range a.conn.Dump(a.ctx, &ctnetlink.Selector{Family: c.family}) {
 		if err != nil {
 			if errors.Is(err, ctnetlink.ErrDumpInterrupted) {
 				break

@@ -157,7 +157,7 @@ func (a *app) do(c *cmdLine) (int, error) {
 	case ctDelete:
 		return a.delete(c)
 	case ctFlush:
-		err := a.conn.Flush(a.ctx, &ctnetlink.FlushFilter{Family: c.family})
+		err := a.conn.Flush(a.ctx, &ctnetlink.Selector{Family: c.family})
 		fmt.Fprintf(a.stderr, "%s: connection tracking table has been emptied.\n", versionString)
 		return 0, opFailed(err, c.cmd)
 	case ctEvent:

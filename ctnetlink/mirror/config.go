@@ -34,11 +34,11 @@ type Config struct {
 
 	// Filter selects the flows to mirror. The default, nil, mirrors every
 	// flow. Dumps apply it as ctnetlink.Conn.Dump does; events are checked
-	// with DumpFilter.Match. A flow that an update moves out of the
+	// with Selector.Match. A flow that an update moves out of the
 	// selection (a new mark, say) is removed from the mirror, one that it
 	// moves in is added. New keeps a copy; later changes to the filter
 	// have no effect.
-	Filter *ctnetlink.DumpFilter
+	Filter *ctnetlink.Selector
 
 	// ReadBuffer is the event socket's receive buffer, as
 	// ctnetlink.ListenConfig.ReadBuffer: 0 asks for
@@ -101,7 +101,7 @@ func withDefaults(cfg *Config) Config {
 		c = *cfg
 	}
 	if c.Filter != nil {
-		c.Filter = copyFilter(c.Filter)
+		c.Filter = c.Filter.Clone()
 	}
 	if c.ResyncBackoff <= 0 {
 		c.ResyncBackoff = DefaultResyncBackoff
@@ -114,20 +114,4 @@ func withDefaults(cfg *Config) Config {
 		c.ResyncInterval = DefaultResyncInterval
 	}
 	return c
-}
-
-// copyFilter copies f and what it points to.
-func copyFilter(f *ctnetlink.DumpFilter) *ctnetlink.DumpFilter {
-	c := *f
-	if f.Zone != nil {
-		z := *f.Zone
-		c.Zone = &z
-	}
-	for _, tf := range []**ctnetlink.TupleFilter{&c.Orig, &c.Reply} {
-		if *tf != nil {
-			t := **tf
-			*tf = &t
-		}
-	}
-	return &c
 }

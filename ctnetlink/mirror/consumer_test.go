@@ -17,7 +17,7 @@ import (
 )
 
 // dumpState dumps the flows filter selects.
-func dumpState(t *testing.T, c *ctnetlink.Conn, filter *ctnetlink.DumpFilter) map[ctnetlink.EntryKey]string {
+func dumpState(t *testing.T, c *ctnetlink.Conn, filter *ctnetlink.Selector) map[ctnetlink.EntryKey]string {
 	t.Helper()
 	out := map[ctnetlink.EntryKey]string{}
 	for f, err := range c.Dump(context.Background(), filter) {
@@ -119,7 +119,7 @@ func startMirror(t *testing.T, ns *nstest.NS, cfg Config) *Mirror {
 
 // waitConverged waits until the table is quiet and the mirror, and the
 // consumer if not nil, equal a fresh dump flow for flow.
-func waitConverged(t *testing.T, m *Mirror, c *ctnetlink.Conn, filter *ctnetlink.DumpFilter, cons *consumer, timeout time.Duration) {
+func waitConverged(t *testing.T, m *Mirror, c *ctnetlink.Conn, filter *ctnetlink.Selector, cons *consumer, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var diff string

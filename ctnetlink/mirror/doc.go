@@ -1,5 +1,5 @@
 // Package mirror keeps an in-memory copy of the conntrack table, or of the
-// part a ctnetlink.DumpFilter selects, current from events, and repairs it
+// part a ctnetlink.Selector selects, current from events, and repairs it
 // by itself after events were lost. It is built on ctnetlink's public API.
 //
 //	m, err := mirror.New(ctx, &mirror.Config{OnChange: func(c mirror.Change) { ... }})

@@ -267,7 +267,7 @@ func (e *Entry) tuple(src, dst netip.Addr, sport, dport uint16) ctnetlink.Tuple 
 }
 
 // Flow returns the values e holds as a Flow, for example to delete the flow
-// with ctnetlink.Conn.Delete or to test it with ctnetlink.DumpFilter.Match.
+// with ctnetlink.Conn.Delete or to test it with ctnetlink.Selector.Match.
 func (e *Entry) Flow() ctnetlink.Flow {
 	var f ctnetlink.Flow
 	f.SetTupleOrig(e.Orig())

@@ -95,7 +95,7 @@ func TestMirrorEntryRoundTrip(t *testing.T) {
 			t.Errorf("flow %d: start %v %v", i, st, ok)
 		}
 		orig := e.Orig()
-		if !(&ctnetlink.DumpFilter{Orig: &ctnetlink.TupleFilter{Src: f.TupleOrig.Src(), Dst: f.TupleOrig.Dst(), Proto: e.Proto()}}).Match(&g) ||
+		if !(&ctnetlink.Selector{OrigSrc: ctnetlink.HostIs(f.TupleOrig.Src()), OrigDst: ctnetlink.HostIs(f.TupleOrig.Dst()), Proto: ctnetlink.Is[uint8](e.Proto())}).Match(&g) ||
 			orig.Src() != f.TupleOrig.Src() || e.Family() != f.Family() {
 			t.Errorf("flow %d: tuple %v", i, orig)
 		}

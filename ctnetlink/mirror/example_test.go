@@ -29,10 +29,9 @@ func tupleString(t *ctnetlink.Tuple) string {
 // exampleMirror mirrors the flows to UDP port 53 of the network namespace
 // netns and prints every change to w until ctx ends.
 func exampleMirror(ctx context.Context, netns int, w io.Writer) error {
-	dport := uint16(53)
 	m, err := mirror.New(ctx, &mirror.Config{
 		NetNS:  netns,
-		Filter: &ctnetlink.DumpFilter{Orig: &ctnetlink.TupleFilter{Proto: unix.IPPROTO_UDP, DstPort: &dport}},
+		Filter: &ctnetlink.Selector{Proto: ctnetlink.Protocol(unix.IPPROTO_UDP), OrigDstPort: ctnetlink.Port(53)},
 		OnChange: func(c mirror.Change) {
 			orig := c.Entry.Orig()
 			fmt.Fprintf(w, "%v %v synthetic=%v\n", c.Kind, tupleString(&orig), c.Synthetic)

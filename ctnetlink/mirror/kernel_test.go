@@ -90,7 +90,7 @@ func TestKernelMirrorConvergence(t *testing.T) {
 	if res, err := c.DeleteMany(ctx, del); err != nil || len(res.Errors) > 0 {
 		t.Fatalf("delete: %+v %v", res, err)
 	}
-	if err := c.Flush(ctx, &ctnetlink.FlushFilter{Mark: 1, MarkMask: 0xff}); err != nil {
+	if err := c.Flush(ctx, &ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: 1, Mask: 0xff})}); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
 	waitConverged(t, m, c, nil, cons, 20*time.Second)
@@ -200,7 +200,7 @@ func TestKernelMirrorFilter(t *testing.T) {
 	if res, err := c.CreateMany(ctx, flows[:200]); err != nil || res.Done != 200 {
 		t.Fatalf("create: %+v %v", res, err)
 	}
-	filter := &ctnetlink.DumpFilter{Mark: 1}
+	filter := &ctnetlink.Selector{Mark: ctnetlink.Is(ctnetlink.MarkMatch{Mark: 1})}
 	cons := newConsumer()
 	m := startMirror(t, ns, Config{Filter: filter, OnChange: cons.apply})
 	if m.Len() != 50 {

@@ -12,7 +12,7 @@ import (
 )
 
 // Mirror keeps an in-memory copy of the conntrack table, or of the part a
-// ctnetlink.DumpFilter selects, and keeps it current from events,
+// ctnetlink.Selector selects, and keeps it current from events,
 // repairing it by itself after events were lost. The package documentation
 // says how.
 //
@@ -140,7 +140,7 @@ func newMirror(c Config) *Mirror {
 		events:    -1,
 	}
 	if f := c.Filter; f != nil {
-		m.mutable = f.Mark != 0 || f.MarkMask != 0 || f.StatusMask != 0
+		m.mutable = !f.Stable()
 	}
 	return m
 }
