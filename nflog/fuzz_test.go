@@ -2,6 +2,10 @@ package nflog
 
 import (
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/internal/nlattr"
 	"time"
 )
 
@@ -14,10 +18,17 @@ var seedConfigs = []GroupConfig{
 		Flags: ConfigFlagsSeq | ConfigFlagsSeqGlobal | ConfigFlagsConntrack},
 }
 
+// canonicalPacket reports whether the generated encoder reproduces the
+// kernel's bytes of a packet of family: not with a conntrack entry, whose
+// nest the kernel flags NLA_F_NESTED, which the binary ct field does not
+// keep, and not for the bridge family, for which the kernel puts the
+// physical input and output devices before the bridge's.
+func canonicalPacket(family uint8, p *Packet) bool {
+	return !p.Has(PacketMsgAttrCt) && family != unix.NFPROTO_BRIDGE
+}
+
 // fuzzSeeds returns the payloads of set found in the captured kernel
-// messages and in the requests this package encodes. A captured packet is
-// canonical unless it has a conntrack entry: the kernel flags the ct nest
-// NLA_F_NESTED, which the binary ct field does not keep.
+// messages and in the requests this package encodes.
 func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
 	var seeds []fuzzSeed
 	switch set {
@@ -28,9 +39,17 @@ func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
 			if err := p.decode(attrs, ""); err != nil {
 				tb.Fatalf("%s: %v", m.Name, err)
 			}
-			seeds = append(seeds, fuzzSeed{name: m.Name, data: attrs, canonical: !p.Has(PacketMsgAttrCt)})
+			seeds = append(seeds, fuzzSeed{name: m.Name, data: attrs, canonical: canonicalPacket(m.Payload[0], &p)})
 		}
 	case schemaVlan:
+		for _, m := range goldenMessages(tb) {
+			d := nlattr.NewDecoder(m.Payload[4:])
+			for d.Next() {
+				if PacketMsgAttr(d.Type()) == PacketMsgAttrVlan {
+					seeds = append(seeds, fuzzSeed{name: m.Name, data: d.Bytes(), canonical: true})
+				}
+			}
+		}
 		var v Vlan
 		v.SetProto(0x8100)
 		v.SetTci(0x2005)

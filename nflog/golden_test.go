@@ -1,6 +1,7 @@
 package nflog
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -30,6 +31,9 @@ type captureSetup struct {
 	cmds       [][]string
 	cfg        GroupConfig
 	port       int
+	// bridge sends the tagged broadcast frame of TestKernelBridge instead
+	// of UDP to port.
+	bridge bool
 }
 
 var captureSetups = []captureSetup{
@@ -37,15 +41,20 @@ var captureSetups = []captureSetup{
 		[][]string{
 			{"iptables", "-t", "mangle", "-A", "OUTPUT", "-p", "udp", "--dport", "9990", "-j", "MARK", "--set-mark", "0x2a"},
 			{"iptables", "-A", "OUTPUT", "-p", "udp", "--dport", "9990", "-j", "NFLOG", "--nflog-group", "20", "--nflog-prefix", "golden-out"},
-		}, GroupConfig{Flags: ConfigFlagsSeq | ConfigFlagsSeqGlobal}, 9990},
+		}, GroupConfig{Flags: ConfigFlagsSeq | ConfigFlagsSeqGlobal}, 9990, false},
 	{"iptables-input", "UDP to 127.0.0.1:9991 at the input hook: timestamp, link layer address and header",
 		[][]string{{"iptables", "-A", "INPUT", "-p", "udp", "--dport", "9991", "-j", "NFLOG", "--nflog-group", "20", "--nflog-prefix", "golden-in"}},
-		GroupConfig{}, 9991},
+		GroupConfig{}, 9991, false},
 	{"nft-netdev-ingress", "UDP to 127.0.0.1:9993 at the netdev ingress hook of lo: link layer header, copy range 40",
 		[][]string{{"nft", `add table netdev g
 add chain netdev g in { type filter hook ingress device lo priority 0; }
 add rule netdev g in udp dport 9993 log group 20 prefix "golden-netdev"`}},
-		GroupConfig{CopyMode: CopyModePacket, CopyRange: 40}, 9993},
+		GroupConfig{CopyMode: CopyModePacket, CopyRange: 40}, 9993, false},
+	{"nft-bridge-input", "a broadcast frame with VLAN 5 from veth0 to veth1, a port of br0, at the bridge input hook",
+		[][]string{{"nft", `add table bridge b
+add chain bridge b in { type filter hook input priority 0; }
+add rule bridge b in log group 20 prefix "golden-br"`}},
+		GroupConfig{}, 0, true},
 }
 
 // capturePackets runs each setup in a new namespace and returns the first
@@ -58,12 +67,22 @@ func capturePackets(t *testing.T) map[string][]byte {
 		for _, cmd := range s.cmds {
 			ns.Run(t, cmd[0], cmd[1:]...)
 		}
+		if s.bridge {
+			bridgeSetup(t, ns)
+		}
 		g := bind(t, c, 20, &s.cfg)
-		sendUDP(t, ns, 40000, s.port, 1, 16)
+		if s.bridge {
+			sendFrame(t, ns, "veth0", bridgeFrame(t, ns))
+		} else {
+			sendUDP(t, ns, 40000, s.port, 1, 16)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		for _, err := range g.Packets(ctx) {
+		for p, err := range g.Packets(ctx) {
 			if err != nil {
 				t.Fatalf("%s: %v", s.name, err)
+			}
+			if s.bridge && !bytes.HasPrefix(p.Payload, bridgePayload) {
+				continue
 			}
 			out[s.name] = slices.Clone(g.msg)
 			break
@@ -161,6 +180,7 @@ func TestGolden(t *testing.T) {
 		"iptables-output":    {2, "golden-out", 3, 9990, 0x2a, false, true, false, true, false, 44, 0},
 		"iptables-input":     {2, "golden-in", 1, 9991, 0, true, false, true, false, false, 44, 14},
 		"nft-netdev-ingress": {5, "golden-netdev", 0, 9993, 0, true, false, true, false, true, 40, 14},
+		"nft-bridge-input":   {7, "golden-br", 1, 0, 0, true, false, true, false, true, 0, 14},
 	}
 	msgs := goldenMessages(t)
 	if len(msgs) != len(wants) {
@@ -179,9 +199,13 @@ func TestGolden(t *testing.T) {
 			if err := p.decode(m.Payload[4:], ""); err != nil {
 				t.Fatal(err)
 			}
-			if p.Prefix != w.prefix || p.Hook != w.hook || p.HWProtocol != 0x0800 || p.Mark != w.mark || p.Unknown != 0 {
-				t.Errorf("prefix %q hook %d hw protocol %#x mark %#x unknown %d, want %q, %d, 0x800, %#x, 0",
-					p.Prefix, p.Hook, p.HWProtocol, p.Mark, p.Unknown, w.prefix, w.hook, w.mark)
+			hwproto := uint16(0x0800)
+			if w.port == 0 {
+				hwproto = 0x88b5
+			}
+			if p.Prefix != w.prefix || p.Hook != w.hook || p.HWProtocol != hwproto || p.Mark != w.mark || p.Unknown != 0 {
+				t.Errorf("prefix %q hook %d hw protocol %#x mark %#x unknown %d, want %q, %d, %#x, %#x, 0",
+					p.Prefix, p.Hook, p.HWProtocol, p.Mark, p.Unknown, w.prefix, w.hook, hwproto, w.mark)
 			}
 			if p.InDev != 0 != w.indev || p.OutDev != 0 != w.outdev || p.Has(PacketMsgAttrTimestamp) != w.timestamp ||
 				p.Has(PacketMsgAttrSeq) != w.seq || p.Has(PacketMsgAttrL2hdr) != w.l2 || len(p.HWHeader) != w.hwheader {
@@ -192,20 +216,16 @@ func TestGolden(t *testing.T) {
 			if w.timestamp && (p.Timestamp.Year() < 2025 || p.Timestamp.Year() > 2100) {
 				t.Errorf("timestamp %v", p.Timestamp)
 			}
-			if w.l2 && (len(p.L2Header) != 14 || p.L2Header[12] != 8 || p.L2Header[13] != 0) {
-				t.Errorf("l2hdr %x, want an Ethernet header of type 0x0800", p.L2Header)
+			if w.l2 && (len(p.L2Header) != 14 || int(p.L2Header[12])<<8|int(p.L2Header[13]) != int(hwproto)) {
+				t.Errorf("l2hdr %x, want an Ethernet header of type %#x", p.L2Header, hwproto)
 			}
-			b := p.Payload
-			if len(b) != w.payloadLen || udpDstPort(t, b) != w.port || int(b[20])<<8|int(b[21]) != 40000 {
-				t.Errorf("payload %x, want %d bytes of UDP 40000 -> %d", b, w.payloadLen, w.port)
-			}
-			if p.Truncated() != (w.payloadLen < 44) {
-				t.Errorf("truncated %v with %d bytes", p.Truncated(), len(b))
-			}
-			for i, c := range b[28:] {
-				if int(c) != i {
-					t.Fatalf("payload byte %d is %d", i, c)
+			if w.port == 0 {
+				// The bridge frame: VLAN 5, from veth1 into br0.
+				if !bytes.HasPrefix(p.Payload, []byte("nflog bridge test frame")) || p.VLAN.Tci != 5 || p.VLAN.Proto != 0x8100 || p.PhysInDev == 0 {
+					t.Errorf("payload %q vlan %+v physindev %d", p.Payload, p.VLAN, p.PhysInDev)
 				}
+			} else {
+				checkUDPPayload(t, &p, w.payloadLen, w.port)
 			}
 			var g PacketMsg
 			if err := g.UnmarshalAttributes(m.Payload[4:]); err != nil {
@@ -214,9 +234,27 @@ func TestGolden(t *testing.T) {
 			if diff := comparePacket(&p, &g); diff != "" {
 				t.Error(diff)
 			}
-			if enc := g.AppendAttributes(nil); !p.Has(PacketMsgAttrCt) && string(enc) != string(m.Payload[4:]) {
+			if enc := g.AppendAttributes(nil); canonicalPacket(m.Payload[0], &p) && string(enc) != string(m.Payload[4:]) {
 				t.Errorf("re-encoding differs:\nkernel %x\nours   %x", m.Payload[4:], enc)
 			}
 		})
+	}
+}
+
+// checkUDPPayload checks the payload of a golden UDP packet: n bytes of a
+// datagram from port 40000 to port carrying bytes 0, 1, 2 and so on.
+func checkUDPPayload(t *testing.T, p *Packet, n, port int) {
+	t.Helper()
+	b := p.Payload
+	if len(b) != n || udpDstPort(t, b) != port || int(b[20])<<8|int(b[21]) != 40000 {
+		t.Errorf("payload %x, want %d bytes of UDP 40000 -> %d", b, n, port)
+	}
+	if p.Truncated() != (n < 44) {
+		t.Errorf("truncated %v with %d bytes", p.Truncated(), len(b))
+	}
+	for i, c := range b[28:] {
+		if int(c) != i {
+			t.Fatalf("payload byte %d is %d", i, c)
+		}
 	}
 }
