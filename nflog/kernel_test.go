@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -392,5 +393,52 @@ func TestKernelCancel(t *testing.T) {
 	time.AfterFunc(200*time.Millisecond, func() { g.Close() })
 	if err := last(context.Background()); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestKernelConfigProc binds groups and reads back what the kernel applied
+// from /proc/net/netfilter/nfnetlink_log of the namespace: group, port id,
+// copy mode, copy range and flush timeout (in hundredths of a second).
+func TestKernelConfigProc(t *testing.T) {
+	ns, c := kernelConn(t)
+	tests := []struct {
+		num  uint16
+		cfg  GroupConfig
+		want string // copy mode, copy range, flush timeout
+	}{
+		{40, GroupConfig{}, "2 65531 100"},
+		{41, GroupConfig{CopyRange: 300, FlushTimeout: 1234 * time.Millisecond}, "2 300 124"},
+		{42, GroupConfig{CopyMode: CopyModeMeta, FlushTimeout: 10 * time.Millisecond}, "1 0 1"},
+		{0x1234, GroupConfig{CopyRange: 0x10000 - 5, FlushTimeout: 70 * time.Second}, "2 65531 7000"},
+	}
+	ports := map[string]string{}
+	for _, tt := range tests {
+		g := bind(t, c, tt.num, &tt.cfg)
+		ports[fmt.Sprint(tt.num)] = fmt.Sprint(g.s.Port())
+	}
+	var proc []byte
+	err := ns.Do(func() (err error) {
+		proc, err = os.ReadFile("/proc/thread-self/net/netfilter/nfnetlink_log")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(proc)), "\n") {
+		// group portid qlen copy_mode copy_range flushtimeout use
+		f := strings.Fields(line)
+		if len(f) != 7 {
+			t.Fatalf("line %q", line)
+		}
+		if ports[f[0]] != f[1] {
+			t.Errorf("group %s: port id %s, want %s", f[0], f[1], ports[f[0]])
+		}
+		got[f[0]] = strings.Join(f[3:6], " ")
+	}
+	for _, tt := range tests {
+		if g := got[fmt.Sprint(tt.num)]; g != tt.want {
+			t.Errorf("group %d %+v: kernel has mode, range, timeout %q, want %q", tt.num, tt.cfg, g, tt.want)
+		}
 	}
 }
