@@ -34,8 +34,9 @@
 //
 // When packets arrive faster than the program reads them, the socket's
 // receive buffer overflows and the kernel drops what does not fit; the next
-// receive reports ENOBUFS. The iterator counts each such report
-// ([Group.Overruns]) and goes on. A larger receive buffer
+// receive reports ENOBUFS, and the kernel keeps dropping the group's
+// packets until the socket's queue is drained. The iterator counts each
+// such report ([Group.Overruns]) and goes on. A larger receive buffer
 // ([GroupConfig.ReadBuffer]) makes overruns rarer: at least the queue
 // threshold times the copy range, and megabytes for thousands of packets
 // per second.
@@ -50,8 +51,17 @@
 // # Kernels
 //
 // Linux 2.6.14 and later have nflog; the spec is synced to Linux 6.18. The
-// kernel rejects unknown flags since Linux 6.5. Binding a group needs
-// CAP_NET_ADMIN in the network namespace.
+// kernel rejects unknown flags since Linux 6.5. Conntrack entries in logged
+// packets need a kernel built with CONFIG_NETFILTER_NETLINK_GLUE_CT; without
+// it Bind with ConfigFlagsConntrack fails with EOPNOTSUPP. Binding a group
+// needs CAP_NET_ADMIN in the network namespace.
+//
+// # Measured
+//
+// On two shared cores, one goroutine receives about 70,000 to 95,000
+// packets/s of 100 bytes, as fast as one sender makes them. With one packet
+// per datagram (the NFLOG target's default threshold) the default receive
+// buffer lost 0.6% to 13% of them, a 2 MiB buffer none (BenchmarkReceive).
 package nflog
 
 //go:generate go run github.com/ctspec/ctspec/gen -spec ../spec/nflog.yaml -out . -pkg nflog
