@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ctspec/ctspec/internal/fuzzattr"
 	"github.com/ctspec/ctspec/internal/nlattr"
 	"time"
 )
@@ -29,8 +30,8 @@ func canonicalPacket(family uint8, p *Packet) bool {
 
 // fuzzSeeds returns the payloads of set found in the captured kernel
 // messages and in the requests this package encodes.
-func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
-	var seeds []fuzzSeed
+func fuzzSeeds(tb testing.TB, set int) []fuzzattr.Seed {
+	var seeds []fuzzattr.Seed
 	switch set {
 	case schemaPacketMsg:
 		for _, m := range goldenMessages(tb) {
@@ -39,28 +40,28 @@ func fuzzSeeds(tb testing.TB, set int) []fuzzSeed {
 			if err := p.decode(attrs, ""); err != nil {
 				tb.Fatalf("%s: %v", m.Name, err)
 			}
-			seeds = append(seeds, fuzzSeed{name: m.Name, data: attrs, canonical: canonicalPacket(m.Payload[0], &p)})
+			seeds = append(seeds, fuzzattr.Seed{Name: m.Name, Data: attrs, Canonical: canonicalPacket(m.Payload[0], &p)})
 		}
 	case schemaVlan:
 		for _, m := range goldenMessages(tb) {
 			d := nlattr.NewDecoder(m.Payload[4:])
 			for d.Next() {
 				if PacketMsgAttr(d.Type()) == PacketMsgAttrVlan {
-					seeds = append(seeds, fuzzSeed{name: m.Name, data: d.Bytes(), canonical: true})
+					seeds = append(seeds, fuzzattr.Seed{Name: m.Name, Data: d.Bytes(), Canonical: true})
 				}
 			}
 		}
 		var v Vlan
 		v.SetProto(0x8100)
 		v.SetTci(0x2005)
-		seeds = append(seeds, fuzzSeed{name: "vlan 5 priority 1", data: v.AppendAttributes(nil), canonical: true})
+		seeds = append(seeds, fuzzattr.Seed{Name: "vlan 5 priority 1", Data: v.AppendAttributes(nil), Canonical: true})
 	case schemaConfigMsg:
 		for i := range seedConfigs {
 			b, err := configRequest(&seedConfigs[i])
 			if err != nil {
 				tb.Fatal(err)
 			}
-			seeds = append(seeds, fuzzSeed{name: "bind request", data: b, canonical: true})
+			seeds = append(seeds, fuzzattr.Seed{Name: "bind request", Data: b, Canonical: true})
 		}
 	}
 	return seeds
@@ -75,7 +76,7 @@ func FuzzDecodePacket(f *testing.F) {
 		f.Fatal("no seed")
 	}
 	for _, s := range seeds {
-		f.Add(s.data)
+		f.Add(s.Data)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p Packet

@@ -294,15 +294,18 @@ func (v *ConfigMsg) encode(e *nlattr.Encoder) {
 }
 
 // schemaSet describes an attribute set: its name and, indexed by attribute
-// type, each attribute's name and nested set (an index into schema, or -1).
+// type, each attribute's name, nested set (an index into schema, or -1),
+// payload size when fixed (else 0) and byte order (big-endian or not).
 type schemaSet struct {
 	name  string
 	attrs []schemaAttr
 }
 
 type schemaAttr struct {
-	name   string
-	nested int
+	name      string
+	nested    int
+	size      int
+	bigEndian bool
 }
 
 const schemaPacketMsg = 0
@@ -310,7 +313,7 @@ const schemaVlan = 1
 const schemaConfigMsg = 2
 
 var schema = []schemaSet{
-	{"packet-msg-attrs", []schemaAttr{{"", -1}, {"packet-hdr", -1}, {"mark", -1}, {"timestamp", -1}, {"ifindex-indev", -1}, {"ifindex-outdev", -1}, {"ifindex-physindev", -1}, {"ifindex-physoutdev", -1}, {"hwaddr", -1}, {"payload", -1}, {"prefix", -1}, {"uid", -1}, {"seq", -1}, {"seq-global", -1}, {"gid", -1}, {"hwtype", -1}, {"hwheader", -1}, {"hwlen", -1}, {"ct", -1}, {"ct-info", -1}, {"vlan", 1}, {"l2hdr", -1}}},
-	{"vlan-attrs", []schemaAttr{{"", -1}, {"proto", -1}, {"tci", -1}}},
-	{"config-msg-attrs", []schemaAttr{{"", -1}, {"cmd", -1}, {"mode", -1}, {"nlbufsiz", -1}, {"timeout", -1}, {"qthresh", -1}, {"flags", -1}}},
+	{"packet-msg-attrs", []schemaAttr{{"", -1, 0, false}, {"packet-hdr", -1, 4, false}, {"mark", -1, 4, true}, {"timestamp", -1, 16, false}, {"ifindex-indev", -1, 4, true}, {"ifindex-outdev", -1, 4, true}, {"ifindex-physindev", -1, 4, true}, {"ifindex-physoutdev", -1, 4, true}, {"hwaddr", -1, 12, false}, {"payload", -1, 0, false}, {"prefix", -1, 0, false}, {"uid", -1, 4, true}, {"seq", -1, 4, true}, {"seq-global", -1, 4, true}, {"gid", -1, 4, true}, {"hwtype", -1, 2, true}, {"hwheader", -1, 0, false}, {"hwlen", -1, 2, true}, {"ct", -1, 0, false}, {"ct-info", -1, 4, true}, {"vlan", 1, 0, false}, {"l2hdr", -1, 0, false}}},
+	{"vlan-attrs", []schemaAttr{{"", -1, 0, false}, {"proto", -1, 2, true}, {"tci", -1, 2, true}}},
+	{"config-msg-attrs", []schemaAttr{{"", -1, 0, false}, {"cmd", -1, 1, false}, {"mode", -1, 6, false}, {"nlbufsiz", -1, 4, true}, {"timeout", -1, 4, true}, {"qthresh", -1, 4, true}, {"flags", -1, 2, true}}},
 }

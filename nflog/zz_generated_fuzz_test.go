@@ -3,108 +3,21 @@
 package nflog
 
 import (
-	"bytes"
+	fuzzattr "github.com/ctspec/ctspec/internal/fuzzattr"
 	"testing"
 )
 
-// fuzzSeed is a seed of a fuzz target: the attributes of one set, named
-// after the message they were found in. A canonical seed is the kernel's
-// own encoding, which encoding the decoded value must reproduce.
-type fuzzSeed struct {
-	name      string
-	data      []byte
-	canonical bool
-}
-
 // FuzzPacketMsg fuzzes the decoder of packet-msg-attrs.
 func FuzzPacketMsg(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaPacketMsg)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for packet-msg-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v PacketMsg
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 PacketMsg
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[PacketMsg](f, "packet-msg-attrs", fuzzSeeds(f, schemaPacketMsg))
 }
 
 // FuzzVlan fuzzes the decoder of vlan-attrs.
 func FuzzVlan(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaVlan)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for vlan-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v Vlan
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 Vlan
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[Vlan](f, "vlan-attrs", fuzzSeeds(f, schemaVlan))
 }
 
 // FuzzConfigMsg fuzzes the decoder of config-msg-attrs.
 func FuzzConfigMsg(f *testing.F) {
-	seeds := fuzzSeeds(f, schemaConfigMsg)
-	if len(seeds) == 0 {
-		f.Fatal("no seed for config-msg-attrs: add a golden message or a request that holds it")
-	}
-	for _, s := range seeds {
-		var v ConfigMsg
-		if err := v.UnmarshalAttributes(s.data); err != nil {
-			f.Fatalf("seed from %s: %v", s.name, err)
-		}
-		if enc := v.AppendAttributes(nil); s.canonical && !bytes.Equal(enc, s.data) {
-			f.Errorf("seed from %s: re-encoding differs from the kernel's bytes:\nkernel %x\nours   %x", s.name, s.data, enc)
-		}
-		f.Add(s.data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v1, v2 ConfigMsg
-		if v1.UnmarshalAttributes(b) != nil {
-			return
-		}
-		enc1 := v1.AppendAttributes(nil)
-		if err := v2.UnmarshalAttributes(enc1); err != nil {
-			t.Fatalf("decoding our own encoding: %v\ninput %x\nencoded %x", err, b, enc1)
-		}
-		if enc2 := v2.AppendAttributes(nil); !bytes.Equal(enc1, enc2) {
-			t.Fatalf("encoding is not stable:\nfirst  %x\nsecond %x", enc1, enc2)
-		}
-	})
+	fuzzattr.Run[ConfigMsg](f, "config-msg-attrs", fuzzSeeds(f, schemaConfigMsg))
 }
