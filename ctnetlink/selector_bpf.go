@@ -79,6 +79,9 @@ func (f *Selector) program() ([]bpf.Instruction, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
+	if !bpfLoadable(schema) {
+		return []bpf.Instruction{bpf.RetConstant{Val: keepMsg}}, nil
+	}
 	var c filterCompiler
 	c.compile(f)
 	p, err := c.b.Assemble(nil)
@@ -143,11 +146,11 @@ const (
 // decides.
 //
 // The compiler only lowers the filter to instructions and jumps to
-// labels; internal/bpfasm resolves the labels. Every attribute it reads
-// (mark, status, zone, ports, addresses) is big-endian in the spec, which
-// is how classic BPF loads words, so values are compared as they are; the
-// generated schema table names attributes but carries no byte order to
-// read this from.
+// labels; internal/bpfasm resolves the labels. The size and byte order of
+// every value it loads (mark, status, zone, protocol, ports, addresses)
+// come from the generated schema table (selector_bpf_schema.go); a value
+// that classic BPF cannot compare as loaded leaves the whole filter to
+// MatchEvent.
 type filterCompiler struct {
 	b             bpfasm.Program
 	keep, drop    bpfasm.Label
@@ -216,7 +219,7 @@ func (c *filterCompiler) topConditions(f *Selector) {
 		for i, m := range f.Mark.Values {
 			masks[i] = m.mask()
 		}
-		c.loadTop(FlowAttrMark, 4)
+		c.loadTop(bpfMark)
 		c.maskedEqual(masks, func(i int) uint32 { return f.Mark.Values[i].Mark & masks[i] }, match)
 	})
 	c.field(f.Status.Negate, len(f.Status.Values) > 0, func(match bpfasm.Label) {
@@ -224,7 +227,7 @@ func (c *filterCompiler) topConditions(f *Selector) {
 		for i, s := range f.Status.Values {
 			masks[i] = uint32(s.mask())
 		}
-		c.loadTop(FlowAttrStatus, 4)
+		c.loadTop(bpfStatus)
 		c.maskedEqual(masks, func(i int) uint32 { return uint32(f.Status.Values[i].Status) & masks[i] }, match)
 	})
 	c.field(f.Zone.Negate, len(f.Zone.Values) > 0, func(match bpfasm.Label) {
@@ -275,23 +278,23 @@ func (c *filterCompiler) portConditions(f *Selector) {
 	b := &c.b
 	c.field(f.Proto.Negate, len(f.Proto.Values) > 0, func(match bpfasm.Label) {
 		b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
-		c.find(true, uint32(TupleProtoAttrNum), c.keep)
+		c.find(true, uint32(bpfProtoNum.attr), c.keep)
 		b.Emit(bpf.TAX{})
-		b.Emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 1})
+		b.Emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: bpfProtoNum.loadSize()})
 		for _, p := range f.Proto.Values {
 			b.JumpIf(bpf.JumpEqual, uint32(p), match, bpfasm.Next)
 		}
 	})
 	for _, pf := range []struct {
 		c    *OneOf[uint16]
-		attr TupleProtoAttr
-	}{{&f.OrigSrcPort, TupleProtoAttrSrcPort}, {&f.OrigDstPort, TupleProtoAttrDstPort}} {
+		port bpfValue
+	}{{&f.OrigSrcPort, bpfSrcPort}, {&f.OrigDstPort, bpfDstPort}} {
 		c.field(pf.c.Negate, len(pf.c.Values) > 0, func(match bpfasm.Label) {
 			nomatch := b.NewLabel("no-port")
 			b.Emit(bpf.LoadScratch{Dst: bpf.RegA, N: slotOrigProto})
-			c.find(true, uint32(pf.attr), nomatch) // no ports: no match
+			c.find(true, uint32(pf.port.attr), nomatch) // no ports: no match
 			b.Emit(bpf.TAX{})
-			b.Emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: 2})
+			b.Emit(bpf.LoadIndirect{Off: nlaHdrLen, Size: pf.port.loadSize()})
 			for _, p := range pf.c.Values {
 				b.JumpIf(bpf.JumpEqual, uint32(p), match, bpfasm.Next)
 			}

@@ -26,14 +26,14 @@ func (c *filterCompiler) find(nested bool, typ uint32, missing bpfasm.Label) {
 	c.b.JumpIf(bpf.JumpEqual, 0, missing, bpfasm.Next)
 }
 
-// loadTop loads the big-endian value of size bytes of the top-level
-// attribute attr into A, or 0 if the message has no such attribute.
-func (c *filterCompiler) loadTop(attr FlowAttr, size int) {
+// loadTop loads the value of the top-level attribute v into A, or 0 if
+// the message has no such attribute.
+func (c *filterCompiler) loadTop(v bpfValue) {
 	b := &c.b
 	have := b.NewLabel("have")
 	b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
-	c.find(false, uint32(attr), have) // A is 0
-	b.Emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: size})
+	c.find(false, uint32(v.attr), have) // A is 0
+	b.Emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: v.loadSize()})
 	b.Define(have)
 }
 
@@ -62,20 +62,20 @@ func (c *filterCompiler) loadZone() {
 	b := &c.b
 	have, none, tuples := b.NewLabel("zone"), b.NewLabel("no-zone"), b.NewLabel("tuple-zone")
 	b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
-	c.find(false, uint32(FlowAttrZone), tuples)
+	c.find(false, uint32(bpfZone.attr), tuples)
 	b.Jump(have)
 	b.Define(tuples)
 	for _, t := range []FlowAttr{FlowAttrTupleOrig, FlowAttrTupleReply} {
 		next := b.NewLabel("next-tuple")
 		b.Emit(bpf.LoadConstant{Dst: bpf.RegA, Val: msgAttrsOff})
 		c.find(false, uint32(t), next)
-		c.find(true, uint32(TupleAttrZone), next)
+		c.find(true, uint32(bpfTupleZone.attr), next)
 		b.Jump(have)
 		b.Define(next)
 	}
 	b.Jump(none)
 	b.Define(have)
-	b.Emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: 2})
+	b.Emit(bpf.TAX{}, bpf.LoadIndirect{Off: nlaHdrLen, Size: bpfZone.loadSize()}) // bpfTupleZone's too
 	b.Define(none)
 }
 
