@@ -216,7 +216,7 @@ func libraryTable(w io.Writer, f figures, results []result) {
 			ev("Events/ctspec-cli-256MiB", "`ctspec -E -b 268435456`, text into a pipe")),
 		"", "", "",
 		cell(ev("Events/conntrack-cli-default", "`-E`, default buffer, text into a pipe"),
-			ev("Events/conntrack-cli-256MiB", "`-E -b 268435456`, text into a pipe")))
+			ev("Events/conntrack-cli-256MiB", "`-E -b 268435456`, text into a pipe; 1.4.7 applies `-b` to its other socket, not the one that receives events")))
 }
 
 // commandRows are the rows of the command table: the CommandRuns row, its
