@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -164,17 +165,31 @@ type cmdRow struct {
 
 // BenchmarkCommandRuns times the ctspec command against conntrack(8) as
 // whole processes on a 100k-flow table: each row runs every tool in turn,
-// cmdRunReps times (the small call cmdSmallReps times), so that both see
-// the same load, and reports the median wall time and the peak RSS of the
-// median run. Processes fork from a thread inside the namespace: no
-// nsenter. ctspec is built as go build builds it by default. The floors
-// are measured in the same run: a Go program that only prints (start-up
-// of any Go command), /bin/true, and ctspec --kernel-flush, one filtered
-// kernel flush that cannot print what it removes.
+// cmdRunReps times (the small calls cmdSmallReps times), so that all see
+// the same load, and reports the median wall time, and the CPU time and
+// peak RSS of the median run. Processes fork from a thread inside the
+// namespace: no nsenter. ctspec is built static (CGO_ENABLED=0), as the
+// README tells users to install it; the small calls also run the
+// dynamically linked binary a plain go build makes. The floors are
+// measured in the same rows: for the small calls a Go program that only
+// prints (start-up of any Go command), /bin/true, and the floor program
+// of ./floor sending -C's one request on a raw socket and through
+// mdlayher/netlink; for -D, ctspec --kernel-flush (one filtered kernel
+// flush that cannot print what it removes) and one unfiltered kernel
+// flush of the same table from this process; for -L, the raw netlink
+// receive of the same dump from this process (no decoding, no output).
+// The in-process floors pay no process start.
 func BenchmarkCommandRuns(b *testing.B) {
 	ctspec := buildCtspec(b)
+	ctspecDyn := goBuild(b, "..", "./cmd/ctspec", true)
+	floor := goBuild(b, ".", "./floor", false)
 	hello := buildHello(b)
 	t := newTable(b)
+	raw, err := newRawDumper(t.ns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(raw.close)
 	dir := b.TempDir()
 	file100k := loadFileLines(b, dir, cmdRunFlows)
 	file1M := loadFileLines(b, dir, 1_000_000)
@@ -191,18 +206,42 @@ func BenchmarkCommandRuns(b *testing.B) {
 			t.fill(tb, one, 1)
 		}
 	}
-	getArgs := []string{"-G", "-p", "tcp", "-s", one[0].TupleOrig.Src().String(), "-d", one[0].TupleOrig.Dst().String(),
+	smallEmpty := func(tb testing.TB) {
+		if t.count(tb) != 0 {
+			t.flush(tb)
+		}
+	}
+	tuple := []string{"-p", "tcp", "-s", one[0].TupleOrig.Src().String(), "-d", one[0].TupleOrig.Dst().String(),
 		"--sport", fmt.Sprint(one[0].TupleOrig.Proto.SrcPort), "--dport", fmt.Sprint(one[0].TupleOrig.Proto.DstPort)}
+	getArgs := append([]string{"-G"}, tuple...)
+	createArgs := append(append([]string{"-I"}, tuple...), "--state", "ESTABLISHED", "-t", fmt.Sprint(flowTimeout))
 	both := []string{"conntrack", "ctspec"}
+	smallTools := []string{"conntrack", "ctspec", "ctspec-dynamic"}
 	rows := []cmdRow{
-		{"small-G", getArgs, []string{"conntrack", "ctspec", "go-hello", "true"}, small, 0, cmdSmallReps, false},
+		{"small-C", []string{"-C"}, append(smallTools, "floor-netlink", "floor-raw", "go-hello", "true"), small, 0, cmdSmallReps, false},
+		{"small-G", getArgs, smallTools, small, 0, cmdSmallReps, false},
+		{"small-I", createArgs, smallTools, smallEmpty, 0, cmdSmallReps, false},
 		{"R-100k", []string{"-R", file100k}, both, empty, 0, cmdRunReps, true},
 		{"R-1M", []string{"-R", file1M}, []string{"ctspec"}, empty, 0, 1, true},
-		{"D-mark", []string{"-D", "-m", "1/1"}, append(both, "ctspec-kernel-flush"), refill, 0, cmdRunReps, true},
-		{"D-udp-53", []string{"-D", "-p", "udp", "--dport", "53"}, append(both, "ctspec-kernel-flush"), refill, 0, cmdRunReps, true},
-		{"D-timewait", []string{"-D", "-p", "tcp", "--state", "TIME_WAIT"}, both, refill, 0, cmdRunReps, true},
-		{"L", []string{"-L"}, both, nil, 0, cmdRunReps, true},
-		{"L-xml", []string{"-L", "-o", "xml"}, both, nil, 0, cmdRunReps, true},
+		{"D-mark", []string{"-D", "-m", "1/1"}, append(both, "ctspec-kernel-flush", "flush-all"), refill, 0, cmdRunReps, true},
+		{"D-udp-53", []string{"-D", "-p", "udp", "--dport", "53"}, append(both, "ctspec-kernel-flush", "flush-all"), refill, 0, cmdRunReps, true},
+		{"D-timewait", []string{"-D", "-p", "tcp", "--state", "TIME_WAIT"}, append(both, "flush-all"), refill, 0, cmdRunReps, true},
+		{"L", []string{"-L"}, append(both, "raw-dump"), nil, 0, cmdRunReps, true},
+		{"L-xml", []string{"-L", "-o", "xml"}, append(both, "raw-dump"), nil, 0, cmdRunReps, true},
+	}
+	// inProcess are the floors this process runs itself, timed alone.
+	inProcess := map[string]func(tb testing.TB){
+		"flush-all": func(tb testing.TB) {
+			if err := t.c.Flush(context.Background(), nil); err != nil {
+				tb.Fatalf("flush: %v", err)
+			}
+		},
+		"raw-dump": func(tb testing.TB) {
+			n, err := raw.dump()
+			if err != nil || n != cmdRunFlows {
+				tb.Fatalf("raw dump: %d flows, want %d: %v", n, cmdRunFlows, err)
+			}
+		},
 	}
 	timePath, _ := exec.LookPath("/usr/bin/time")
 	refill(b)
@@ -216,12 +255,24 @@ func BenchmarkCommandRuns(b *testing.B) {
 				if row.setup != nil {
 					row.setup(b)
 				}
+				if fn, ok := inProcess[tool]; ok {
+					t0 := time.Now()
+					fn(b)
+					results[row.name+"/"+tool] = append(results[row.name+"/"+tool], procRun{wall: time.Since(t0)})
+					continue
+				}
 				name, args, want := ctspec, row.args, row.want
 				switch tool {
 				case "conntrack":
 					name = "conntrack"
+				case "ctspec-dynamic":
+					name = ctspecDyn
 				case "ctspec-kernel-flush":
 					args = append([]string{"--kernel-flush"}, args...)
+				case "floor-netlink":
+					name, args = floor, []string{"netlink"}
+				case "floor-raw":
+					name, args = floor, []string{"raw"}
 				case "go-hello":
 					name, args = hello, nil
 				case "true":
@@ -246,7 +297,9 @@ func BenchmarkCommandRuns(b *testing.B) {
 				if med.rssKiB > 0 {
 					b.ReportMetric(float64(med.rssKiB)/1024, "peak-MiB")
 				}
-				b.ReportMetric(float64(med.cpu.Nanoseconds())/1e6, "cpu-ms")
+				if med.cpu > 0 {
+					b.ReportMetric(float64(med.cpu.Nanoseconds())/1e6, "cpu-ms")
+				}
 				b.ReportMetric(float64(len(runs)), "runs")
 				if ref := results[row.name+"/conntrack"]; len(ref) > 0 && tool != "conntrack" {
 					// conntrack's median over this tool's, from the same run.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -16,14 +17,28 @@ import (
 var commandSizes = []int{100_000, 250_000}
 
 // buildCtspec builds the ctspec command of the parent module into a
-// temporary directory and returns its path. The benchmark runs from the
-// bench directory, as go test and the report program run it.
+// temporary directory and returns its path: static, as CGO_ENABLED=0 go
+// install builds it and as the README tells users to install it. The
+// benchmark runs from the bench directory, as go test and the report
+// program run it.
 func buildCtspec(tb testing.TB) string {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "ctspec")
-	cmd := exec.Command("go", "build", "-C", "..", "-o", bin, "./cmd/ctspec")
+	return goBuild(tb, "..", "./cmd/ctspec", false)
+}
+
+// goBuild builds the package pkg of the module in dir into a temporary
+// directory and returns the binary's path. With cgo set it builds as a
+// plain go build does (dynamically linked once cgo is available and the
+// program imports net); otherwise with CGO_ENABLED=0 (static).
+func goBuild(tb testing.TB, dir, pkg string, cgo bool) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-C", dir, "-o", bin, pkg)
+	if !cgo {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go build ./cmd/ctspec: %v\n%s", err, out)
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }
@@ -53,7 +68,7 @@ func listCommand(ns *nstest.NS, name string, args ...string) (int, error) {
 // tables of 100k and 250k established TCP flows, in the default format
 // (-L) and in XML (-L -o xml), with standard output on /dev/null. Both run
 // under nsenter, whose start-up is part of each time. ctspec is built from
-// ../cmd/ctspec once per run.
+// ../cmd/ctspec once per run, static.
 func BenchmarkCommand(b *testing.B) {
 	bin := buildCtspec(b)
 	formats := []struct {

@@ -37,19 +37,35 @@
 // second each, the suite runs a sample of them and scales the time up;
 // cli-sample says how many ran.
 //
+// BenchmarkDial opens and closes each Go client's connection, the set-up
+// the dump benchmarks leave out while conntrack -L pays its process start.
+// BenchmarkEvents counts a 200k-event burst with ctspec's Listener (which
+// decodes and counts) at its default buffer and at 256 MiB, and with the
+// ctspec command and conntrack -E (which format text into a pipe), each
+// with its default buffer and with -b for 256 MiB. The peak-rss children
+// also print the time of the run they measure, so that a peak RSS comes
+// with the time of the same run.
+//
 // BenchmarkCommandRuns compares the ctspec command with conntrack as whole
 // processes on the same 100k-flow table: -R of 100k and 1M lines, three
-// kinds of -D, -L, -L -o xml and one small call (-G of one flow). Each
-// row runs every tool in turn, several times, so that all see the same
-// load; it reports the median wall time, the peak RSS of the median run
-// (from wait4's rusage, the same run), and x-conntrack, conntrack's median
-// over the tool's. The processes fork from a thread inside the namespace,
-// so no nsenter start-up is timed. Floors run in the same rows: a Go
-// program that only prints (Go's start-up), /bin/true, and ctspec
-// --kernel-flush, one filtered kernel flush.
+// kinds of -D, -L, -L -o xml and three small calls (-C, -G and -I of one
+// flow). Each row runs every tool in turn, several times, so that all see
+// the same load; it reports the median wall time, the CPU time and peak
+// RSS of the median run, and x-conntrack, conntrack's median over the
+// tool's. The processes fork from a thread inside the namespace, so no
+// nsenter start-up is timed. ctspec is built static (CGO_ENABLED=0), and
+// the small calls also run the dynamically linked binary of a plain go
+// build. Floors run in the same rows: for the small calls a Go program
+// that only prints, /bin/true, and the program in ./floor sending -C's one
+// request on a raw socket and through mdlayher/netlink; for -D, ctspec
+// --kernel-flush (one filtered kernel flush) and one unfiltered flush of
+// the same table from the benchmark's process; for -L, the raw receive of
+// the same dump from the benchmark's process.
 //
-// The table of the README comes from the report program, which runs the
-// read-only workloads with the default -benchtime, the ones that change
-// the table with a fixed number of iterations after a warm-up iteration,
-// and the cleanups of 250k tables, some of which take minutes, once.
+// The README's performance tables come from the report program, which
+// prints them first, every cell naming the method it measures, then one
+// row per benchmark. It runs the read-only workloads with the default
+// -benchtime, the ones that change the table with a fixed number of
+// iterations after a warm-up iteration, and the cleanups of 250k tables,
+// some of which take minutes, once.
 package bench

@@ -242,15 +242,20 @@ func BenchmarkDump(b *testing.B) {
 					if _, err := os.Stat(gnuTime); err != nil && tool.name == "conntrack-cli" {
 						nstest.SkipOrFail(b, "peak RSS of conntrack needs GNU time (Debian package time): "+err.Error())
 					}
-					var peak int64
+					var peak, peakNs int64
 					for i := 0; i < b.N; i++ {
-						kib, err := childPeakRSS(t.ns, tool.name, n)
+						kib, ns, err := childPeakRSS(t.ns, tool.name, n)
 						if err != nil {
 							b.Fatal(err)
 						}
-						peak = max(peak, kib)
+						if kib > peak {
+							peak, peakNs = kib, ns
+						}
 					}
 					b.ReportMetric(float64(peak)/1024, "peak-MiB")
+					// The time of the run whose peak RSS is reported:
+					// the child's own dump, or conntrack's whole process.
+					b.ReportMetric(float64(peakNs), "ns/op")
 				})
 			}
 		})
@@ -273,10 +278,10 @@ const (
 // its parent's peak in ru_maxrss, and the parent holds the benchmark's
 // tables. For the same reason conntrack runs under GNU time, whose own
 // small peak is all its child can inherit.
-func childPeakRSS(ns *nstest.NS, tool string, want int) (int64, error) {
+func childPeakRSS(ns *nstest.NS, tool string, want int) (kib, nanos int64, err error) {
 	var cmd *exec.Cmd
 	if tool == "conntrack-cli" {
-		cmd = ns.Command(gnuTime, "-f", "maxrss %M", "conntrack", "-L")
+		cmd = ns.Command(gnuTime, "-f", "maxrss %M\nns %e", "conntrack", "-L")
 	} else {
 		cmd = exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 		cmd.Env = append(os.Environ(),
@@ -284,7 +289,23 @@ func childPeakRSS(ns *nstest.NS, tool string, want int) (int64, error) {
 			childNetNSEnv+"="+ns.Path(),
 			childWantEnv+"="+strconv.Itoa(want))
 	}
-	return childMaxRSS(cmd, tool, tool != "conntrack-cli")
+	kib, out, err := childMaxRSSOutput(cmd, tool, tool != "conntrack-cli")
+	if err != nil || tool == "idle" {
+		return kib, 0, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "ns "); ok {
+			v = strings.TrimSpace(v)
+			if tool == "conntrack-cli" {
+				// GNU time's %e: elapsed seconds, two decimals.
+				sec, err := strconv.ParseFloat(v, 64)
+				return kib, int64(sec * 1e9), err
+			}
+			nanos, err = strconv.ParseInt(v, 10, 64)
+			return kib, nanos, err
+		}
+	}
+	return 0, 0, fmt.Errorf("peak-rss %s: no time in %q", tool, out)
 }
 
 // childMaxRSS runs a peak-rss child and returns the peak RSS in KiB that
@@ -292,21 +313,29 @@ func childPeakRSS(ns *nstest.NS, tool string, want int) (int64, error) {
 // GNU time on standard error, in which case standard output is discarded.
 // what names the child in errors.
 func childMaxRSS(cmd *exec.Cmd, what string, goChild bool) (int64, error) {
+	kib, _, err := childMaxRSSOutput(cmd, what, goChild)
+	return kib, err
+}
+
+// childMaxRSSOutput is childMaxRSS that also returns what the child
+// printed.
+func childMaxRSSOutput(cmd *exec.Cmd, what string, goChild bool) (int64, string, error) {
 	var stdout, stderr strings.Builder
 	cmd.Stderr = &stderr
 	if goChild {
 		cmd.Stdout = &stdout
 	}
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("peak-rss %s: %v\n%s", what, err, stderr.String())
+		return 0, "", fmt.Errorf("peak-rss %s: %v\n%s", what, err, stderr.String())
 	}
 	out := stdout.String() + stderr.String()
 	for _, line := range strings.Split(out, "\n") {
 		if v, ok := strings.CutPrefix(line, "maxrss "); ok {
-			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			kib, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return kib, out, err
 		}
 	}
-	return 0, fmt.Errorf("peak-rss %s: no maxrss line in %q", what, out)
+	return 0, "", fmt.Errorf("peak-rss %s: no maxrss line in %q", what, out)
 }
 
 // gnuTime is GNU time(1), which reports the peak RSS of the command it runs.
@@ -324,4 +353,48 @@ func vmHWM() (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+// BenchmarkDial opens and closes each Go client's connection into a
+// namespace: the set-up the dump benchmarks leave out of their times,
+// while conntrack -L pays its whole process start in its own.
+func BenchmarkDial(b *testing.B) {
+	ns := newNetNS(b)
+	dials := []struct {
+		name string
+		dial func() (func(), error)
+	}{
+		{"ctspec", func() (func(), error) {
+			c, err := ctnetlink.Dial(&ctnetlink.Config{NetNS: ns.FD()})
+			if err != nil {
+				return nil, err
+			}
+			return func() { c.Close() }, nil
+		}},
+		{"vishvananda", func() (func(), error) {
+			h, err := vishHandle(ns)
+			if err != nil {
+				return nil, err
+			}
+			return h.Close, nil
+		}},
+		{"ti-mo", func() (func(), error) {
+			c, err := timo.Dial(&mdnetlink.Config{NetNS: ns.FD()})
+			if err != nil {
+				return nil, err
+			}
+			return func() { c.Close() }, nil
+		}},
+	}
+	for _, d := range dials {
+		b.Run(d.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				closeConn, err := d.dial()
+				if err != nil {
+					b.Fatal(err)
+				}
+				closeConn()
+			}
+		})
+	}
 }

@@ -84,8 +84,10 @@ type ctspecListener struct {
 	lost   atomic.Int64
 }
 
-func newCtspecListener(ns *nstest.NS) (*ctspecListener, error) {
-	l, err := ctnetlink.Listen(&ctnetlink.ListenConfig{NetNS: ns.FD(), ReadBuffer: eventsReadBuffer})
+// newCtspecListener listens with a receive buffer of readBuffer bytes, or
+// the Listener's default when it is 0.
+func newCtspecListener(ns *nstest.NS, readBuffer int) (*ctspecListener, error) {
+	l, err := ctnetlink.Listen(&ctnetlink.ListenConfig{NetNS: ns.FD(), ReadBuffer: readBuffer})
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +122,9 @@ func (c *ctspecListener) stop() error {
 	return errors.Join(err, c.l.Close())
 }
 
-// cliListener counts the lines conntrack -E prints, and the ENOBUFS
-// warnings it prints on standard error.
+// cliListener counts the lines an event command (conntrack -E, ctspec -E)
+// prints, each event formatted as text, and the ENOBUFS warnings it
+// prints on standard error.
 type cliListener struct {
 	cmd     *exec.Cmd
 	readers sync.WaitGroup
@@ -129,8 +132,8 @@ type cliListener struct {
 	enobuf  atomic.Int64
 }
 
-func newCLIListener(ns *nstest.NS, args ...string) (*cliListener, error) {
-	cmd := ns.Command("conntrack", append([]string{"-E"}, args...)...)
+func newCLIListener(ns *nstest.NS, bin string, args ...string) (*cliListener, error) {
+	cmd := ns.Command(bin, append([]string{"-E"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -171,8 +174,10 @@ func (c *cliListener) stop() error {
 
 // BenchmarkEvents creates 100k flows and flushes them while a listener is
 // subscribed, which makes 200k events (NEW and DESTROY), and counts what the
-// listener receives: ctspec's Listener with a 256 MiB receive buffer, and
-// conntrack -E with its default buffer and with -b for 256 MiB. It reports
+// listener receives: ctspec's Listener, which decodes each event and counts
+// it, with its default receive buffer and with 256 MiB; the ctspec command
+// and conntrack -E, which format each event as a line of text into a pipe,
+// each with its default buffer and with -b for 256 MiB. It reports
 // received/expected, the overruns the listener saw, and flows/s of the
 // burst measured until the listener has been quiet for a second (the quiet
 // second is not counted).
@@ -189,33 +194,37 @@ func BenchmarkEvents(b *testing.B) {
 		name string
 		open func() (eventCounter, func(), error)
 	}
+	lib := func(readBuffer int) func() (eventCounter, func(), error) {
+		return func() (eventCounter, func(), error) {
+			l, err := newCtspecListener(t.ns, readBuffer)
+			if err != nil {
+				return nil, nil, err
+			}
+			return l, l.reset, nil
+		}
+	}
+	cli := func(bin string, args ...string) func() (eventCounter, func(), error) {
+		return func() (eventCounter, func(), error) {
+			l, err := newCLIListener(t.ns, bin, args...)
+			if err != nil {
+				return nil, nil, err
+			}
+			return l, l.reset, nil
+		}
+	}
+	ctspec := buildCtspec(b)
 	listeners := []listener{
-		{"ctspec-256MiB", func() (eventCounter, func(), error) {
-			l, err := newCtspecListener(t.ns)
-			if err != nil {
-				return nil, nil, err
-			}
-			return l, l.reset, nil
-		}},
-		{"conntrack-cli-default", func() (eventCounter, func(), error) {
-			l, err := newCLIListener(t.ns)
-			if err != nil {
-				return nil, nil, err
-			}
-			return l, l.reset, nil
-		}},
+		{"ctspec-default", lib(0)},
+		{"ctspec-256MiB", lib(eventsReadBuffer)},
+		{"ctspec-cli-default", cli(ctspec)},
+		{"ctspec-cli-256MiB", cli(ctspec, "-b", fmt.Sprint(eventsReadBuffer))},
+		{"conntrack-cli-default", cli("conntrack")},
 		// conntrack 1.4.7 opens two netlink sockets and applies -b to the
 		// one that receives no events: ss -f netlink -m shows it at
 		// 512 MiB and the other, which counts the drops, still at
 		// rmem_default. The row shows what the documented option gets a
 		// user.
-		{"conntrack-cli-256MiB", func() (eventCounter, func(), error) {
-			l, err := newCLIListener(t.ns, "-b", fmt.Sprint(eventsReadBuffer))
-			if err != nil {
-				return nil, nil, err
-			}
-			return l, l.reset, nil
-		}},
+		{"conntrack-cli-256MiB", cli("conntrack", "-b", fmt.Sprint(eventsReadBuffer))},
 	}
 	for _, ls := range listeners {
 		b.Run(ls.name, func(b *testing.B) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/ctspec/ctspec/internal/nstest"
 )
@@ -59,13 +60,17 @@ func runChildDump(name string) error {
 		if t.name != name {
 			continue
 		}
+		t0 := time.Now()
 		got, err := t.run()
+		took := time.Since(t0)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if got != want {
 			return fmt.Errorf("%s saw %d flows, want %d", name, got, want)
 		}
+		// The time of the same run whose peak RSS TestMain prints next.
+		fmt.Printf("ns %d\n", took.Nanoseconds())
 		return nil
 	}
 	return fmt.Errorf("no dump tool %q", name)

@@ -2,9 +2,10 @@ package ctnetlink
 
 import (
 	"bufio"
-	"compress/gzip"
+	"compress/flate"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -141,7 +142,13 @@ func kernelConfig(option string) string {
 		return ""
 	}
 	defer f.Close()
-	z, err := gzip.NewReader(f)
+	return configValue(f, option)
+}
+
+// configValue returns the value of option in the gzip-compressed kernel
+// configuration r, as kernelConfig does.
+func configValue(r io.Reader, option string) string {
+	z, err := gunzip(bufio.NewReader(r))
 	if err != nil {
 		return ""
 	}
@@ -157,6 +164,53 @@ func kernelConfig(option string) string {
 		}
 	}
 	return ""
+}
+
+// gzip header flags (RFC 1952, section 2.3.1).
+const (
+	gzipFlagHCRC    = 1 << 1
+	gzipFlagExtra   = 1 << 2
+	gzipFlagName    = 1 << 3
+	gzipFlagComment = 1 << 4
+)
+
+// gunzip skips the header of the gzip member r starts with (RFC 1952) and
+// returns a reader of its deflate data. It checks no CRC: compress/gzip
+// would bring hash/crc32, whose tables every program importing this
+// package would then build at start-up, for a file that Diagnose only
+// searches. A damaged stream still fails in compress/flate.
+func gunzip(r *bufio.Reader) (io.ReadCloser, error) {
+	var h [10]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, fmt.Errorf("gzip header: %w", err)
+	}
+	if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
+		return nil, errors.New("gzip header: not a deflate gzip stream")
+	}
+	flags := h[3]
+	if flags&gzipFlagExtra != 0 {
+		var n [2]byte
+		if _, err := io.ReadFull(r, n[:]); err != nil {
+			return nil, fmt.Errorf("gzip extra field: %w", err)
+		}
+		if _, err := r.Discard(int(n[0]) | int(n[1])<<8); err != nil {
+			return nil, fmt.Errorf("gzip extra field: %w", err)
+		}
+	}
+	for _, f := range []byte{gzipFlagName, gzipFlagComment} {
+		if flags&f == 0 {
+			continue
+		}
+		if _, err := r.ReadBytes(0); err != nil {
+			return nil, fmt.Errorf("gzip header: %w", err)
+		}
+	}
+	if flags&gzipFlagHCRC != 0 {
+		if _, err := r.Discard(2); err != nil {
+			return nil, fmt.Errorf("gzip header: %w", err)
+		}
+	}
+	return flate.NewReader(r), nil
 }
 
 // readSysctlInt reads the integer sysctl key, a path under /proc/sys, in

@@ -10,12 +10,13 @@
 # BENCH_RUN selects the benchmarks: go test -bench regexps separated by
 # spaces, one go test run each. The default leaves out the 100k and 250k
 # tables and the peers that take minutes on them, but keeps ctspec's
-# cleanups of 250k tables, which check what they leave behind.
+# cleanups of 250k tables, which check what they leave behind, and one
+# listener of each kind in the events benchmark.
 # BENCH_RUN=. runs every benchmark once (25 minutes on two busy cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-BENCH_RUN=${BENCH_RUN:-'^(BenchmarkDecode|BenchmarkEvents)$ ^BenchmarkDump$/^n=10k$ ^BenchmarkCleanup(Endpoints|Mark|State)$/^ctspec'}
+BENCH_RUN=${BENCH_RUN:-'^(BenchmarkDecode|BenchmarkDial)$ ^BenchmarkEvents$/^(ctspec-default|ctspec-256MiB|ctspec-cli-default|conntrack-cli-default)$ ^BenchmarkDump$/^n=10k$ ^BenchmarkCleanup(Endpoints|Mark|State)$/^ctspec'}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -8,6 +8,11 @@
 //	go run ./report -bench 'Cleanup.*|Command' # several benchmarks
 //	go run ./report -from bench.txt            # the table of saved output
 //
+// It prints the README's performance tables first (a line naming the
+// machine, the library workloads with one column per tool, the command as
+// whole processes), every cell naming the method it measures, then one
+// row per benchmark with all its figures.
+//
 // It builds the test binary once and runs it in four passes: the
 // read-only workloads (dumps, decoding and the list commands) with the
 // default -benchtime of one second; the workloads that change the table
@@ -54,7 +59,7 @@ type pass struct {
 }
 
 var passes = []pass{
-	{[]string{"Dump", "Decode", "Command"}, "1s"},
+	{[]string{"Dump", "Dial", "Decode", "Command"}, "1s"},
 	{[]string{"Create", "Delete", "Events"}, "3x"},
 	{[]string{"Flush"}, "10x"},
 	{[]string{"CleanupEndpoints", "CleanupMark", "CleanupState"}, "1x"},
@@ -109,7 +114,10 @@ func reprint(path string) error {
 	if err != nil {
 		return err
 	}
-	printTable(os.Stdout, parse(out), 0, "?", "?")
+	results := parse(out)
+	printReadme(os.Stdout, results, "?")
+	fmt.Println()
+	printTable(os.Stdout, results, 0, "?", "?")
 	return nil
 }
 
@@ -146,6 +154,8 @@ func run(filter string) error {
 	if len(results) == 0 {
 		return fmt.Errorf("no benchmark results: are you root?")
 	}
+	printReadme(os.Stdout, results, load0)
+	fmt.Println()
 	printTable(os.Stdout, results, time.Since(start), load0, loadavg())
 	return nil
 }
@@ -279,7 +289,9 @@ var rowNotes = map[string]string{
 // commandRunTitles and commandRunTools describe the rows of CommandRuns,
 // by row and by tool.
 var commandRunTitles = map[string]string{
+	"small-C":    "One small call: -C",
 	"small-G":    "One small call: -G of one flow",
+	"small-I":    "One small call: -I of one flow",
 	"R-100k":     "-R of 100k -I lines into an empty table",
 	"R-1M":       "-R of 1M -I lines (-F every 200k)",
 	"D-mark":     "-D -m 1/1 (50k of 100k flows)",
@@ -291,7 +303,12 @@ var commandRunTitles = map[string]string{
 
 var commandRunTools = map[string]string{
 	"conntrack":           "conntrack 1.4.7, whole process",
-	"ctspec":              "ctspec as go build makes it, whole process",
+	"ctspec":              "ctspec built static (CGO_ENABLED=0), whole process",
+	"ctspec-dynamic":      "ctspec as a plain go build makes it (dynamically linked), whole process",
+	"floor-netlink":       "floor: a Go program sending one request through mdlayher/netlink",
+	"floor-raw":           "floor: a Go program sending one request on a raw netlink socket",
+	"flush-all":           "floor: one unfiltered kernel flush of the same table, in-process (no process start)",
+	"raw-dump":            "floor: raw netlink receive of the same dump, in-process (no process start)",
 	"ctspec-kernel-flush": "floor: ctspec --kernel-flush, one filtered kernel flush; prints no flows and no count",
 	"go-hello":            "floor: a Go program that prints one line (Go start-up)",
 	"true":                "floor: /bin/true (fork, exec, exit)",
