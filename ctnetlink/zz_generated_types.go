@@ -1996,7 +1996,7 @@ func (v *Flow) SetTimestampEvent(x uint64) {
 
 // empty reports whether no attribute of v is present or non-zero.
 func (v *Flow) empty() bool {
-	return v.present == 0 && v.TupleOrig.empty() && v.TupleReply.empty() && v.Status == 0 && v.ProtoInfo.empty() && v.Help == nil || v.Help.empty() && v.NATSrc == nil || v.NATSrc.empty() && v.Timeout == 0 && v.Mark == 0 && v.CountersOrig.empty() && v.CountersReply.empty() && v.Use == 0 && v.ID == 0 && v.NATDst == nil || v.NATDst.empty() && v.TupleMaster == nil || v.TupleMaster.empty() && v.SeqAdjOrig == nil || v.SeqAdjOrig.empty() && v.SeqAdjReply == nil || v.SeqAdjReply.empty() && v.Secmark == 0 && v.Zone == 0 && v.SecCtx == nil || v.SecCtx.empty() && v.Timestamp.empty() && v.MarkMask == 0 && len(v.Labels) == 0 && len(v.LabelsMask) == 0 && v.SynProxy.empty() && v.Filter == nil || v.Filter.empty() && v.StatusMask == 0 && v.TimestampEvent == 0
+	return v.present == 0 && v.TupleOrig.empty() && v.TupleReply.empty() && v.Status == 0 && v.ProtoInfo.empty() && (v.Help == nil || v.Help.empty()) && (v.NATSrc == nil || v.NATSrc.empty()) && v.Timeout == 0 && v.Mark == 0 && v.CountersOrig.empty() && v.CountersReply.empty() && v.Use == 0 && v.ID == 0 && (v.NATDst == nil || v.NATDst.empty()) && (v.TupleMaster == nil || v.TupleMaster.empty()) && (v.SeqAdjOrig == nil || v.SeqAdjOrig.empty()) && (v.SeqAdjReply == nil || v.SeqAdjReply.empty()) && v.Secmark == 0 && v.Zone == 0 && (v.SecCtx == nil || v.SecCtx.empty()) && v.Timestamp.empty() && v.MarkMask == 0 && len(v.Labels) == 0 && len(v.LabelsMask) == 0 && v.SynProxy.empty() && (v.Filter == nil || v.Filter.empty()) && v.StatusMask == 0 && v.TimestampEvent == 0
 }
 
 // StatsCPU holds the attributes of the set conntrack-stats-attrs.

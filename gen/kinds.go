@@ -361,8 +361,9 @@ func (k ptrNestKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
 	}
 }
 
+// Zero is parenthesised: emitters join Zero expressions with &&.
 func (k ptrNestKind) Zero(src func() *jen.Statement) jen.Code {
-	return src().Op("==").Nil().Op("||").Add(src()).Dot("empty").Call()
+	return jen.Parens(src().Op("==").Nil().Op("||").Add(src()).Dot("empty").Call())
 }
 
 func (k ptrNestKind) NonZero(src func() *jen.Statement) jen.Code {

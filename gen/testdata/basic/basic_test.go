@@ -142,3 +142,30 @@ func TestStrings(t *testing.T) {
 		t.Errorf("attr String = %q", got)
 	}
 }
+
+// TestEmptyWithPointerNest checks empty, which decides whether an
+// enclosing nest is encoded, on a set whose last attribute is a pointer
+// nest: a nil or empty pointer nest must not hide the other attributes,
+// nor must a nil one be dereferenced.
+func TestEmptyWithPointerNest(t *testing.T) {
+	var o Outer
+	if !o.empty() {
+		t.Error("zero Outer: not empty")
+	}
+	o.Colour = 3
+	if o.empty() {
+		t.Error("Outer with a colour and a nil spare: empty")
+	}
+	o.Spare = &Inner{}
+	if o.empty() {
+		t.Error("Outer with a colour and an empty spare: empty")
+	}
+	o = Outer{Spare: &Inner{}}
+	if !o.empty() {
+		t.Error("Outer with only an empty spare: not empty")
+	}
+	o.Spare.SetPort(1)
+	if o.empty() {
+		t.Error("Outer with a spare holding a port: empty")
+	}
+}

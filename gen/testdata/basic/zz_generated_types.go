@@ -295,5 +295,5 @@ func (v *Outer) SetSpare(x *Inner) {
 
 // empty reports whether no attribute of v is present or non-zero.
 func (v *Outer) empty() bool {
-	return v.present == 0 && v.Inner.empty() && v.Colour == 0 && v.Bits == 0 && v.Label == "" && len(v.Blob) == 0 && v.Counter == 0 && v.Host == 0 && v.Pair == (Pair{}) && !v.Enabled && v.Spare == nil || v.Spare.empty()
+	return v.present == 0 && v.Inner.empty() && v.Colour == 0 && v.Bits == 0 && v.Label == "" && len(v.Blob) == 0 && v.Counter == 0 && v.Host == 0 && v.Pair == (Pair{}) && !v.Enabled && (v.Spare == nil || v.Spare.empty())
 }
