@@ -51,6 +51,11 @@ func (c *Conn) UpdateMany(ctx context.Context, flows []Flow) (BulkResult, error)
 // is identified by its original tuple (or reply tuple), its zone and, when
 // present, its id. Flows already gone are counted in NotFound.
 func (c *Conn) DeleteMany(ctx context.Context, flows []Flow) (BulkResult, error) {
+	for i := range flows {
+		if err := strayError("Flow", flows[i].strayField()); err != nil {
+			return BulkResult{}, &Error{Op: "delete", Err: fmt.Errorf("item %d: %w", i, err)}
+		}
+	}
 	var k Flow
 	return c.bulk(ctx, "delete", MsgDelete, 0, len(flows), func(i int) *Flow { k = lookupKey(&flows[i]); return &k })
 }

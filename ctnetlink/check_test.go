@@ -103,7 +103,7 @@ func checkCases() []checkCase {
 	portWithICMP.TupleOrig.Proto.SetSrcPort(1)
 	zoneTwice := flow(func(f *Flow) { f.SetZone(2); f.TupleOrig.SetZone(3) })
 
-	return []checkCase{
+	cases := []checkCase{
 		{name: "create: port without protocol", op: "create", want: "tuple-orig: port without a protocol number", send: create(portNoProto), raw: rawNew(portNoProto, netlink.Create|netlink.Excl)},
 		{name: "create: ICMP fields with TCP", op: "create", want: "tuple-orig: ICMP fields with protocol 6, not ICMP", send: create(icmpWithTCP)},
 		{name: "create: source and destination of different families", op: "create", want: "tuple-orig: source and destination addresses of different families", send: create(mixed), raw: rawNew(mixed, netlink.Create|netlink.Excl)},
@@ -194,6 +194,48 @@ func checkCases() []checkCase {
 				_, err := c.DeleteMany(ctx, []Flow{*noProto})
 				return err
 			}},
+	}
+	return append(cases, strayCases()...)
+}
+
+// strayCases are requests holding a field written directly instead of with
+// its Set method: not present, it would not be sent, so the request is
+// refused.
+func strayCases() []checkCase {
+	stray := func(edit func(f *Flow)) *Flow {
+		f := testFlow("192.0.2.1", "192.0.2.2", 1000, 80)
+		edit(f)
+		return f
+	}
+	mark := stray(func(f *Flow) { f.Mark = 5 })
+	zone := stray(func(f *Flow) { f.Zone = 3 })
+	// A present field written directly is still present, and sent; one
+	// that was never set is not.
+	port := stray(func(f *Flow) { f.TupleOrig.Proto.DstPort = 8080; f.TupleReply.Zone = 4 })
+	help := stray(func(f *Flow) { f.SetHelp(&Help{Name: "ftp"}) })
+	return []checkCase{
+		{name: "create: mark written directly", op: "create", want: "Flow.Mark was written directly and would not be sent: set it with SetMark",
+			send: func(ctx context.Context, c *Conn) error { return c.Create(ctx, mark) }},
+		{name: "update: nested field written directly", op: "update", want: "Flow.TupleReply.Zone was written directly",
+			send: func(ctx context.Context, c *Conn) error { return c.Update(ctx, port) }},
+		{name: "create: pointer nest from a literal", op: "create", want: "Flow.Help.Name was written directly and would not be sent: set it with SetName",
+			send: func(ctx context.Context, c *Conn) error { return c.Create(ctx, help) }},
+		{name: "get: zone written directly", op: "get", want: "Flow.Zone was written directly",
+			send: func(ctx context.Context, c *Conn) error { _, err := c.Get(ctx, zone); return err }},
+		{name: "delete: zone written directly", op: "delete", want: "Flow.Zone was written directly",
+			send: func(ctx context.Context, c *Conn) error { return c.Delete(ctx, zone) }},
+		{name: "create-many: mark written directly", op: "create", want: "item 1: Flow.Mark was written directly",
+			send: func(ctx context.Context, c *Conn) error {
+				_, err := c.CreateMany(ctx, []Flow{*testFlow("192.0.2.1", "192.0.2.2", 1, 80), *mark})
+				return err
+			}},
+		{name: "delete-many: zone written directly", op: "delete", want: "item 0: Flow.Zone was written directly",
+			send: func(ctx context.Context, c *Conn) error {
+				_, err := c.DeleteMany(ctx, []Flow{*zone})
+				return err
+			}},
+		{name: "delete-expect: helper written directly", op: "delete-expect", want: "Expect.HelpName was written directly and would not be sent: set it with SetHelpName",
+			send: func(ctx context.Context, c *Conn) error { return c.DeleteExpect(ctx, &Expect{HelpName: "ftp"}) }},
 	}
 }
 

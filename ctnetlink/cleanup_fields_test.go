@@ -109,7 +109,7 @@ func fillFieldsTable(ctx context.Context, t *testing.T, c *Conn, r *rand.Rand, h
 		// Attach the helper to some of the TCP flows.
 		for i := 0; i < len(table); i += 3 {
 			if table[i].TupleOrig.Proto.Num == unix.IPPROTO_TCP {
-				table[i].SetHelp(&Help{Name: helper})
+				table[i].SetHelp(helpNamed(helper))
 			}
 		}
 	}

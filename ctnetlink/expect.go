@@ -148,6 +148,9 @@ var errNoExpectTuple = errors.New("expectation has no tuple")
 // check returns what is wrong with the tuples of e that a request sends,
 // as Flow.check does for a flow: with master, the master's tuple as well.
 func (e *Expect) check(master bool) error {
+	if err := strayError("Expect", e.strayField()); err != nil {
+		return err
+	}
 	if e.Has(ExpectAttrTuple) {
 		if err := e.Tuple.checkFull("tuple"); err != nil {
 			return err
@@ -293,6 +296,9 @@ func (c *Conn) updateExpect(ctx context.Context, op string, e *Expect) error {
 // A q with neither fails without a request: FlushExpect removes all.
 func (c *Conn) DeleteExpect(ctx context.Context, q *Expect) error {
 	const op = "delete-expect"
+	if err := strayError("Expect", q.strayField()); err != nil {
+		return &Error{Op: op, Err: err}
+	}
 	switch {
 	case q.Has(ExpectAttrTuple):
 		if err := q.check(false); err != nil {
@@ -300,7 +306,7 @@ func (c *Conn) DeleteExpect(ctx context.Context, q *Expect) error {
 		}
 		k := expectKey(q)
 		return c.do(ctx, op, MsgExpDelete, netlink.Acknowledge, expectFamily(q), schemaExpect, k.AppendAttributes, nil)
-	case q.HelpName != "":
+	case q.Has(ExpectAttrHelpName):
 		var k Expect
 		k.SetHelpName(q.HelpName)
 		return c.do(ctx, op, MsgExpDelete, netlink.Acknowledge, unix.AF_UNSPEC, schemaExpect, k.AppendAttributes, nil)

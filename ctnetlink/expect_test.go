@@ -47,7 +47,7 @@ func createMaster(t *testing.T, c *Conn, src, dst string, sport, dport uint16, h
 	t.Helper()
 	f := testFlow(src, dst, sport, dport)
 	if helper != "" {
-		f.SetHelp(&Help{Name: helper})
+		f.SetHelp(helpNamed(helper))
 	}
 	if err := c.Create(ctx(t), f); err != nil {
 		t.Fatalf("create master flow %s:%d -> %s:%d: %v", src, sport, dst, dport, err)
@@ -440,7 +440,7 @@ func TestKernelExpectZone(t *testing.T) {
 	_, c := dialNS(t)
 	ctx := ctx(t)
 	master := testFlow("192.0.2.1", "192.0.2.2", 40000, 21)
-	master.SetHelp(&Help{Name: "ftp"})
+	master.SetHelp(helpNamed("ftp"))
 	master.SetZone(7)
 	if err := c.Create(ctx, master); err != nil {
 		t.Fatalf("create master in zone 7: %v", err)
@@ -550,8 +550,8 @@ func TestKernelExpectDeleteByHelperAndFlush(t *testing.T) {
 		want map[string]int
 	}{
 		{"created", func() error { return nil }, map[string]int{v4: 1, v6: 1, ircv4: 1}},
-		{"delete helper irc", func() error { return c.DeleteExpect(ctx, &Expect{HelpName: "irc"}) }, map[string]int{v4: 1, v6: 1}},
-		{"delete helper sip", func() error { return c.DeleteExpect(ctx, &Expect{HelpName: "sip"}) }, map[string]int{v4: 1, v6: 1}},
+		{"delete helper irc", func() error { return c.DeleteExpect(ctx, expectOfHelper("irc")) }, map[string]int{v4: 1, v6: 1}},
+		{"delete helper sip", func() error { return c.DeleteExpect(ctx, expectOfHelper("sip")) }, map[string]int{v4: 1, v6: 1}},
 		{"flush ipv6", func() error { return c.FlushExpect(ctx, unix.AF_INET6) }, map[string]int{v4: 1}},
 		{"recreate ipv6, flush ipv4", func() error {
 			create(ftp6, 50000)

@@ -100,15 +100,17 @@ func requestMessages() []seedMessage {
 	create.ProtoInfo.DCCP.SetState(DCCPStateOpen)
 	create.ProtoInfo.DCCP.SetRole(DCCPRoleClient)
 	create.ProtoInfo.DCCP.SetHandshakeSeq(0x0102030405)
-	create.SetHelp(&Help{Name: "ftp"})
+	create.SetHelp(helpNamed("ftp"))
 	snat := &NAT{V4MinIP: addr("203.0.113.9"), V4MaxIP: addr("203.0.113.10")}
 	snat.Proto.SetPortMin(40000)
 	snat.Proto.SetPortMax(40100)
 	create.SetNATSrc(snat)
 	create.SetNATDst(&NAT{V6MinIP: addr("2001:db8::1"), V6MaxIP: addr("2001:db8::2")})
-	create.SetSeqAdjOrig(&SeqAdj{CorrectionPos: 1000, OffsetBefore: 0, OffsetAfter: 12})
-	create.SetSeqAdjReply(&SeqAdj{CorrectionPos: 2000, OffsetBefore: 12, OffsetAfter: 24})
-	create.SetSecCtx(&SecCtx{SecCtxName: "system_u:object_r:unlabeled_t:s0"})
+	create.SetSeqAdjOrig(seqAdj(1000, 0, 12))
+	create.SetSeqAdjReply(seqAdj(2000, 12, 24))
+	var secctx SecCtx
+	secctx.SetSecCtxName("system_u:object_r:unlabeled_t:s0")
+	create.SetSecCtx(&secctx)
 
 	port := uint16(22)
 	_, dump := (&Selector{OrigSrc: HostIs(addr("192.0.2.1")), Proto: Protocol(unix.IPPROTO_TCP), OrigDstPort: Is(port)}).kernelRequest()
@@ -123,7 +125,9 @@ func requestMessages() []seedMessage {
 
 	// No set nests nat-seq-attrs, the kernel's name for seqadj-attrs before
 	// Linux 3.12; it is seeded on its own.
-	natSeq := NATSeq{CorrectionPos: 1000, OffsetAfter: 12}
+	var natSeq NATSeq
+	natSeq.SetCorrectionPos(1000)
+	natSeq.SetOffsetAfter(12)
 
 	return []seedMessage{
 		{name: "create dccp with helper, nat, seqadj and secctx", top: schemaFlow, attrs: create.AppendAttributes(nil)},

@@ -28,7 +28,7 @@ func matchTestFlows() map[string]*Flow {
 	f.SetMark(0x1234)
 	f.SetStatus(StatusAssured | StatusSeenReply | StatusConfirmed)
 	f.SetLabels([]byte{0x03, 8: 0x40, 15: 0})
-	f.SetHelp(&Help{Name: "ftp"})
+	f.SetHelp(helpNamed("ftp"))
 	fs["tcp4"] = f
 
 	// tcp6: [2001:db8::1:7]:41000 -> [2001:db8::2:1]:443, TIME_WAIT,

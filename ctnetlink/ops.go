@@ -32,7 +32,7 @@ func flowFamily(f *Flow) uint8 {
 // matches os.ErrNotExist when there is no such flow.
 func (c *Conn) Get(ctx context.Context, q *Flow) (*Flow, error) {
 	req := lookupKey(q)
-	if err := req.checkKey(); err != nil {
+	if err := errors.Join(strayError("Flow", q.strayField()), req.checkKey()); err != nil {
 		return nil, &Error{Op: "get", Err: err}
 	}
 	var out *Flow
@@ -100,7 +100,7 @@ func (c *Conn) Update(ctx context.Context, f *Flow) error {
 // matches os.ErrNotExist when there is no such flow.
 func (c *Conn) Delete(ctx context.Context, q *Flow) error {
 	k := lookupKey(q)
-	if err := k.checkKey(); err != nil {
+	if err := errors.Join(strayError("Flow", q.strayField()), k.checkKey()); err != nil {
 		return &Error{Op: "delete", Err: err}
 	}
 	return c.do(ctx, "delete", MsgDelete, netlink.Acknowledge, flowFamily(q), schemaFlow, k.AppendAttributes, nil)

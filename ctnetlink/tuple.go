@@ -3,6 +3,7 @@ package ctnetlink
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -250,7 +251,22 @@ func checkProto(name string, hasNum bool, num uint8, sport, dport, icmp, icmp6 b
 // (Create, Update): each tuple it carries must be complete, both of one
 // family, and a zone must not be set both for the flow and in a tuple.
 func (f *Flow) check() error {
+	if err := strayError("Flow", f.strayField()); err != nil {
+		return err
+	}
 	return f.checkTuples(f.Has(FlowAttrTupleOrig), f.Has(FlowAttrTupleReply))
+}
+
+// strayError reports a field of a value of type typ, at path, that was
+// written directly instead of with its Set method: it is not present, so
+// it would not be sent. A request refuses it rather than send less than
+// its caller wrote. It returns nil for an empty path.
+func strayError(typ, path string) error {
+	if path == "" {
+		return nil
+	}
+	name := path[strings.LastIndexByte(path, '.')+1:]
+	return invalid("%s.%s was written directly and would not be sent: set it with Set%s", typ, path, name)
 }
 
 func (f *Flow) checkTuples(orig, reply bool) error {

@@ -38,8 +38,8 @@ func (v *Counters) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Counters) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -47,16 +47,16 @@ func (v *Counters) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Counters) encode(e *nlattr.Encoder) {
-	if v.present&(1<<CountersAttrPackets) != 0 || v.Packets != 0 {
+	if v.present&(1<<CountersAttrPackets) != 0 {
 		e.Uint64BE(uint16(CountersAttrPackets), v.Packets)
 	}
-	if v.present&(1<<CountersAttrBytes) != 0 || v.Bytes != 0 {
+	if v.present&(1<<CountersAttrBytes) != 0 {
 		e.Uint64BE(uint16(CountersAttrBytes), v.Bytes)
 	}
-	if v.present&(1<<CountersAttrPacketsOld) != 0 || v.PacketsOld != 0 {
+	if v.present&(1<<CountersAttrPacketsOld) != 0 {
 		e.Uint32BE(uint16(CountersAttrPacketsOld), v.PacketsOld)
 	}
-	if v.present&(1<<CountersAttrBytesOld) != 0 || v.BytesOld != 0 {
+	if v.present&(1<<CountersAttrBytesOld) != 0 {
 		e.Uint32BE(uint16(CountersAttrBytesOld), v.BytesOld)
 	}
 }
@@ -89,8 +89,8 @@ func (v *Timestamp) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Timestamp) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -98,10 +98,10 @@ func (v *Timestamp) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Timestamp) encode(e *nlattr.Encoder) {
-	if v.present&(1<<TimestampAttrStart) != 0 || v.Start != 0 {
+	if v.present&(1<<TimestampAttrStart) != 0 {
 		e.Uint64BE(uint16(TimestampAttrStart), v.Start)
 	}
-	if v.present&(1<<TimestampAttrStop) != 0 || v.Stop != 0 {
+	if v.present&(1<<TimestampAttrStop) != 0 {
 		e.Uint64BE(uint16(TimestampAttrStop), v.Stop)
 	}
 }
@@ -154,8 +154,8 @@ func (v *TupleProto) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *TupleProto) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -163,31 +163,31 @@ func (v *TupleProto) AppendAttributes(b []byte) []byte {
 }
 
 func (v *TupleProto) encode(e *nlattr.Encoder) {
-	if v.present&(1<<TupleProtoAttrNum) != 0 || v.Num != 0 {
+	if v.present&(1<<TupleProtoAttrNum) != 0 {
 		e.Uint8(uint16(TupleProtoAttrNum), v.Num)
 	}
-	if v.present&(1<<TupleProtoAttrSrcPort) != 0 || v.SrcPort != 0 {
+	if v.present&(1<<TupleProtoAttrSrcPort) != 0 {
 		e.Uint16BE(uint16(TupleProtoAttrSrcPort), v.SrcPort)
 	}
-	if v.present&(1<<TupleProtoAttrDstPort) != 0 || v.DstPort != 0 {
+	if v.present&(1<<TupleProtoAttrDstPort) != 0 {
 		e.Uint16BE(uint16(TupleProtoAttrDstPort), v.DstPort)
 	}
-	if v.present&(1<<TupleProtoAttrICMPID) != 0 || v.ICMPID != 0 {
+	if v.present&(1<<TupleProtoAttrICMPID) != 0 {
 		e.Uint16BE(uint16(TupleProtoAttrICMPID), v.ICMPID)
 	}
-	if v.present&(1<<TupleProtoAttrICMPType) != 0 || v.ICMPType != 0 {
+	if v.present&(1<<TupleProtoAttrICMPType) != 0 {
 		e.Uint8(uint16(TupleProtoAttrICMPType), v.ICMPType)
 	}
-	if v.present&(1<<TupleProtoAttrICMPCode) != 0 || v.ICMPCode != 0 {
+	if v.present&(1<<TupleProtoAttrICMPCode) != 0 {
 		e.Uint8(uint16(TupleProtoAttrICMPCode), v.ICMPCode)
 	}
-	if v.present&(1<<TupleProtoAttrICMPv6ID) != 0 || v.ICMPv6ID != 0 {
+	if v.present&(1<<TupleProtoAttrICMPv6ID) != 0 {
 		e.Uint16BE(uint16(TupleProtoAttrICMPv6ID), v.ICMPv6ID)
 	}
-	if v.present&(1<<TupleProtoAttrICMPv6Type) != 0 || v.ICMPv6Type != 0 {
+	if v.present&(1<<TupleProtoAttrICMPv6Type) != 0 {
 		e.Uint8(uint16(TupleProtoAttrICMPv6Type), v.ICMPv6Type)
 	}
-	if v.present&(1<<TupleProtoAttrICMPv6Code) != 0 || v.ICMPv6Code != 0 {
+	if v.present&(1<<TupleProtoAttrICMPv6Code) != 0 {
 		e.Uint8(uint16(TupleProtoAttrICMPv6Code), v.ICMPv6Code)
 	}
 }
@@ -225,8 +225,8 @@ func (v *TupleIP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *TupleIP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -234,16 +234,16 @@ func (v *TupleIP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *TupleIP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<TupleIPAttrV4Src) != 0 || v.V4Src.IsValid() {
+	if v.present&(1<<TupleIPAttrV4Src) != 0 {
 		e.Addr4(uint16(TupleIPAttrV4Src), v.V4Src)
 	}
-	if v.present&(1<<TupleIPAttrV4Dst) != 0 || v.V4Dst.IsValid() {
+	if v.present&(1<<TupleIPAttrV4Dst) != 0 {
 		e.Addr4(uint16(TupleIPAttrV4Dst), v.V4Dst)
 	}
-	if v.present&(1<<TupleIPAttrV6Src) != 0 || v.V6Src.IsValid() {
+	if v.present&(1<<TupleIPAttrV6Src) != 0 {
 		e.Addr16(uint16(TupleIPAttrV6Src), v.V6Src)
 	}
-	if v.present&(1<<TupleIPAttrV6Dst) != 0 || v.V6Dst.IsValid() {
+	if v.present&(1<<TupleIPAttrV6Dst) != 0 {
 		e.Addr16(uint16(TupleIPAttrV6Dst), v.V6Dst)
 	}
 }
@@ -282,8 +282,8 @@ func (v *Tuple) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Tuple) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -301,7 +301,7 @@ func (v *Tuple) encode(e *nlattr.Encoder) {
 		v.Proto.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<TupleAttrZone) != 0 || v.Zone != 0 {
+	if v.present&(1<<TupleAttrZone) != 0 {
 		e.Uint16BE(uint16(TupleAttrZone), v.Zone)
 	}
 }
@@ -346,8 +346,8 @@ func (v *ProtoInfoTCP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ProtoInfoTCP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -355,20 +355,20 @@ func (v *ProtoInfoTCP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ProtoInfoTCP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ProtoInfoTCPAttrState) != 0 || v.State != 0 {
+	if v.present&(1<<ProtoInfoTCPAttrState) != 0 {
 		e.Uint8(uint16(ProtoInfoTCPAttrState), uint8(v.State))
 	}
-	if v.present&(1<<ProtoInfoTCPAttrWScaleOriginal) != 0 || v.WScaleOriginal != 0 {
+	if v.present&(1<<ProtoInfoTCPAttrWScaleOriginal) != 0 {
 		e.Uint8(uint16(ProtoInfoTCPAttrWScaleOriginal), v.WScaleOriginal)
 	}
-	if v.present&(1<<ProtoInfoTCPAttrWScaleReply) != 0 || v.WScaleReply != 0 {
+	if v.present&(1<<ProtoInfoTCPAttrWScaleReply) != 0 {
 		e.Uint8(uint16(ProtoInfoTCPAttrWScaleReply), v.WScaleReply)
 	}
-	if v.present&(1<<ProtoInfoTCPAttrFlagsOriginal) != 0 || v.FlagsOriginal != (TCPFlagsMask{}) {
+	if v.present&(1<<ProtoInfoTCPAttrFlagsOriginal) != 0 {
 		p := v.FlagsOriginal.pack()
 		e.BytesAttr(uint16(ProtoInfoTCPAttrFlagsOriginal), p[:])
 	}
-	if v.present&(1<<ProtoInfoTCPAttrFlagsReply) != 0 || v.FlagsReply != (TCPFlagsMask{}) {
+	if v.present&(1<<ProtoInfoTCPAttrFlagsReply) != 0 {
 		p := v.FlagsReply.pack()
 		e.BytesAttr(uint16(ProtoInfoTCPAttrFlagsReply), p[:])
 	}
@@ -405,8 +405,8 @@ func (v *ProtoInfoDCCP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ProtoInfoDCCP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -414,13 +414,13 @@ func (v *ProtoInfoDCCP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ProtoInfoDCCP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ProtoInfoDCCPAttrState) != 0 || v.State != 0 {
+	if v.present&(1<<ProtoInfoDCCPAttrState) != 0 {
 		e.Uint8(uint16(ProtoInfoDCCPAttrState), uint8(v.State))
 	}
-	if v.present&(1<<ProtoInfoDCCPAttrRole) != 0 || v.Role != 0 {
+	if v.present&(1<<ProtoInfoDCCPAttrRole) != 0 {
 		e.Uint8(uint16(ProtoInfoDCCPAttrRole), uint8(v.Role))
 	}
-	if v.present&(1<<ProtoInfoDCCPAttrHandshakeSeq) != 0 || v.HandshakeSeq != 0 {
+	if v.present&(1<<ProtoInfoDCCPAttrHandshakeSeq) != 0 {
 		e.Uint64BE(uint16(ProtoInfoDCCPAttrHandshakeSeq), v.HandshakeSeq)
 	}
 }
@@ -455,8 +455,8 @@ func (v *ProtoInfoSCTP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ProtoInfoSCTP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -464,13 +464,13 @@ func (v *ProtoInfoSCTP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ProtoInfoSCTP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ProtoInfoSCTPAttrSCTPState) != 0 || v.State != 0 {
+	if v.present&(1<<ProtoInfoSCTPAttrSCTPState) != 0 {
 		e.Uint8(uint16(ProtoInfoSCTPAttrSCTPState), uint8(v.State))
 	}
-	if v.present&(1<<ProtoInfoSCTPAttrVTagOriginal) != 0 || v.VTagOriginal != 0 {
+	if v.present&(1<<ProtoInfoSCTPAttrVTagOriginal) != 0 {
 		e.Uint32BE(uint16(ProtoInfoSCTPAttrVTagOriginal), v.VTagOriginal)
 	}
-	if v.present&(1<<ProtoInfoSCTPAttrVTagReply) != 0 || v.VTagReply != 0 {
+	if v.present&(1<<ProtoInfoSCTPAttrVTagReply) != 0 {
 		e.Uint32BE(uint16(ProtoInfoSCTPAttrVTagReply), v.VTagReply)
 	}
 }
@@ -511,8 +511,8 @@ func (v *ProtoInfo) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ProtoInfo) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -564,8 +564,8 @@ func (v *Help) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Help) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -573,10 +573,10 @@ func (v *Help) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Help) encode(e *nlattr.Encoder) {
-	if v.present&(1<<HelpAttrName) != 0 || v.Name != "" {
+	if v.present&(1<<HelpAttrName) != 0 {
 		e.String(uint16(HelpAttrName), v.Name)
 	}
-	if v.present&(1<<HelpAttrInfo) != 0 || len(v.Info) != 0 {
+	if v.present&(1<<HelpAttrInfo) != 0 {
 		e.BytesAttr(uint16(HelpAttrInfo), v.Info)
 	}
 }
@@ -608,8 +608,8 @@ func (v *NATProto) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *NATProto) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -617,10 +617,10 @@ func (v *NATProto) AppendAttributes(b []byte) []byte {
 }
 
 func (v *NATProto) encode(e *nlattr.Encoder) {
-	if v.present&(1<<NATProtoAttrPortMin) != 0 || v.PortMin != 0 {
+	if v.present&(1<<NATProtoAttrPortMin) != 0 {
 		e.Uint16BE(uint16(NATProtoAttrPortMin), v.PortMin)
 	}
-	if v.present&(1<<NATProtoAttrPortMax) != 0 || v.PortMax != 0 {
+	if v.present&(1<<NATProtoAttrPortMax) != 0 {
 		e.Uint16BE(uint16(NATProtoAttrPortMax), v.PortMax)
 	}
 }
@@ -663,8 +663,8 @@ func (v *NAT) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *NAT) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -672,10 +672,10 @@ func (v *NAT) AppendAttributes(b []byte) []byte {
 }
 
 func (v *NAT) encode(e *nlattr.Encoder) {
-	if v.present&(1<<NATAttrV4MinIP) != 0 || v.V4MinIP.IsValid() {
+	if v.present&(1<<NATAttrV4MinIP) != 0 {
 		e.Addr4(uint16(NATAttrV4MinIP), v.V4MinIP)
 	}
-	if v.present&(1<<NATAttrV4MaxIP) != 0 || v.V4MaxIP.IsValid() {
+	if v.present&(1<<NATAttrV4MaxIP) != 0 {
 		e.Addr4(uint16(NATAttrV4MaxIP), v.V4MaxIP)
 	}
 	if v.present&(1<<NATAttrProto) != 0 || !v.Proto.empty() {
@@ -683,10 +683,10 @@ func (v *NAT) encode(e *nlattr.Encoder) {
 		v.Proto.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<NATAttrV6MinIP) != 0 || v.V6MinIP.IsValid() {
+	if v.present&(1<<NATAttrV6MinIP) != 0 {
 		e.Addr16(uint16(NATAttrV6MinIP), v.V6MinIP)
 	}
-	if v.present&(1<<NATAttrV6MaxIP) != 0 || v.V6MaxIP.IsValid() {
+	if v.present&(1<<NATAttrV6MaxIP) != 0 {
 		e.Addr16(uint16(NATAttrV6MaxIP), v.V6MaxIP)
 	}
 }
@@ -721,8 +721,8 @@ func (v *SeqAdj) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *SeqAdj) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -730,13 +730,13 @@ func (v *SeqAdj) AppendAttributes(b []byte) []byte {
 }
 
 func (v *SeqAdj) encode(e *nlattr.Encoder) {
-	if v.present&(1<<SeqAdjAttrCorrectionPos) != 0 || v.CorrectionPos != 0 {
+	if v.present&(1<<SeqAdjAttrCorrectionPos) != 0 {
 		e.Uint32BE(uint16(SeqAdjAttrCorrectionPos), v.CorrectionPos)
 	}
-	if v.present&(1<<SeqAdjAttrOffsetBefore) != 0 || v.OffsetBefore != 0 {
+	if v.present&(1<<SeqAdjAttrOffsetBefore) != 0 {
 		e.Uint32BE(uint16(SeqAdjAttrOffsetBefore), v.OffsetBefore)
 	}
-	if v.present&(1<<SeqAdjAttrOffsetAfter) != 0 || v.OffsetAfter != 0 {
+	if v.present&(1<<SeqAdjAttrOffsetAfter) != 0 {
 		e.Uint32BE(uint16(SeqAdjAttrOffsetAfter), v.OffsetAfter)
 	}
 }
@@ -771,8 +771,8 @@ func (v *NATSeq) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *NATSeq) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -780,13 +780,13 @@ func (v *NATSeq) AppendAttributes(b []byte) []byte {
 }
 
 func (v *NATSeq) encode(e *nlattr.Encoder) {
-	if v.present&(1<<NATSeqAttrCorrectionPos) != 0 || v.CorrectionPos != 0 {
+	if v.present&(1<<NATSeqAttrCorrectionPos) != 0 {
 		e.Uint32BE(uint16(NATSeqAttrCorrectionPos), v.CorrectionPos)
 	}
-	if v.present&(1<<NATSeqAttrOffsetBefore) != 0 || v.OffsetBefore != 0 {
+	if v.present&(1<<NATSeqAttrOffsetBefore) != 0 {
 		e.Uint32BE(uint16(NATSeqAttrOffsetBefore), v.OffsetBefore)
 	}
-	if v.present&(1<<NATSeqAttrOffsetAfter) != 0 || v.OffsetAfter != 0 {
+	if v.present&(1<<NATSeqAttrOffsetAfter) != 0 {
 		e.Uint32BE(uint16(NATSeqAttrOffsetAfter), v.OffsetAfter)
 	}
 }
@@ -815,8 +815,8 @@ func (v *SecCtx) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *SecCtx) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -824,7 +824,7 @@ func (v *SecCtx) AppendAttributes(b []byte) []byte {
 }
 
 func (v *SecCtx) encode(e *nlattr.Encoder) {
-	if v.present&(1<<SecCtxAttrSecCtxName) != 0 || v.SecCtxName != "" {
+	if v.present&(1<<SecCtxAttrSecCtxName) != 0 {
 		e.String(uint16(SecCtxAttrSecCtxName), v.SecCtxName)
 	}
 }
@@ -859,8 +859,8 @@ func (v *SynProxy) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *SynProxy) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -868,13 +868,13 @@ func (v *SynProxy) AppendAttributes(b []byte) []byte {
 }
 
 func (v *SynProxy) encode(e *nlattr.Encoder) {
-	if v.present&(1<<SynProxyAttrISN) != 0 || v.ISN != 0 {
+	if v.present&(1<<SynProxyAttrISN) != 0 {
 		e.Uint32BE(uint16(SynProxyAttrISN), v.ISN)
 	}
-	if v.present&(1<<SynProxyAttrITS) != 0 || v.ITS != 0 {
+	if v.present&(1<<SynProxyAttrITS) != 0 {
 		e.Uint32BE(uint16(SynProxyAttrITS), v.ITS)
 	}
-	if v.present&(1<<SynProxyAttrTSOff) != 0 || v.TSOff != 0 {
+	if v.present&(1<<SynProxyAttrTSOff) != 0 {
 		e.Uint32BE(uint16(SynProxyAttrTSOff), v.TSOff)
 	}
 }
@@ -906,8 +906,8 @@ func (v *Filter) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Filter) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -915,10 +915,10 @@ func (v *Filter) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Filter) encode(e *nlattr.Encoder) {
-	if v.present&(1<<FilterAttrOrigFlags) != 0 || v.OrigFlags != 0 {
+	if v.present&(1<<FilterAttrOrigFlags) != 0 {
 		e.Uint32(uint16(FilterAttrOrigFlags), uint32(v.OrigFlags))
 	}
-	if v.present&(1<<FilterAttrReplyFlags) != 0 || v.ReplyFlags != 0 {
+	if v.present&(1<<FilterAttrReplyFlags) != 0 {
 		e.Uint32(uint16(FilterAttrReplyFlags), uint32(v.ReplyFlags))
 	}
 }
@@ -1087,8 +1087,8 @@ func (v *Flow) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Flow) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -1106,13 +1106,13 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		v.TupleReply.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrZone) != 0 || v.Zone != 0 {
+	if v.present&(1<<FlowAttrZone) != 0 {
 		e.Uint16BE(uint16(FlowAttrZone), v.Zone)
 	}
-	if v.present&(1<<FlowAttrStatus) != 0 || v.Status != 0 {
+	if v.present&(1<<FlowAttrStatus) != 0 {
 		e.Uint32BE(uint16(FlowAttrStatus), uint32(v.Status))
 	}
-	if v.present&(1<<FlowAttrMark) != 0 || v.Mark != 0 {
+	if v.present&(1<<FlowAttrMark) != 0 {
 		e.Uint32BE(uint16(FlowAttrMark), v.Mark)
 	}
 	if v.present&(1<<FlowAttrSecCtx) != 0 || v.SecCtx != nil && !v.SecCtx.empty() {
@@ -1122,10 +1122,10 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		}
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrID) != 0 || v.ID != 0 {
+	if v.present&(1<<FlowAttrID) != 0 {
 		e.Uint32BE(uint16(FlowAttrID), v.ID)
 	}
-	if v.present&(1<<FlowAttrUse) != 0 || v.Use != 0 {
+	if v.present&(1<<FlowAttrUse) != 0 {
 		e.Uint32BE(uint16(FlowAttrUse), v.Use)
 	}
 	if v.present&(1<<FlowAttrTupleMaster) != 0 || v.TupleMaster != nil && !v.TupleMaster.empty() {
@@ -1135,7 +1135,7 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		}
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrTimeout) != 0 || v.Timeout != 0 {
+	if v.present&(1<<FlowAttrTimeout) != 0 {
 		e.Uint32BE(uint16(FlowAttrTimeout), v.Timeout)
 	}
 	if v.present&(1<<FlowAttrProtoInfo) != 0 || !v.ProtoInfo.empty() {
@@ -1165,7 +1165,7 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		}
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrLabels) != 0 || len(v.Labels) != 0 {
+	if v.present&(1<<FlowAttrLabels) != 0 {
 		e.BytesAttr(uint16(FlowAttrLabels), v.Labels)
 	}
 	if v.present&(1<<FlowAttrSeqAdjOrig) != 0 || v.SeqAdjOrig != nil && !v.SeqAdjOrig.empty() {
@@ -1201,13 +1201,13 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		}
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrSecmark) != 0 || v.Secmark != 0 {
+	if v.present&(1<<FlowAttrSecmark) != 0 {
 		e.Uint32BE(uint16(FlowAttrSecmark), v.Secmark)
 	}
-	if v.present&(1<<FlowAttrMarkMask) != 0 || v.MarkMask != 0 {
+	if v.present&(1<<FlowAttrMarkMask) != 0 {
 		e.Uint32BE(uint16(FlowAttrMarkMask), v.MarkMask)
 	}
-	if v.present&(1<<FlowAttrLabelsMask) != 0 || len(v.LabelsMask) != 0 {
+	if v.present&(1<<FlowAttrLabelsMask) != 0 {
 		e.BytesAttr(uint16(FlowAttrLabelsMask), v.LabelsMask)
 	}
 	if v.present&(1<<FlowAttrFilter) != 0 || v.Filter != nil && !v.Filter.empty() {
@@ -1217,10 +1217,10 @@ func (v *Flow) encode(e *nlattr.Encoder) {
 		}
 		e.End(off)
 	}
-	if v.present&(1<<FlowAttrStatusMask) != 0 || v.StatusMask != 0 {
+	if v.present&(1<<FlowAttrStatusMask) != 0 {
 		e.Uint32BE(uint16(FlowAttrStatusMask), uint32(v.StatusMask))
 	}
-	if v.present&(1<<FlowAttrTimestampEvent) != 0 || v.TimestampEvent != 0 {
+	if v.present&(1<<FlowAttrTimestampEvent) != 0 {
 		e.Uint64BE(uint16(FlowAttrTimestampEvent), v.TimestampEvent)
 	}
 }
@@ -1291,8 +1291,8 @@ func (v *StatsCPU) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *StatsCPU) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -1300,49 +1300,49 @@ func (v *StatsCPU) AppendAttributes(b []byte) []byte {
 }
 
 func (v *StatsCPU) encode(e *nlattr.Encoder) {
-	if v.present&(1<<StatsCPUAttrFound) != 0 || v.Found != 0 {
+	if v.present&(1<<StatsCPUAttrFound) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrFound), v.Found)
 	}
-	if v.present&(1<<StatsCPUAttrInvalid) != 0 || v.Invalid != 0 {
+	if v.present&(1<<StatsCPUAttrInvalid) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrInvalid), v.Invalid)
 	}
-	if v.present&(1<<StatsCPUAttrInsert) != 0 || v.Insert != 0 {
+	if v.present&(1<<StatsCPUAttrInsert) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrInsert), v.Insert)
 	}
-	if v.present&(1<<StatsCPUAttrInsertFailed) != 0 || v.InsertFailed != 0 {
+	if v.present&(1<<StatsCPUAttrInsertFailed) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrInsertFailed), v.InsertFailed)
 	}
-	if v.present&(1<<StatsCPUAttrDrop) != 0 || v.Drop != 0 {
+	if v.present&(1<<StatsCPUAttrDrop) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrDrop), v.Drop)
 	}
-	if v.present&(1<<StatsCPUAttrEarlyDrop) != 0 || v.EarlyDrop != 0 {
+	if v.present&(1<<StatsCPUAttrEarlyDrop) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrEarlyDrop), v.EarlyDrop)
 	}
-	if v.present&(1<<StatsCPUAttrError) != 0 || v.Error != 0 {
+	if v.present&(1<<StatsCPUAttrError) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrError), v.Error)
 	}
-	if v.present&(1<<StatsCPUAttrSearchRestart) != 0 || v.SearchRestart != 0 {
+	if v.present&(1<<StatsCPUAttrSearchRestart) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrSearchRestart), v.SearchRestart)
 	}
-	if v.present&(1<<StatsCPUAttrClashResolve) != 0 || v.ClashResolve != 0 {
+	if v.present&(1<<StatsCPUAttrClashResolve) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrClashResolve), v.ClashResolve)
 	}
-	if v.present&(1<<StatsCPUAttrChainTooLong) != 0 || v.ChainTooLong != 0 {
+	if v.present&(1<<StatsCPUAttrChainTooLong) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrChainTooLong), v.ChainTooLong)
 	}
-	if v.present&(1<<StatsCPUAttrSearched) != 0 || v.Searched != 0 {
+	if v.present&(1<<StatsCPUAttrSearched) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrSearched), v.Searched)
 	}
-	if v.present&(1<<StatsCPUAttrNew) != 0 || v.New != 0 {
+	if v.present&(1<<StatsCPUAttrNew) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrNew), v.New)
 	}
-	if v.present&(1<<StatsCPUAttrIgnore) != 0 || v.Ignore != 0 {
+	if v.present&(1<<StatsCPUAttrIgnore) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrIgnore), v.Ignore)
 	}
-	if v.present&(1<<StatsCPUAttrDelete) != 0 || v.Delete != 0 {
+	if v.present&(1<<StatsCPUAttrDelete) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrDelete), v.Delete)
 	}
-	if v.present&(1<<StatsCPUAttrDeleteList) != 0 || v.DeleteList != 0 {
+	if v.present&(1<<StatsCPUAttrDeleteList) != 0 {
 		e.Uint32BE(uint16(StatsCPUAttrDeleteList), v.DeleteList)
 	}
 }
@@ -1374,8 +1374,8 @@ func (v *StatsGlobal) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *StatsGlobal) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -1383,10 +1383,10 @@ func (v *StatsGlobal) AppendAttributes(b []byte) []byte {
 }
 
 func (v *StatsGlobal) encode(e *nlattr.Encoder) {
-	if v.present&(1<<StatsGlobalAttrEntries) != 0 || v.Entries != 0 {
+	if v.present&(1<<StatsGlobalAttrEntries) != 0 {
 		e.Uint32BE(uint16(StatsGlobalAttrEntries), v.Entries)
 	}
-	if v.present&(1<<StatsGlobalAttrMaxEntries) != 0 || v.MaxEntries != 0 {
+	if v.present&(1<<StatsGlobalAttrMaxEntries) != 0 {
 		e.Uint32BE(uint16(StatsGlobalAttrMaxEntries), v.MaxEntries)
 	}
 }
@@ -1420,8 +1420,8 @@ func (v *ExpectNAT) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ExpectNAT) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -1429,7 +1429,7 @@ func (v *ExpectNAT) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ExpectNAT) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ExpectNATAttrDir) != 0 || v.Dir != 0 {
+	if v.present&(1<<ExpectNATAttrDir) != 0 {
 		e.Uint32BE(uint16(ExpectNATAttrDir), uint32(v.Dir))
 	}
 	if v.present&(1<<ExpectNATAttrTuple) != 0 || !v.Tuple.empty() {
@@ -1501,8 +1501,8 @@ func (v *Expect) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Expect) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -1530,25 +1530,25 @@ func (v *Expect) encode(e *nlattr.Encoder) {
 		v.NAT.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<ExpectAttrTimeout) != 0 || v.Timeout != 0 {
+	if v.present&(1<<ExpectAttrTimeout) != 0 {
 		e.Uint32BE(uint16(ExpectAttrTimeout), v.Timeout)
 	}
-	if v.present&(1<<ExpectAttrID) != 0 || v.ID != 0 {
+	if v.present&(1<<ExpectAttrID) != 0 {
 		e.Uint32BE(uint16(ExpectAttrID), v.ID)
 	}
-	if v.present&(1<<ExpectAttrFlags) != 0 || v.Flags != 0 {
+	if v.present&(1<<ExpectAttrFlags) != 0 {
 		e.Uint32BE(uint16(ExpectAttrFlags), uint32(v.Flags))
 	}
-	if v.present&(1<<ExpectAttrClass) != 0 || v.Class != 0 {
+	if v.present&(1<<ExpectAttrClass) != 0 {
 		e.Uint32BE(uint16(ExpectAttrClass), v.Class)
 	}
-	if v.present&(1<<ExpectAttrHelpName) != 0 || v.HelpName != "" {
+	if v.present&(1<<ExpectAttrHelpName) != 0 {
 		e.String(uint16(ExpectAttrHelpName), v.HelpName)
 	}
-	if v.present&(1<<ExpectAttrFn) != 0 || v.Fn != "" {
+	if v.present&(1<<ExpectAttrFn) != 0 {
 		e.String(uint16(ExpectAttrFn), v.Fn)
 	}
-	if v.present&(1<<ExpectAttrZone) != 0 || v.Zone != 0 {
+	if v.present&(1<<ExpectAttrZone) != 0 {
 		e.Uint16BE(uint16(ExpectAttrZone), v.Zone)
 	}
 }
@@ -1583,8 +1583,8 @@ func (v *ExpectStatsCPU) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ExpectStatsCPU) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -1592,13 +1592,13 @@ func (v *ExpectStatsCPU) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ExpectStatsCPU) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ExpectStatsCPUAttrNew) != 0 || v.New != 0 {
+	if v.present&(1<<ExpectStatsCPUAttrNew) != 0 {
 		e.Uint32BE(uint16(ExpectStatsCPUAttrNew), v.New)
 	}
-	if v.present&(1<<ExpectStatsCPUAttrCreate) != 0 || v.Create != 0 {
+	if v.present&(1<<ExpectStatsCPUAttrCreate) != 0 {
 		e.Uint32BE(uint16(ExpectStatsCPUAttrCreate), v.Create)
 	}
-	if v.present&(1<<ExpectStatsCPUAttrDelete) != 0 || v.Delete != 0 {
+	if v.present&(1<<ExpectStatsCPUAttrDelete) != 0 {
 		e.Uint32BE(uint16(ExpectStatsCPUAttrDelete), v.Delete)
 	}
 }

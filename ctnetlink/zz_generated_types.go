@@ -28,10 +28,12 @@ func (v TCPFlagsMask) pack() (b [2]byte) {
 // Counters holds the attributes of the set counter-attrs.
 // Packet and byte counters of one direction (enum ctattr_counters).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Counters struct {
 	// Packets is packets (CTA_COUNTERS_PACKETS, u64, big-endian): Packets seen in this direction.
 	Packets uint64
@@ -47,8 +49,8 @@ type Counters struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Counters) Has(a CountersAttr) bool {
 	if v == nil {
 		return false
@@ -57,23 +59,8 @@ func (v *Counters) Has(a CountersAttr) bool {
 		return true
 	}
 	switch a {
-	case CountersAttrPackets:
-		return v.Packets != 0
-	case CountersAttrBytes:
-		return v.Bytes != 0
-	case CountersAttrPacketsOld:
-		return v.PacketsOld != 0
-	case CountersAttrBytesOld:
-		return v.BytesOld != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Counters) SetPresent(a CountersAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -97,42 +84,63 @@ func (v *Counters) Clear(a CountersAttr) {
 	}
 }
 
-// SetPackets sets packets and marks it present.
+// SetPackets sets packets and marks it present, zero included.
 func (v *Counters) SetPackets(x uint64) {
 	v.Packets = x
 	v.present |= 1 << CountersAttrPackets
 }
 
-// SetBytes sets bytes and marks it present.
+// SetBytes sets bytes and marks it present, zero included.
 func (v *Counters) SetBytes(x uint64) {
 	v.Bytes = x
 	v.present |= 1 << CountersAttrBytes
 }
 
-// SetPacketsOld sets packets-old and marks it present.
+// SetPacketsOld sets packets-old and marks it present, zero included.
 func (v *Counters) SetPacketsOld(x uint32) {
 	v.PacketsOld = x
 	v.present |= 1 << CountersAttrPacketsOld
 }
 
-// SetBytesOld sets bytes-old and marks it present.
+// SetBytesOld sets bytes-old and marks it present, zero included.
 func (v *Counters) SetBytesOld(x uint32) {
 	v.BytesOld = x
 	v.present |= 1 << CountersAttrBytesOld
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Counters) empty() bool {
-	return v.present == 0 && v.Packets == 0 && v.Bytes == 0 && v.PacketsOld == 0 && v.BytesOld == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Counters) strayField() string {
+	if v.present&(1<<CountersAttrPackets) == 0 && v.Packets != 0 {
+		return "Packets"
+	}
+	if v.present&(1<<CountersAttrBytes) == 0 && v.Bytes != 0 {
+		return "Bytes"
+	}
+	if v.present&(1<<CountersAttrPacketsOld) == 0 && v.PacketsOld != 0 {
+		return "PacketsOld"
+	}
+	if v.present&(1<<CountersAttrBytesOld) == 0 && v.BytesOld != 0 {
+		return "BytesOld"
+	}
+	return ""
 }
 
 // Timestamp holds the attributes of the set timestamp-attrs.
 // Start and stop time of a connection (enum ctattr_tstamp).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Timestamp struct {
 	// Start is start (CTA_TIMESTAMP_START, u64, big-endian): Time the entry was confirmed, in nanoseconds since the Unix epoch.
 	Start uint64
@@ -144,8 +152,8 @@ type Timestamp struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Timestamp) Has(a TimestampAttr) bool {
 	if v == nil {
 		return false
@@ -154,19 +162,8 @@ func (v *Timestamp) Has(a TimestampAttr) bool {
 		return true
 	}
 	switch a {
-	case TimestampAttrStart:
-		return v.Start != 0
-	case TimestampAttrStop:
-		return v.Stop != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Timestamp) SetPresent(a TimestampAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -184,30 +181,45 @@ func (v *Timestamp) Clear(a TimestampAttr) {
 	}
 }
 
-// SetStart sets start and marks it present.
+// SetStart sets start and marks it present, zero included.
 func (v *Timestamp) SetStart(x uint64) {
 	v.Start = x
 	v.present |= 1 << TimestampAttrStart
 }
 
-// SetStop sets stop and marks it present.
+// SetStop sets stop and marks it present, zero included.
 func (v *Timestamp) SetStop(x uint64) {
 	v.Stop = x
 	v.present |= 1 << TimestampAttrStop
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Timestamp) empty() bool {
-	return v.present == 0 && v.Start == 0 && v.Stop == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Timestamp) strayField() string {
+	if v.present&(1<<TimestampAttrStart) == 0 && v.Start != 0 {
+		return "Start"
+	}
+	if v.present&(1<<TimestampAttrStop) == 0 && v.Stop != 0 {
+		return "Stop"
+	}
+	return ""
 }
 
 // TupleProto holds the attributes of the set tuple-proto-attrs.
 // Layer 4 part of a tuple (enum ctattr_l4proto).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type TupleProto struct {
 	// Num is proto-num (CTA_PROTO_NUM, u8): Layer 4 protocol number (IPPROTO_*).
 	Num uint8
@@ -233,8 +245,8 @@ type TupleProto struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *TupleProto) Has(a TupleProtoAttr) bool {
 	if v == nil {
 		return false
@@ -243,33 +255,8 @@ func (v *TupleProto) Has(a TupleProtoAttr) bool {
 		return true
 	}
 	switch a {
-	case TupleProtoAttrNum:
-		return v.Num != 0
-	case TupleProtoAttrSrcPort:
-		return v.SrcPort != 0
-	case TupleProtoAttrDstPort:
-		return v.DstPort != 0
-	case TupleProtoAttrICMPID:
-		return v.ICMPID != 0
-	case TupleProtoAttrICMPType:
-		return v.ICMPType != 0
-	case TupleProtoAttrICMPCode:
-		return v.ICMPCode != 0
-	case TupleProtoAttrICMPv6ID:
-		return v.ICMPv6ID != 0
-	case TupleProtoAttrICMPv6Type:
-		return v.ICMPv6Type != 0
-	case TupleProtoAttrICMPv6Code:
-		return v.ICMPv6Code != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *TupleProto) SetPresent(a TupleProtoAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -308,72 +295,108 @@ func (v *TupleProto) Clear(a TupleProtoAttr) {
 	}
 }
 
-// SetNum sets proto-num and marks it present.
+// SetNum sets proto-num and marks it present, zero included.
 func (v *TupleProto) SetNum(x uint8) {
 	v.Num = x
 	v.present |= 1 << TupleProtoAttrNum
 }
 
-// SetSrcPort sets proto-src-port and marks it present.
+// SetSrcPort sets proto-src-port and marks it present, zero included.
 func (v *TupleProto) SetSrcPort(x uint16) {
 	v.SrcPort = x
 	v.present |= 1 << TupleProtoAttrSrcPort
 }
 
-// SetDstPort sets proto-dst-port and marks it present.
+// SetDstPort sets proto-dst-port and marks it present, zero included.
 func (v *TupleProto) SetDstPort(x uint16) {
 	v.DstPort = x
 	v.present |= 1 << TupleProtoAttrDstPort
 }
 
-// SetICMPID sets proto-icmp-id and marks it present.
+// SetICMPID sets proto-icmp-id and marks it present, zero included.
 func (v *TupleProto) SetICMPID(x uint16) {
 	v.ICMPID = x
 	v.present |= 1 << TupleProtoAttrICMPID
 }
 
-// SetICMPType sets proto-icmp-type and marks it present.
+// SetICMPType sets proto-icmp-type and marks it present, zero included.
 func (v *TupleProto) SetICMPType(x uint8) {
 	v.ICMPType = x
 	v.present |= 1 << TupleProtoAttrICMPType
 }
 
-// SetICMPCode sets proto-icmp-code and marks it present.
+// SetICMPCode sets proto-icmp-code and marks it present, zero included.
 func (v *TupleProto) SetICMPCode(x uint8) {
 	v.ICMPCode = x
 	v.present |= 1 << TupleProtoAttrICMPCode
 }
 
-// SetICMPv6ID sets proto-icmpv6-id and marks it present.
+// SetICMPv6ID sets proto-icmpv6-id and marks it present, zero included.
 func (v *TupleProto) SetICMPv6ID(x uint16) {
 	v.ICMPv6ID = x
 	v.present |= 1 << TupleProtoAttrICMPv6ID
 }
 
-// SetICMPv6Type sets proto-icmpv6-type and marks it present.
+// SetICMPv6Type sets proto-icmpv6-type and marks it present, zero included.
 func (v *TupleProto) SetICMPv6Type(x uint8) {
 	v.ICMPv6Type = x
 	v.present |= 1 << TupleProtoAttrICMPv6Type
 }
 
-// SetICMPv6Code sets proto-icmpv6-code and marks it present.
+// SetICMPv6Code sets proto-icmpv6-code and marks it present, zero included.
 func (v *TupleProto) SetICMPv6Code(x uint8) {
 	v.ICMPv6Code = x
 	v.present |= 1 << TupleProtoAttrICMPv6Code
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *TupleProto) empty() bool {
-	return v.present == 0 && v.Num == 0 && v.SrcPort == 0 && v.DstPort == 0 && v.ICMPID == 0 && v.ICMPType == 0 && v.ICMPCode == 0 && v.ICMPv6ID == 0 && v.ICMPv6Type == 0 && v.ICMPv6Code == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *TupleProto) strayField() string {
+	if v.present&(1<<TupleProtoAttrNum) == 0 && v.Num != 0 {
+		return "Num"
+	}
+	if v.present&(1<<TupleProtoAttrSrcPort) == 0 && v.SrcPort != 0 {
+		return "SrcPort"
+	}
+	if v.present&(1<<TupleProtoAttrDstPort) == 0 && v.DstPort != 0 {
+		return "DstPort"
+	}
+	if v.present&(1<<TupleProtoAttrICMPID) == 0 && v.ICMPID != 0 {
+		return "ICMPID"
+	}
+	if v.present&(1<<TupleProtoAttrICMPType) == 0 && v.ICMPType != 0 {
+		return "ICMPType"
+	}
+	if v.present&(1<<TupleProtoAttrICMPCode) == 0 && v.ICMPCode != 0 {
+		return "ICMPCode"
+	}
+	if v.present&(1<<TupleProtoAttrICMPv6ID) == 0 && v.ICMPv6ID != 0 {
+		return "ICMPv6ID"
+	}
+	if v.present&(1<<TupleProtoAttrICMPv6Type) == 0 && v.ICMPv6Type != 0 {
+		return "ICMPv6Type"
+	}
+	if v.present&(1<<TupleProtoAttrICMPv6Code) == 0 && v.ICMPv6Code != 0 {
+		return "ICMPv6Code"
+	}
+	return ""
 }
 
 // TupleIP holds the attributes of the set tuple-ip-attrs.
 // Layer 3 part of a tuple (enum ctattr_ip).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type TupleIP struct {
 	// V4Src is ip-v4-src (CTA_IP_V4_SRC, IPv4 address, 4 bytes in network order): IPv4 source address.
 	V4Src netip.Addr
@@ -389,8 +412,8 @@ type TupleIP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *TupleIP) Has(a TupleIPAttr) bool {
 	if v == nil {
 		return false
@@ -399,23 +422,8 @@ func (v *TupleIP) Has(a TupleIPAttr) bool {
 		return true
 	}
 	switch a {
-	case TupleIPAttrV4Src:
-		return v.V4Src.IsValid()
-	case TupleIPAttrV4Dst:
-		return v.V4Dst.IsValid()
-	case TupleIPAttrV6Src:
-		return v.V6Src.IsValid()
-	case TupleIPAttrV6Dst:
-		return v.V6Dst.IsValid()
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *TupleIP) SetPresent(a TupleIPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -439,42 +447,63 @@ func (v *TupleIP) Clear(a TupleIPAttr) {
 	}
 }
 
-// SetV4Src sets ip-v4-src and marks it present.
+// SetV4Src sets ip-v4-src and marks it present, zero included.
 func (v *TupleIP) SetV4Src(x netip.Addr) {
 	v.V4Src = x
 	v.present |= 1 << TupleIPAttrV4Src
 }
 
-// SetV4Dst sets ip-v4-dst and marks it present.
+// SetV4Dst sets ip-v4-dst and marks it present, zero included.
 func (v *TupleIP) SetV4Dst(x netip.Addr) {
 	v.V4Dst = x
 	v.present |= 1 << TupleIPAttrV4Dst
 }
 
-// SetV6Src sets ip-v6-src and marks it present.
+// SetV6Src sets ip-v6-src and marks it present, zero included.
 func (v *TupleIP) SetV6Src(x netip.Addr) {
 	v.V6Src = x
 	v.present |= 1 << TupleIPAttrV6Src
 }
 
-// SetV6Dst sets ip-v6-dst and marks it present.
+// SetV6Dst sets ip-v6-dst and marks it present, zero included.
 func (v *TupleIP) SetV6Dst(x netip.Addr) {
 	v.V6Dst = x
 	v.present |= 1 << TupleIPAttrV6Dst
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *TupleIP) empty() bool {
-	return v.present == 0 && !v.V4Src.IsValid() && !v.V4Dst.IsValid() && !v.V6Src.IsValid() && !v.V6Dst.IsValid()
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *TupleIP) strayField() string {
+	if v.present&(1<<TupleIPAttrV4Src) == 0 && v.V4Src.IsValid() {
+		return "V4Src"
+	}
+	if v.present&(1<<TupleIPAttrV4Dst) == 0 && v.V4Dst.IsValid() {
+		return "V4Dst"
+	}
+	if v.present&(1<<TupleIPAttrV6Src) == 0 && v.V6Src.IsValid() {
+		return "V6Src"
+	}
+	if v.present&(1<<TupleIPAttrV6Dst) == 0 && v.V6Dst.IsValid() {
+		return "V6Dst"
+	}
+	return ""
 }
 
 // Tuple holds the attributes of the set tuple-attrs.
 // A connection tuple (enum ctattr_tuple).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Tuple struct {
 	// IP is tuple-ip (CTA_TUPLE_IP, nest of tuple-ip-attrs): Layer 3 addresses.
 	IP TupleIP
@@ -488,8 +517,8 @@ type Tuple struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Tuple) Has(a TupleAttr) bool {
 	if v == nil {
 		return false
@@ -502,17 +531,8 @@ func (v *Tuple) Has(a TupleAttr) bool {
 		return !v.IP.empty()
 	case TupleAttrProto:
 		return !v.Proto.empty()
-	case TupleAttrZone:
-		return v.Zone != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Tuple) SetPresent(a TupleAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -533,36 +553,54 @@ func (v *Tuple) Clear(a TupleAttr) {
 	}
 }
 
-// SetIP sets tuple-ip and marks it present.
+// SetIP sets tuple-ip and marks it present, zero included.
 func (v *Tuple) SetIP(x TupleIP) {
 	v.IP = x
 	v.present |= 1 << TupleAttrIP
 }
 
-// SetProto sets tuple-proto and marks it present.
+// SetProto sets tuple-proto and marks it present, zero included.
 func (v *Tuple) SetProto(x TupleProto) {
 	v.Proto = x
 	v.present |= 1 << TupleAttrProto
 }
 
-// SetZone sets tuple-zone and marks it present.
+// SetZone sets tuple-zone and marks it present, zero included.
 func (v *Tuple) SetZone(x uint16) {
 	v.Zone = x
 	v.present |= 1 << TupleAttrZone
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Tuple) empty() bool {
-	return v.present == 0 && v.IP.empty() && v.Proto.empty() && v.Zone == 0
+	return v.present == 0 && v.IP.empty() && v.Proto.empty()
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Tuple) strayField() string {
+	if p := v.IP.strayField(); p != "" {
+		return "IP." + p
+	}
+	if p := v.Proto.strayField(); p != "" {
+		return "Proto." + p
+	}
+	if v.present&(1<<TupleAttrZone) == 0 && v.Zone != 0 {
+		return "Zone"
+	}
+	return ""
 }
 
 // ProtoInfoTCP holds the attributes of the set protoinfo-tcp-attrs.
 // TCP protocol state (enum ctattr_protoinfo_tcp).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ProtoInfoTCP struct {
 	// State is tcp-state (CTA_PROTOINFO_TCP_STATE, u8, enum TCPState): TCP connection state.
 	State TCPState
@@ -580,8 +618,8 @@ type ProtoInfoTCP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ProtoInfoTCP) Has(a ProtoInfoTCPAttr) bool {
 	if v == nil {
 		return false
@@ -590,25 +628,8 @@ func (v *ProtoInfoTCP) Has(a ProtoInfoTCPAttr) bool {
 		return true
 	}
 	switch a {
-	case ProtoInfoTCPAttrState:
-		return v.State != 0
-	case ProtoInfoTCPAttrWScaleOriginal:
-		return v.WScaleOriginal != 0
-	case ProtoInfoTCPAttrWScaleReply:
-		return v.WScaleReply != 0
-	case ProtoInfoTCPAttrFlagsOriginal:
-		return v.FlagsOriginal != (TCPFlagsMask{})
-	case ProtoInfoTCPAttrFlagsReply:
-		return v.FlagsReply != (TCPFlagsMask{})
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ProtoInfoTCP) SetPresent(a ProtoInfoTCPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -635,48 +656,72 @@ func (v *ProtoInfoTCP) Clear(a ProtoInfoTCPAttr) {
 	}
 }
 
-// SetState sets tcp-state and marks it present.
+// SetState sets tcp-state and marks it present, zero included.
 func (v *ProtoInfoTCP) SetState(x TCPState) {
 	v.State = x
 	v.present |= 1 << ProtoInfoTCPAttrState
 }
 
-// SetWScaleOriginal sets tcp-wscale-original and marks it present.
+// SetWScaleOriginal sets tcp-wscale-original and marks it present, zero included.
 func (v *ProtoInfoTCP) SetWScaleOriginal(x uint8) {
 	v.WScaleOriginal = x
 	v.present |= 1 << ProtoInfoTCPAttrWScaleOriginal
 }
 
-// SetWScaleReply sets tcp-wscale-reply and marks it present.
+// SetWScaleReply sets tcp-wscale-reply and marks it present, zero included.
 func (v *ProtoInfoTCP) SetWScaleReply(x uint8) {
 	v.WScaleReply = x
 	v.present |= 1 << ProtoInfoTCPAttrWScaleReply
 }
 
-// SetFlagsOriginal sets tcp-flags-original and marks it present.
+// SetFlagsOriginal sets tcp-flags-original and marks it present, zero included.
 func (v *ProtoInfoTCP) SetFlagsOriginal(x TCPFlagsMask) {
 	v.FlagsOriginal = x
 	v.present |= 1 << ProtoInfoTCPAttrFlagsOriginal
 }
 
-// SetFlagsReply sets tcp-flags-reply and marks it present.
+// SetFlagsReply sets tcp-flags-reply and marks it present, zero included.
 func (v *ProtoInfoTCP) SetFlagsReply(x TCPFlagsMask) {
 	v.FlagsReply = x
 	v.present |= 1 << ProtoInfoTCPAttrFlagsReply
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ProtoInfoTCP) empty() bool {
-	return v.present == 0 && v.State == 0 && v.WScaleOriginal == 0 && v.WScaleReply == 0 && v.FlagsOriginal == (TCPFlagsMask{}) && v.FlagsReply == (TCPFlagsMask{})
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ProtoInfoTCP) strayField() string {
+	if v.present&(1<<ProtoInfoTCPAttrState) == 0 && v.State != 0 {
+		return "State"
+	}
+	if v.present&(1<<ProtoInfoTCPAttrWScaleOriginal) == 0 && v.WScaleOriginal != 0 {
+		return "WScaleOriginal"
+	}
+	if v.present&(1<<ProtoInfoTCPAttrWScaleReply) == 0 && v.WScaleReply != 0 {
+		return "WScaleReply"
+	}
+	if v.present&(1<<ProtoInfoTCPAttrFlagsOriginal) == 0 && v.FlagsOriginal != (TCPFlagsMask{}) {
+		return "FlagsOriginal"
+	}
+	if v.present&(1<<ProtoInfoTCPAttrFlagsReply) == 0 && v.FlagsReply != (TCPFlagsMask{}) {
+		return "FlagsReply"
+	}
+	return ""
 }
 
 // ProtoInfoDCCP holds the attributes of the set protoinfo-dccp-attrs.
 // DCCP protocol state (enum ctattr_protoinfo_dccp); unused since DCCP conntrack support was removed in 6.17.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ProtoInfoDCCP struct {
 	// State is dccp-state (CTA_PROTOINFO_DCCP_STATE, u8, enum DCCPState): DCCP connection state.
 	State DCCPState
@@ -690,8 +735,8 @@ type ProtoInfoDCCP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ProtoInfoDCCP) Has(a ProtoInfoDCCPAttr) bool {
 	if v == nil {
 		return false
@@ -700,21 +745,8 @@ func (v *ProtoInfoDCCP) Has(a ProtoInfoDCCPAttr) bool {
 		return true
 	}
 	switch a {
-	case ProtoInfoDCCPAttrState:
-		return v.State != 0
-	case ProtoInfoDCCPAttrRole:
-		return v.Role != 0
-	case ProtoInfoDCCPAttrHandshakeSeq:
-		return v.HandshakeSeq != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ProtoInfoDCCP) SetPresent(a ProtoInfoDCCPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -735,36 +767,54 @@ func (v *ProtoInfoDCCP) Clear(a ProtoInfoDCCPAttr) {
 	}
 }
 
-// SetState sets dccp-state and marks it present.
+// SetState sets dccp-state and marks it present, zero included.
 func (v *ProtoInfoDCCP) SetState(x DCCPState) {
 	v.State = x
 	v.present |= 1 << ProtoInfoDCCPAttrState
 }
 
-// SetRole sets dccp-role and marks it present.
+// SetRole sets dccp-role and marks it present, zero included.
 func (v *ProtoInfoDCCP) SetRole(x DCCPRole) {
 	v.Role = x
 	v.present |= 1 << ProtoInfoDCCPAttrRole
 }
 
-// SetHandshakeSeq sets dccp-handshake-seq and marks it present.
+// SetHandshakeSeq sets dccp-handshake-seq and marks it present, zero included.
 func (v *ProtoInfoDCCP) SetHandshakeSeq(x uint64) {
 	v.HandshakeSeq = x
 	v.present |= 1 << ProtoInfoDCCPAttrHandshakeSeq
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ProtoInfoDCCP) empty() bool {
-	return v.present == 0 && v.State == 0 && v.Role == 0 && v.HandshakeSeq == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ProtoInfoDCCP) strayField() string {
+	if v.present&(1<<ProtoInfoDCCPAttrState) == 0 && v.State != 0 {
+		return "State"
+	}
+	if v.present&(1<<ProtoInfoDCCPAttrRole) == 0 && v.Role != 0 {
+		return "Role"
+	}
+	if v.present&(1<<ProtoInfoDCCPAttrHandshakeSeq) == 0 && v.HandshakeSeq != 0 {
+		return "HandshakeSeq"
+	}
+	return ""
 }
 
 // ProtoInfoSCTP holds the attributes of the set protoinfo-sctp-attrs.
 // SCTP protocol state (enum ctattr_protoinfo_sctp).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ProtoInfoSCTP struct {
 	// State is sctp-state (CTA_PROTOINFO_SCTP_STATE, u8, enum SCTPState): SCTP association state.
 	State SCTPState
@@ -778,8 +828,8 @@ type ProtoInfoSCTP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ProtoInfoSCTP) Has(a ProtoInfoSCTPAttr) bool {
 	if v == nil {
 		return false
@@ -788,21 +838,8 @@ func (v *ProtoInfoSCTP) Has(a ProtoInfoSCTPAttr) bool {
 		return true
 	}
 	switch a {
-	case ProtoInfoSCTPAttrSCTPState:
-		return v.State != 0
-	case ProtoInfoSCTPAttrVTagOriginal:
-		return v.VTagOriginal != 0
-	case ProtoInfoSCTPAttrVTagReply:
-		return v.VTagReply != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ProtoInfoSCTP) SetPresent(a ProtoInfoSCTPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -823,36 +860,54 @@ func (v *ProtoInfoSCTP) Clear(a ProtoInfoSCTPAttr) {
 	}
 }
 
-// SetState sets sctp-state and marks it present.
+// SetState sets sctp-state and marks it present, zero included.
 func (v *ProtoInfoSCTP) SetState(x SCTPState) {
 	v.State = x
 	v.present |= 1 << ProtoInfoSCTPAttrSCTPState
 }
 
-// SetVTagOriginal sets vtag-original and marks it present.
+// SetVTagOriginal sets vtag-original and marks it present, zero included.
 func (v *ProtoInfoSCTP) SetVTagOriginal(x uint32) {
 	v.VTagOriginal = x
 	v.present |= 1 << ProtoInfoSCTPAttrVTagOriginal
 }
 
-// SetVTagReply sets vtag-reply and marks it present.
+// SetVTagReply sets vtag-reply and marks it present, zero included.
 func (v *ProtoInfoSCTP) SetVTagReply(x uint32) {
 	v.VTagReply = x
 	v.present |= 1 << ProtoInfoSCTPAttrVTagReply
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ProtoInfoSCTP) empty() bool {
-	return v.present == 0 && v.State == 0 && v.VTagOriginal == 0 && v.VTagReply == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ProtoInfoSCTP) strayField() string {
+	if v.present&(1<<ProtoInfoSCTPAttrSCTPState) == 0 && v.State != 0 {
+		return "State"
+	}
+	if v.present&(1<<ProtoInfoSCTPAttrVTagOriginal) == 0 && v.VTagOriginal != 0 {
+		return "VTagOriginal"
+	}
+	if v.present&(1<<ProtoInfoSCTPAttrVTagReply) == 0 && v.VTagReply != 0 {
+		return "VTagReply"
+	}
+	return ""
 }
 
 // ProtoInfo holds the attributes of the set protoinfo-attrs.
 // Protocol state, one nest per layer 4 protocol (enum ctattr_protoinfo).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ProtoInfo struct {
 	// TCP is protoinfo-tcp (CTA_PROTOINFO_TCP, nest of protoinfo-tcp-attrs): TCP state.
 	TCP ProtoInfoTCP
@@ -866,8 +921,8 @@ type ProtoInfo struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ProtoInfo) Has(a ProtoInfoAttr) bool {
 	if v == nil {
 		return false
@@ -884,13 +939,6 @@ func (v *ProtoInfo) Has(a ProtoInfoAttr) bool {
 		return !v.SCTP.empty()
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ProtoInfo) SetPresent(a ProtoInfoAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -911,36 +959,54 @@ func (v *ProtoInfo) Clear(a ProtoInfoAttr) {
 	}
 }
 
-// SetTCP sets protoinfo-tcp and marks it present.
+// SetTCP sets protoinfo-tcp and marks it present, zero included.
 func (v *ProtoInfo) SetTCP(x ProtoInfoTCP) {
 	v.TCP = x
 	v.present |= 1 << ProtoInfoAttrTCP
 }
 
-// SetDCCP sets protoinfo-dccp and marks it present.
+// SetDCCP sets protoinfo-dccp and marks it present, zero included.
 func (v *ProtoInfo) SetDCCP(x ProtoInfoDCCP) {
 	v.DCCP = x
 	v.present |= 1 << ProtoInfoAttrDCCP
 }
 
-// SetSCTP sets protoinfo-sctp and marks it present.
+// SetSCTP sets protoinfo-sctp and marks it present, zero included.
 func (v *ProtoInfo) SetSCTP(x ProtoInfoSCTP) {
 	v.SCTP = x
 	v.present |= 1 << ProtoInfoAttrSCTP
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ProtoInfo) empty() bool {
 	return v.present == 0 && v.TCP.empty() && v.DCCP.empty() && v.SCTP.empty()
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ProtoInfo) strayField() string {
+	if p := v.TCP.strayField(); p != "" {
+		return "TCP." + p
+	}
+	if p := v.DCCP.strayField(); p != "" {
+		return "DCCP." + p
+	}
+	if p := v.SCTP.strayField(); p != "" {
+		return "SCTP." + p
+	}
+	return ""
 }
 
 // Help holds the attributes of the set help-attrs.
 // Connection tracking helper (enum ctattr_help).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Help struct {
 	// Name is help-name (CTA_HELP_NAME, NUL-terminated string): Helper name; an empty name detaches the helper.
 	Name string
@@ -952,8 +1018,8 @@ type Help struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Help) Has(a HelpAttr) bool {
 	if v == nil {
 		return false
@@ -962,19 +1028,8 @@ func (v *Help) Has(a HelpAttr) bool {
 		return true
 	}
 	switch a {
-	case HelpAttrName:
-		return v.Name != ""
-	case HelpAttrInfo:
-		return len(v.Info) != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Help) SetPresent(a HelpAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -992,30 +1047,45 @@ func (v *Help) Clear(a HelpAttr) {
 	}
 }
 
-// SetName sets help-name and marks it present.
+// SetName sets help-name and marks it present, zero included.
 func (v *Help) SetName(x string) {
 	v.Name = x
 	v.present |= 1 << HelpAttrName
 }
 
-// SetInfo sets help-info and marks it present.
+// SetInfo sets help-info and marks it present, zero included.
 func (v *Help) SetInfo(x []byte) {
 	v.Info = x
 	v.present |= 1 << HelpAttrInfo
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Help) empty() bool {
-	return v.present == 0 && v.Name == "" && len(v.Info) == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Help) strayField() string {
+	if v.present&(1<<HelpAttrName) == 0 && v.Name != "" {
+		return "Name"
+	}
+	if v.present&(1<<HelpAttrInfo) == 0 && len(v.Info) != 0 {
+		return "Info"
+	}
+	return ""
 }
 
 // NATProto holds the attributes of the set nat-proto-attrs.
 // Layer 4 part of a NAT range (enum ctattr_protonat).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type NATProto struct {
 	// PortMin is nat-port-min (CTA_PROTONAT_PORT_MIN, u16, big-endian): Lowest port (or id) of the range.
 	PortMin uint16
@@ -1027,8 +1097,8 @@ type NATProto struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *NATProto) Has(a NATProtoAttr) bool {
 	if v == nil {
 		return false
@@ -1037,19 +1107,8 @@ func (v *NATProto) Has(a NATProtoAttr) bool {
 		return true
 	}
 	switch a {
-	case NATProtoAttrPortMin:
-		return v.PortMin != 0
-	case NATProtoAttrPortMax:
-		return v.PortMax != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *NATProto) SetPresent(a NATProtoAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1067,30 +1126,45 @@ func (v *NATProto) Clear(a NATProtoAttr) {
 	}
 }
 
-// SetPortMin sets nat-port-min and marks it present.
+// SetPortMin sets nat-port-min and marks it present, zero included.
 func (v *NATProto) SetPortMin(x uint16) {
 	v.PortMin = x
 	v.present |= 1 << NATProtoAttrPortMin
 }
 
-// SetPortMax sets nat-port-max and marks it present.
+// SetPortMax sets nat-port-max and marks it present, zero included.
 func (v *NATProto) SetPortMax(x uint16) {
 	v.PortMax = x
 	v.present |= 1 << NATProtoAttrPortMax
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *NATProto) empty() bool {
-	return v.present == 0 && v.PortMin == 0 && v.PortMax == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *NATProto) strayField() string {
+	if v.present&(1<<NATProtoAttrPortMin) == 0 && v.PortMin != 0 {
+		return "PortMin"
+	}
+	if v.present&(1<<NATProtoAttrPortMax) == 0 && v.PortMax != 0 {
+		return "PortMax"
+	}
+	return ""
 }
 
 // NAT holds the attributes of the set nat-attrs.
 // NAT range to set up on a new entry (enum ctattr_nat).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type NAT struct {
 	// V4MinIP is nat-v4-minip (CTA_NAT_V4_MINIP, IPv4 address, 4 bytes in network order): Lowest IPv4 address of the range.
 	V4MinIP netip.Addr
@@ -1108,8 +1182,8 @@ type NAT struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *NAT) Has(a NATAttr) bool {
 	if v == nil {
 		return false
@@ -1118,25 +1192,10 @@ func (v *NAT) Has(a NATAttr) bool {
 		return true
 	}
 	switch a {
-	case NATAttrV4MinIP:
-		return v.V4MinIP.IsValid()
-	case NATAttrV4MaxIP:
-		return v.V4MaxIP.IsValid()
 	case NATAttrProto:
 		return !v.Proto.empty()
-	case NATAttrV6MinIP:
-		return v.V6MinIP.IsValid()
-	case NATAttrV6MaxIP:
-		return v.V6MaxIP.IsValid()
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *NAT) SetPresent(a NATAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1163,48 +1222,72 @@ func (v *NAT) Clear(a NATAttr) {
 	}
 }
 
-// SetV4MinIP sets nat-v4-minip and marks it present.
+// SetV4MinIP sets nat-v4-minip and marks it present, zero included.
 func (v *NAT) SetV4MinIP(x netip.Addr) {
 	v.V4MinIP = x
 	v.present |= 1 << NATAttrV4MinIP
 }
 
-// SetV4MaxIP sets nat-v4-maxip and marks it present.
+// SetV4MaxIP sets nat-v4-maxip and marks it present, zero included.
 func (v *NAT) SetV4MaxIP(x netip.Addr) {
 	v.V4MaxIP = x
 	v.present |= 1 << NATAttrV4MaxIP
 }
 
-// SetProto sets nat-proto and marks it present.
+// SetProto sets nat-proto and marks it present, zero included.
 func (v *NAT) SetProto(x NATProto) {
 	v.Proto = x
 	v.present |= 1 << NATAttrProto
 }
 
-// SetV6MinIP sets nat-v6-minip and marks it present.
+// SetV6MinIP sets nat-v6-minip and marks it present, zero included.
 func (v *NAT) SetV6MinIP(x netip.Addr) {
 	v.V6MinIP = x
 	v.present |= 1 << NATAttrV6MinIP
 }
 
-// SetV6MaxIP sets nat-v6-maxip and marks it present.
+// SetV6MaxIP sets nat-v6-maxip and marks it present, zero included.
 func (v *NAT) SetV6MaxIP(x netip.Addr) {
 	v.V6MaxIP = x
 	v.present |= 1 << NATAttrV6MaxIP
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *NAT) empty() bool {
-	return v.present == 0 && !v.V4MinIP.IsValid() && !v.V4MaxIP.IsValid() && v.Proto.empty() && !v.V6MinIP.IsValid() && !v.V6MaxIP.IsValid()
+	return v.present == 0 && v.Proto.empty()
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *NAT) strayField() string {
+	if v.present&(1<<NATAttrV4MinIP) == 0 && v.V4MinIP.IsValid() {
+		return "V4MinIP"
+	}
+	if v.present&(1<<NATAttrV4MaxIP) == 0 && v.V4MaxIP.IsValid() {
+		return "V4MaxIP"
+	}
+	if p := v.Proto.strayField(); p != "" {
+		return "Proto." + p
+	}
+	if v.present&(1<<NATAttrV6MinIP) == 0 && v.V6MinIP.IsValid() {
+		return "V6MinIP"
+	}
+	if v.present&(1<<NATAttrV6MaxIP) == 0 && v.V6MaxIP.IsValid() {
+		return "V6MaxIP"
+	}
+	return ""
 }
 
 // SeqAdj holds the attributes of the set seqadj-attrs.
 // TCP sequence number adjustment of one direction (enum ctattr_seqadj).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type SeqAdj struct {
 	// CorrectionPos is correction-pos (CTA_SEQADJ_CORRECTION_POS, u32, big-endian): Sequence number from which the new offset applies.
 	CorrectionPos uint32
@@ -1218,8 +1301,8 @@ type SeqAdj struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *SeqAdj) Has(a SeqAdjAttr) bool {
 	if v == nil {
 		return false
@@ -1228,21 +1311,8 @@ func (v *SeqAdj) Has(a SeqAdjAttr) bool {
 		return true
 	}
 	switch a {
-	case SeqAdjAttrCorrectionPos:
-		return v.CorrectionPos != 0
-	case SeqAdjAttrOffsetBefore:
-		return v.OffsetBefore != 0
-	case SeqAdjAttrOffsetAfter:
-		return v.OffsetAfter != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *SeqAdj) SetPresent(a SeqAdjAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1263,36 +1333,54 @@ func (v *SeqAdj) Clear(a SeqAdjAttr) {
 	}
 }
 
-// SetCorrectionPos sets correction-pos and marks it present.
+// SetCorrectionPos sets correction-pos and marks it present, zero included.
 func (v *SeqAdj) SetCorrectionPos(x uint32) {
 	v.CorrectionPos = x
 	v.present |= 1 << SeqAdjAttrCorrectionPos
 }
 
-// SetOffsetBefore sets offset-before and marks it present.
+// SetOffsetBefore sets offset-before and marks it present, zero included.
 func (v *SeqAdj) SetOffsetBefore(x uint32) {
 	v.OffsetBefore = x
 	v.present |= 1 << SeqAdjAttrOffsetBefore
 }
 
-// SetOffsetAfter sets offset-after and marks it present.
+// SetOffsetAfter sets offset-after and marks it present, zero included.
 func (v *SeqAdj) SetOffsetAfter(x uint32) {
 	v.OffsetAfter = x
 	v.present |= 1 << SeqAdjAttrOffsetAfter
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *SeqAdj) empty() bool {
-	return v.present == 0 && v.CorrectionPos == 0 && v.OffsetBefore == 0 && v.OffsetAfter == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *SeqAdj) strayField() string {
+	if v.present&(1<<SeqAdjAttrCorrectionPos) == 0 && v.CorrectionPos != 0 {
+		return "CorrectionPos"
+	}
+	if v.present&(1<<SeqAdjAttrOffsetBefore) == 0 && v.OffsetBefore != 0 {
+		return "OffsetBefore"
+	}
+	if v.present&(1<<SeqAdjAttrOffsetAfter) == 0 && v.OffsetAfter != 0 {
+		return "OffsetAfter"
+	}
+	return ""
 }
 
 // NATSeq holds the attributes of the set nat-seq-attrs.
 // Old name of the sequence adjustment nest (enum ctattr_natseq), replaced by seqadj-attrs in 3.12; same values and layout.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type NATSeq struct {
 	// CorrectionPos is correction-pos (CTA_NAT_SEQ_CORRECTION_POS, u32, big-endian): Sequence number from which the new offset applies.
 	CorrectionPos uint32
@@ -1306,8 +1394,8 @@ type NATSeq struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *NATSeq) Has(a NATSeqAttr) bool {
 	if v == nil {
 		return false
@@ -1316,21 +1404,8 @@ func (v *NATSeq) Has(a NATSeqAttr) bool {
 		return true
 	}
 	switch a {
-	case NATSeqAttrCorrectionPos:
-		return v.CorrectionPos != 0
-	case NATSeqAttrOffsetBefore:
-		return v.OffsetBefore != 0
-	case NATSeqAttrOffsetAfter:
-		return v.OffsetAfter != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *NATSeq) SetPresent(a NATSeqAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1351,36 +1426,54 @@ func (v *NATSeq) Clear(a NATSeqAttr) {
 	}
 }
 
-// SetCorrectionPos sets correction-pos and marks it present.
+// SetCorrectionPos sets correction-pos and marks it present, zero included.
 func (v *NATSeq) SetCorrectionPos(x uint32) {
 	v.CorrectionPos = x
 	v.present |= 1 << NATSeqAttrCorrectionPos
 }
 
-// SetOffsetBefore sets offset-before and marks it present.
+// SetOffsetBefore sets offset-before and marks it present, zero included.
 func (v *NATSeq) SetOffsetBefore(x uint32) {
 	v.OffsetBefore = x
 	v.present |= 1 << NATSeqAttrOffsetBefore
 }
 
-// SetOffsetAfter sets offset-after and marks it present.
+// SetOffsetAfter sets offset-after and marks it present, zero included.
 func (v *NATSeq) SetOffsetAfter(x uint32) {
 	v.OffsetAfter = x
 	v.present |= 1 << NATSeqAttrOffsetAfter
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *NATSeq) empty() bool {
-	return v.present == 0 && v.CorrectionPos == 0 && v.OffsetBefore == 0 && v.OffsetAfter == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *NATSeq) strayField() string {
+	if v.present&(1<<NATSeqAttrCorrectionPos) == 0 && v.CorrectionPos != 0 {
+		return "CorrectionPos"
+	}
+	if v.present&(1<<NATSeqAttrOffsetBefore) == 0 && v.OffsetBefore != 0 {
+		return "OffsetBefore"
+	}
+	if v.present&(1<<NATSeqAttrOffsetAfter) == 0 && v.OffsetAfter != 0 {
+		return "OffsetAfter"
+	}
+	return ""
 }
 
 // SecCtx holds the attributes of the set secctx-attrs.
 // Security context of a connection (enum ctattr_secctx).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type SecCtx struct {
 	// SecCtxName is secctx-name (CTA_SECCTX_NAME, NUL-terminated string): Security context of the entry's secmark, as text.
 	SecCtxName string
@@ -1390,8 +1483,8 @@ type SecCtx struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *SecCtx) Has(a SecCtxAttr) bool {
 	if v == nil {
 		return false
@@ -1400,17 +1493,8 @@ func (v *SecCtx) Has(a SecCtxAttr) bool {
 		return true
 	}
 	switch a {
-	case SecCtxAttrSecCtxName:
-		return v.SecCtxName != ""
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *SecCtx) SetPresent(a SecCtxAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1425,24 +1509,36 @@ func (v *SecCtx) Clear(a SecCtxAttr) {
 	}
 }
 
-// SetSecCtxName sets secctx-name and marks it present.
+// SetSecCtxName sets secctx-name and marks it present, zero included.
 func (v *SecCtx) SetSecCtxName(x string) {
 	v.SecCtxName = x
 	v.present |= 1 << SecCtxAttrSecCtxName
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *SecCtx) empty() bool {
-	return v.present == 0 && v.SecCtxName == ""
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *SecCtx) strayField() string {
+	if v.present&(1<<SecCtxAttrSecCtxName) == 0 && v.SecCtxName != "" {
+		return "SecCtxName"
+	}
+	return ""
 }
 
 // SynProxy holds the attributes of the set synproxy-attrs.
 // SYN proxy state (enum ctattr_synproxy).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type SynProxy struct {
 	// ISN is isn (CTA_SYNPROXY_ISN, u32, big-endian): Initial sequence number of the proxied handshake.
 	ISN uint32
@@ -1456,8 +1552,8 @@ type SynProxy struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *SynProxy) Has(a SynProxyAttr) bool {
 	if v == nil {
 		return false
@@ -1466,21 +1562,8 @@ func (v *SynProxy) Has(a SynProxyAttr) bool {
 		return true
 	}
 	switch a {
-	case SynProxyAttrISN:
-		return v.ISN != 0
-	case SynProxyAttrITS:
-		return v.ITS != 0
-	case SynProxyAttrTSOff:
-		return v.TSOff != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *SynProxy) SetPresent(a SynProxyAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1501,36 +1584,54 @@ func (v *SynProxy) Clear(a SynProxyAttr) {
 	}
 }
 
-// SetISN sets isn and marks it present.
+// SetISN sets isn and marks it present, zero included.
 func (v *SynProxy) SetISN(x uint32) {
 	v.ISN = x
 	v.present |= 1 << SynProxyAttrISN
 }
 
-// SetITS sets its and marks it present.
+// SetITS sets its and marks it present, zero included.
 func (v *SynProxy) SetITS(x uint32) {
 	v.ITS = x
 	v.present |= 1 << SynProxyAttrITS
 }
 
-// SetTSOff sets tsoff and marks it present.
+// SetTSOff sets tsoff and marks it present, zero included.
 func (v *SynProxy) SetTSOff(x uint32) {
 	v.TSOff = x
 	v.present |= 1 << SynProxyAttrTSOff
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *SynProxy) empty() bool {
-	return v.present == 0 && v.ISN == 0 && v.ITS == 0 && v.TSOff == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *SynProxy) strayField() string {
+	if v.present&(1<<SynProxyAttrISN) == 0 && v.ISN != 0 {
+		return "ISN"
+	}
+	if v.present&(1<<SynProxyAttrITS) == 0 && v.ITS != 0 {
+		return "ITS"
+	}
+	if v.present&(1<<SynProxyAttrTSOff) == 0 && v.TSOff != 0 {
+		return "TSOff"
+	}
+	return ""
 }
 
 // Filter holds the attributes of the set filter-attrs.
 // Which tuple fields a dump or flush compares (enum ctattr_filter).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Filter struct {
 	// OrigFlags is orig-flags (CTA_FILTER_ORIG_FLAGS, u32, host byte order, flags FilterFlags): Fields of tuple-orig to compare, in host byte order.
 	OrigFlags FilterFlags
@@ -1542,8 +1643,8 @@ type Filter struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Filter) Has(a FilterAttr) bool {
 	if v == nil {
 		return false
@@ -1552,19 +1653,8 @@ func (v *Filter) Has(a FilterAttr) bool {
 		return true
 	}
 	switch a {
-	case FilterAttrOrigFlags:
-		return v.OrigFlags != 0
-	case FilterAttrReplyFlags:
-		return v.ReplyFlags != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Filter) SetPresent(a FilterAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1582,30 +1672,45 @@ func (v *Filter) Clear(a FilterAttr) {
 	}
 }
 
-// SetOrigFlags sets orig-flags and marks it present.
+// SetOrigFlags sets orig-flags and marks it present, zero included.
 func (v *Filter) SetOrigFlags(x FilterFlags) {
 	v.OrigFlags = x
 	v.present |= 1 << FilterAttrOrigFlags
 }
 
-// SetReplyFlags sets reply-flags and marks it present.
+// SetReplyFlags sets reply-flags and marks it present, zero included.
 func (v *Filter) SetReplyFlags(x FilterFlags) {
 	v.ReplyFlags = x
 	v.present |= 1 << FilterAttrReplyFlags
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Filter) empty() bool {
-	return v.present == 0 && v.OrigFlags == 0 && v.ReplyFlags == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Filter) strayField() string {
+	if v.present&(1<<FilterAttrOrigFlags) == 0 && v.OrigFlags != 0 {
+		return "OrigFlags"
+	}
+	if v.present&(1<<FilterAttrReplyFlags) == 0 && v.ReplyFlags != 0 {
+		return "ReplyFlags"
+	}
+	return ""
 }
 
 // Flow holds the attributes of the set conntrack-attrs.
 // A conntrack entry and the filters of conntrack requests (enum ctattr_type).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Flow struct {
 	// TupleOrig is tuple-orig (CTA_TUPLE_ORIG, nest of tuple-attrs): Tuple of the original direction.
 	TupleOrig Tuple
@@ -1667,8 +1772,8 @@ type Flow struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Flow) Has(a FlowAttr) bool {
 	if v == nil {
 		return false
@@ -1681,26 +1786,16 @@ func (v *Flow) Has(a FlowAttr) bool {
 		return !v.TupleOrig.empty()
 	case FlowAttrTupleReply:
 		return !v.TupleReply.empty()
-	case FlowAttrStatus:
-		return v.Status != 0
 	case FlowAttrProtoInfo:
 		return !v.ProtoInfo.empty()
 	case FlowAttrHelp:
 		return v.Help != nil && !v.Help.empty()
 	case FlowAttrNATSrc:
 		return v.NATSrc != nil && !v.NATSrc.empty()
-	case FlowAttrTimeout:
-		return v.Timeout != 0
-	case FlowAttrMark:
-		return v.Mark != 0
 	case FlowAttrCountersOrig:
 		return !v.CountersOrig.empty()
 	case FlowAttrCountersReply:
 		return !v.CountersReply.empty()
-	case FlowAttrUse:
-		return v.Use != 0
-	case FlowAttrID:
-		return v.ID != 0
 	case FlowAttrNATDst:
 		return v.NATDst != nil && !v.NATDst.empty()
 	case FlowAttrTupleMaster:
@@ -1709,37 +1804,16 @@ func (v *Flow) Has(a FlowAttr) bool {
 		return v.SeqAdjOrig != nil && !v.SeqAdjOrig.empty()
 	case FlowAttrSeqAdjReply:
 		return v.SeqAdjReply != nil && !v.SeqAdjReply.empty()
-	case FlowAttrSecmark:
-		return v.Secmark != 0
-	case FlowAttrZone:
-		return v.Zone != 0
 	case FlowAttrSecCtx:
 		return v.SecCtx != nil && !v.SecCtx.empty()
 	case FlowAttrTimestamp:
 		return !v.Timestamp.empty()
-	case FlowAttrMarkMask:
-		return v.MarkMask != 0
-	case FlowAttrLabels:
-		return len(v.Labels) != 0
-	case FlowAttrLabelsMask:
-		return len(v.LabelsMask) != 0
 	case FlowAttrSynProxy:
 		return !v.SynProxy.empty()
 	case FlowAttrFilter:
 		return v.Filter != nil && !v.Filter.empty()
-	case FlowAttrStatusMask:
-		return v.StatusMask != 0
-	case FlowAttrTimestampEvent:
-		return v.TimestampEvent != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Flow) SetPresent(a FlowAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1832,180 +1906,286 @@ func (v *Flow) Clear(a FlowAttr) {
 	}
 }
 
-// SetTupleOrig sets tuple-orig and marks it present.
+// SetTupleOrig sets tuple-orig and marks it present, zero included.
 func (v *Flow) SetTupleOrig(x Tuple) {
 	v.TupleOrig = x
 	v.present |= 1 << FlowAttrTupleOrig
 }
 
-// SetTupleReply sets tuple-reply and marks it present.
+// SetTupleReply sets tuple-reply and marks it present, zero included.
 func (v *Flow) SetTupleReply(x Tuple) {
 	v.TupleReply = x
 	v.present |= 1 << FlowAttrTupleReply
 }
 
-// SetStatus sets status and marks it present.
+// SetStatus sets status and marks it present, zero included.
 func (v *Flow) SetStatus(x Status) {
 	v.Status = x
 	v.present |= 1 << FlowAttrStatus
 }
 
-// SetProtoInfo sets protoinfo and marks it present.
+// SetProtoInfo sets protoinfo and marks it present, zero included.
 func (v *Flow) SetProtoInfo(x ProtoInfo) {
 	v.ProtoInfo = x
 	v.present |= 1 << FlowAttrProtoInfo
 }
 
-// SetHelp sets help and marks it present.
+// SetHelp sets help and marks it present, zero included.
 func (v *Flow) SetHelp(x *Help) {
 	v.Help = x
 	v.present |= 1 << FlowAttrHelp
 }
 
-// SetNATSrc sets nat-src and marks it present.
+// SetNATSrc sets nat-src and marks it present, zero included.
 func (v *Flow) SetNATSrc(x *NAT) {
 	v.NATSrc = x
 	v.present |= 1 << FlowAttrNATSrc
 }
 
-// SetTimeout sets timeout and marks it present.
+// SetTimeout sets timeout and marks it present, zero included.
 func (v *Flow) SetTimeout(x uint32) {
 	v.Timeout = x
 	v.present |= 1 << FlowAttrTimeout
 }
 
-// SetMark sets mark and marks it present.
+// SetMark sets mark and marks it present, zero included.
 func (v *Flow) SetMark(x uint32) {
 	v.Mark = x
 	v.present |= 1 << FlowAttrMark
 }
 
-// SetCountersOrig sets counters-orig and marks it present.
+// SetCountersOrig sets counters-orig and marks it present, zero included.
 func (v *Flow) SetCountersOrig(x Counters) {
 	v.CountersOrig = x
 	v.present |= 1 << FlowAttrCountersOrig
 }
 
-// SetCountersReply sets counters-reply and marks it present.
+// SetCountersReply sets counters-reply and marks it present, zero included.
 func (v *Flow) SetCountersReply(x Counters) {
 	v.CountersReply = x
 	v.present |= 1 << FlowAttrCountersReply
 }
 
-// SetUse sets use and marks it present.
+// SetUse sets use and marks it present, zero included.
 func (v *Flow) SetUse(x uint32) {
 	v.Use = x
 	v.present |= 1 << FlowAttrUse
 }
 
-// SetID sets id and marks it present.
+// SetID sets id and marks it present, zero included.
 func (v *Flow) SetID(x uint32) {
 	v.ID = x
 	v.present |= 1 << FlowAttrID
 }
 
-// SetNATDst sets nat-dst and marks it present.
+// SetNATDst sets nat-dst and marks it present, zero included.
 func (v *Flow) SetNATDst(x *NAT) {
 	v.NATDst = x
 	v.present |= 1 << FlowAttrNATDst
 }
 
-// SetTupleMaster sets tuple-master and marks it present.
+// SetTupleMaster sets tuple-master and marks it present, zero included.
 func (v *Flow) SetTupleMaster(x *Tuple) {
 	v.TupleMaster = x
 	v.present |= 1 << FlowAttrTupleMaster
 }
 
-// SetSeqAdjOrig sets seq-adj-orig and marks it present.
+// SetSeqAdjOrig sets seq-adj-orig and marks it present, zero included.
 func (v *Flow) SetSeqAdjOrig(x *SeqAdj) {
 	v.SeqAdjOrig = x
 	v.present |= 1 << FlowAttrSeqAdjOrig
 }
 
-// SetSeqAdjReply sets seq-adj-reply and marks it present.
+// SetSeqAdjReply sets seq-adj-reply and marks it present, zero included.
 func (v *Flow) SetSeqAdjReply(x *SeqAdj) {
 	v.SeqAdjReply = x
 	v.present |= 1 << FlowAttrSeqAdjReply
 }
 
-// SetSecmark sets secmark and marks it present.
+// SetSecmark sets secmark and marks it present, zero included.
 func (v *Flow) SetSecmark(x uint32) {
 	v.Secmark = x
 	v.present |= 1 << FlowAttrSecmark
 }
 
-// SetZone sets zone and marks it present.
+// SetZone sets zone and marks it present, zero included.
 func (v *Flow) SetZone(x uint16) {
 	v.Zone = x
 	v.present |= 1 << FlowAttrZone
 }
 
-// SetSecCtx sets secctx and marks it present.
+// SetSecCtx sets secctx and marks it present, zero included.
 func (v *Flow) SetSecCtx(x *SecCtx) {
 	v.SecCtx = x
 	v.present |= 1 << FlowAttrSecCtx
 }
 
-// SetTimestamp sets timestamp and marks it present.
+// SetTimestamp sets timestamp and marks it present, zero included.
 func (v *Flow) SetTimestamp(x Timestamp) {
 	v.Timestamp = x
 	v.present |= 1 << FlowAttrTimestamp
 }
 
-// SetMarkMask sets mark-mask and marks it present.
+// SetMarkMask sets mark-mask and marks it present, zero included.
 func (v *Flow) SetMarkMask(x uint32) {
 	v.MarkMask = x
 	v.present |= 1 << FlowAttrMarkMask
 }
 
-// SetLabels sets labels and marks it present.
+// SetLabels sets labels and marks it present, zero included.
 func (v *Flow) SetLabels(x []byte) {
 	v.Labels = x
 	v.present |= 1 << FlowAttrLabels
 }
 
-// SetLabelsMask sets labels-mask and marks it present.
+// SetLabelsMask sets labels-mask and marks it present, zero included.
 func (v *Flow) SetLabelsMask(x []byte) {
 	v.LabelsMask = x
 	v.present |= 1 << FlowAttrLabelsMask
 }
 
-// SetSynProxy sets synproxy and marks it present.
+// SetSynProxy sets synproxy and marks it present, zero included.
 func (v *Flow) SetSynProxy(x SynProxy) {
 	v.SynProxy = x
 	v.present |= 1 << FlowAttrSynProxy
 }
 
-// SetFilter sets filter and marks it present.
+// SetFilter sets filter and marks it present, zero included.
 func (v *Flow) SetFilter(x *Filter) {
 	v.Filter = x
 	v.present |= 1 << FlowAttrFilter
 }
 
-// SetStatusMask sets status-mask and marks it present.
+// SetStatusMask sets status-mask and marks it present, zero included.
 func (v *Flow) SetStatusMask(x Status) {
 	v.StatusMask = x
 	v.present |= 1 << FlowAttrStatusMask
 }
 
-// SetTimestampEvent sets timestamp-event and marks it present.
+// SetTimestampEvent sets timestamp-event and marks it present, zero included.
 func (v *Flow) SetTimestampEvent(x uint64) {
 	v.TimestampEvent = x
 	v.present |= 1 << FlowAttrTimestampEvent
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Flow) empty() bool {
-	return v.present == 0 && v.TupleOrig.empty() && v.TupleReply.empty() && v.Status == 0 && v.ProtoInfo.empty() && (v.Help == nil || v.Help.empty()) && (v.NATSrc == nil || v.NATSrc.empty()) && v.Timeout == 0 && v.Mark == 0 && v.CountersOrig.empty() && v.CountersReply.empty() && v.Use == 0 && v.ID == 0 && (v.NATDst == nil || v.NATDst.empty()) && (v.TupleMaster == nil || v.TupleMaster.empty()) && (v.SeqAdjOrig == nil || v.SeqAdjOrig.empty()) && (v.SeqAdjReply == nil || v.SeqAdjReply.empty()) && v.Secmark == 0 && v.Zone == 0 && (v.SecCtx == nil || v.SecCtx.empty()) && v.Timestamp.empty() && v.MarkMask == 0 && len(v.Labels) == 0 && len(v.LabelsMask) == 0 && v.SynProxy.empty() && (v.Filter == nil || v.Filter.empty()) && v.StatusMask == 0 && v.TimestampEvent == 0
+	return v.present == 0 && v.TupleOrig.empty() && v.TupleReply.empty() && v.ProtoInfo.empty() && (v.Help == nil || v.Help.empty()) && (v.NATSrc == nil || v.NATSrc.empty()) && v.CountersOrig.empty() && v.CountersReply.empty() && (v.NATDst == nil || v.NATDst.empty()) && (v.TupleMaster == nil || v.TupleMaster.empty()) && (v.SeqAdjOrig == nil || v.SeqAdjOrig.empty()) && (v.SeqAdjReply == nil || v.SeqAdjReply.empty()) && (v.SecCtx == nil || v.SecCtx.empty()) && v.Timestamp.empty() && v.SynProxy.empty() && (v.Filter == nil || v.Filter.empty())
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Flow) strayField() string {
+	if p := v.TupleOrig.strayField(); p != "" {
+		return "TupleOrig." + p
+	}
+	if p := v.TupleReply.strayField(); p != "" {
+		return "TupleReply." + p
+	}
+	if v.present&(1<<FlowAttrStatus) == 0 && v.Status != 0 {
+		return "Status"
+	}
+	if p := v.ProtoInfo.strayField(); p != "" {
+		return "ProtoInfo." + p
+	}
+	if v.Help != nil {
+		if p := v.Help.strayField(); p != "" {
+			return "Help." + p
+		}
+	}
+	if v.NATSrc != nil {
+		if p := v.NATSrc.strayField(); p != "" {
+			return "NATSrc." + p
+		}
+	}
+	if v.present&(1<<FlowAttrTimeout) == 0 && v.Timeout != 0 {
+		return "Timeout"
+	}
+	if v.present&(1<<FlowAttrMark) == 0 && v.Mark != 0 {
+		return "Mark"
+	}
+	if p := v.CountersOrig.strayField(); p != "" {
+		return "CountersOrig." + p
+	}
+	if p := v.CountersReply.strayField(); p != "" {
+		return "CountersReply." + p
+	}
+	if v.present&(1<<FlowAttrUse) == 0 && v.Use != 0 {
+		return "Use"
+	}
+	if v.present&(1<<FlowAttrID) == 0 && v.ID != 0 {
+		return "ID"
+	}
+	if v.NATDst != nil {
+		if p := v.NATDst.strayField(); p != "" {
+			return "NATDst." + p
+		}
+	}
+	if v.TupleMaster != nil {
+		if p := v.TupleMaster.strayField(); p != "" {
+			return "TupleMaster." + p
+		}
+	}
+	if v.SeqAdjOrig != nil {
+		if p := v.SeqAdjOrig.strayField(); p != "" {
+			return "SeqAdjOrig." + p
+		}
+	}
+	if v.SeqAdjReply != nil {
+		if p := v.SeqAdjReply.strayField(); p != "" {
+			return "SeqAdjReply." + p
+		}
+	}
+	if v.present&(1<<FlowAttrSecmark) == 0 && v.Secmark != 0 {
+		return "Secmark"
+	}
+	if v.present&(1<<FlowAttrZone) == 0 && v.Zone != 0 {
+		return "Zone"
+	}
+	if v.SecCtx != nil {
+		if p := v.SecCtx.strayField(); p != "" {
+			return "SecCtx." + p
+		}
+	}
+	if p := v.Timestamp.strayField(); p != "" {
+		return "Timestamp." + p
+	}
+	if v.present&(1<<FlowAttrMarkMask) == 0 && v.MarkMask != 0 {
+		return "MarkMask"
+	}
+	if v.present&(1<<FlowAttrLabels) == 0 && len(v.Labels) != 0 {
+		return "Labels"
+	}
+	if v.present&(1<<FlowAttrLabelsMask) == 0 && len(v.LabelsMask) != 0 {
+		return "LabelsMask"
+	}
+	if p := v.SynProxy.strayField(); p != "" {
+		return "SynProxy." + p
+	}
+	if v.Filter != nil {
+		if p := v.Filter.strayField(); p != "" {
+			return "Filter." + p
+		}
+	}
+	if v.present&(1<<FlowAttrStatusMask) == 0 && v.StatusMask != 0 {
+		return "StatusMask"
+	}
+	if v.present&(1<<FlowAttrTimestampEvent) == 0 && v.TimestampEvent != 0 {
+		return "TimestampEvent"
+	}
+	return ""
 }
 
 // StatsCPU holds the attributes of the set conntrack-stats-attrs.
 // Per-CPU conntrack statistics (enum ctattr_stats_cpu).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type StatsCPU struct {
 	// Searched is searched (CTA_STATS_SEARCHED, u32, big-endian): Obsolete hash lookup count; no longer sent.
 	Searched uint32
@@ -2043,8 +2223,8 @@ type StatsCPU struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *StatsCPU) Has(a StatsCPUAttr) bool {
 	if v == nil {
 		return false
@@ -2053,45 +2233,8 @@ func (v *StatsCPU) Has(a StatsCPUAttr) bool {
 		return true
 	}
 	switch a {
-	case StatsCPUAttrSearched:
-		return v.Searched != 0
-	case StatsCPUAttrFound:
-		return v.Found != 0
-	case StatsCPUAttrNew:
-		return v.New != 0
-	case StatsCPUAttrInvalid:
-		return v.Invalid != 0
-	case StatsCPUAttrIgnore:
-		return v.Ignore != 0
-	case StatsCPUAttrDelete:
-		return v.Delete != 0
-	case StatsCPUAttrDeleteList:
-		return v.DeleteList != 0
-	case StatsCPUAttrInsert:
-		return v.Insert != 0
-	case StatsCPUAttrInsertFailed:
-		return v.InsertFailed != 0
-	case StatsCPUAttrDrop:
-		return v.Drop != 0
-	case StatsCPUAttrEarlyDrop:
-		return v.EarlyDrop != 0
-	case StatsCPUAttrError:
-		return v.Error != 0
-	case StatsCPUAttrSearchRestart:
-		return v.SearchRestart != 0
-	case StatsCPUAttrClashResolve:
-		return v.ClashResolve != 0
-	case StatsCPUAttrChainTooLong:
-		return v.ChainTooLong != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *StatsCPU) SetPresent(a StatsCPUAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -2148,108 +2291,162 @@ func (v *StatsCPU) Clear(a StatsCPUAttr) {
 	}
 }
 
-// SetSearched sets searched and marks it present.
+// SetSearched sets searched and marks it present, zero included.
 func (v *StatsCPU) SetSearched(x uint32) {
 	v.Searched = x
 	v.present |= 1 << StatsCPUAttrSearched
 }
 
-// SetFound sets found and marks it present.
+// SetFound sets found and marks it present, zero included.
 func (v *StatsCPU) SetFound(x uint32) {
 	v.Found = x
 	v.present |= 1 << StatsCPUAttrFound
 }
 
-// SetNew sets new and marks it present.
+// SetNew sets new and marks it present, zero included.
 func (v *StatsCPU) SetNew(x uint32) {
 	v.New = x
 	v.present |= 1 << StatsCPUAttrNew
 }
 
-// SetInvalid sets invalid and marks it present.
+// SetInvalid sets invalid and marks it present, zero included.
 func (v *StatsCPU) SetInvalid(x uint32) {
 	v.Invalid = x
 	v.present |= 1 << StatsCPUAttrInvalid
 }
 
-// SetIgnore sets ignore and marks it present.
+// SetIgnore sets ignore and marks it present, zero included.
 func (v *StatsCPU) SetIgnore(x uint32) {
 	v.Ignore = x
 	v.present |= 1 << StatsCPUAttrIgnore
 }
 
-// SetDelete sets delete and marks it present.
+// SetDelete sets delete and marks it present, zero included.
 func (v *StatsCPU) SetDelete(x uint32) {
 	v.Delete = x
 	v.present |= 1 << StatsCPUAttrDelete
 }
 
-// SetDeleteList sets delete-list and marks it present.
+// SetDeleteList sets delete-list and marks it present, zero included.
 func (v *StatsCPU) SetDeleteList(x uint32) {
 	v.DeleteList = x
 	v.present |= 1 << StatsCPUAttrDeleteList
 }
 
-// SetInsert sets insert and marks it present.
+// SetInsert sets insert and marks it present, zero included.
 func (v *StatsCPU) SetInsert(x uint32) {
 	v.Insert = x
 	v.present |= 1 << StatsCPUAttrInsert
 }
 
-// SetInsertFailed sets insert-failed and marks it present.
+// SetInsertFailed sets insert-failed and marks it present, zero included.
 func (v *StatsCPU) SetInsertFailed(x uint32) {
 	v.InsertFailed = x
 	v.present |= 1 << StatsCPUAttrInsertFailed
 }
 
-// SetDrop sets drop and marks it present.
+// SetDrop sets drop and marks it present, zero included.
 func (v *StatsCPU) SetDrop(x uint32) {
 	v.Drop = x
 	v.present |= 1 << StatsCPUAttrDrop
 }
 
-// SetEarlyDrop sets early-drop and marks it present.
+// SetEarlyDrop sets early-drop and marks it present, zero included.
 func (v *StatsCPU) SetEarlyDrop(x uint32) {
 	v.EarlyDrop = x
 	v.present |= 1 << StatsCPUAttrEarlyDrop
 }
 
-// SetError sets error and marks it present.
+// SetError sets error and marks it present, zero included.
 func (v *StatsCPU) SetError(x uint32) {
 	v.Error = x
 	v.present |= 1 << StatsCPUAttrError
 }
 
-// SetSearchRestart sets search-restart and marks it present.
+// SetSearchRestart sets search-restart and marks it present, zero included.
 func (v *StatsCPU) SetSearchRestart(x uint32) {
 	v.SearchRestart = x
 	v.present |= 1 << StatsCPUAttrSearchRestart
 }
 
-// SetClashResolve sets clash-resolve and marks it present.
+// SetClashResolve sets clash-resolve and marks it present, zero included.
 func (v *StatsCPU) SetClashResolve(x uint32) {
 	v.ClashResolve = x
 	v.present |= 1 << StatsCPUAttrClashResolve
 }
 
-// SetChainTooLong sets chain-toolong and marks it present.
+// SetChainTooLong sets chain-toolong and marks it present, zero included.
 func (v *StatsCPU) SetChainTooLong(x uint32) {
 	v.ChainTooLong = x
 	v.present |= 1 << StatsCPUAttrChainTooLong
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *StatsCPU) empty() bool {
-	return v.present == 0 && v.Searched == 0 && v.Found == 0 && v.New == 0 && v.Invalid == 0 && v.Ignore == 0 && v.Delete == 0 && v.DeleteList == 0 && v.Insert == 0 && v.InsertFailed == 0 && v.Drop == 0 && v.EarlyDrop == 0 && v.Error == 0 && v.SearchRestart == 0 && v.ClashResolve == 0 && v.ChainTooLong == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *StatsCPU) strayField() string {
+	if v.present&(1<<StatsCPUAttrSearched) == 0 && v.Searched != 0 {
+		return "Searched"
+	}
+	if v.present&(1<<StatsCPUAttrFound) == 0 && v.Found != 0 {
+		return "Found"
+	}
+	if v.present&(1<<StatsCPUAttrNew) == 0 && v.New != 0 {
+		return "New"
+	}
+	if v.present&(1<<StatsCPUAttrInvalid) == 0 && v.Invalid != 0 {
+		return "Invalid"
+	}
+	if v.present&(1<<StatsCPUAttrIgnore) == 0 && v.Ignore != 0 {
+		return "Ignore"
+	}
+	if v.present&(1<<StatsCPUAttrDelete) == 0 && v.Delete != 0 {
+		return "Delete"
+	}
+	if v.present&(1<<StatsCPUAttrDeleteList) == 0 && v.DeleteList != 0 {
+		return "DeleteList"
+	}
+	if v.present&(1<<StatsCPUAttrInsert) == 0 && v.Insert != 0 {
+		return "Insert"
+	}
+	if v.present&(1<<StatsCPUAttrInsertFailed) == 0 && v.InsertFailed != 0 {
+		return "InsertFailed"
+	}
+	if v.present&(1<<StatsCPUAttrDrop) == 0 && v.Drop != 0 {
+		return "Drop"
+	}
+	if v.present&(1<<StatsCPUAttrEarlyDrop) == 0 && v.EarlyDrop != 0 {
+		return "EarlyDrop"
+	}
+	if v.present&(1<<StatsCPUAttrError) == 0 && v.Error != 0 {
+		return "Error"
+	}
+	if v.present&(1<<StatsCPUAttrSearchRestart) == 0 && v.SearchRestart != 0 {
+		return "SearchRestart"
+	}
+	if v.present&(1<<StatsCPUAttrClashResolve) == 0 && v.ClashResolve != 0 {
+		return "ClashResolve"
+	}
+	if v.present&(1<<StatsCPUAttrChainTooLong) == 0 && v.ChainTooLong != 0 {
+		return "ChainTooLong"
+	}
+	return ""
 }
 
 // StatsGlobal holds the attributes of the set stats-global-attrs.
 // Table-wide conntrack statistics (enum ctattr_stats_global).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type StatsGlobal struct {
 	// Entries is entries (CTA_STATS_GLOBAL_ENTRIES, u32, big-endian): Entries in the table of this network namespace.
 	Entries uint32
@@ -2261,8 +2458,8 @@ type StatsGlobal struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *StatsGlobal) Has(a StatsGlobalAttr) bool {
 	if v == nil {
 		return false
@@ -2271,19 +2468,8 @@ func (v *StatsGlobal) Has(a StatsGlobalAttr) bool {
 		return true
 	}
 	switch a {
-	case StatsGlobalAttrEntries:
-		return v.Entries != 0
-	case StatsGlobalAttrMaxEntries:
-		return v.MaxEntries != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *StatsGlobal) SetPresent(a StatsGlobalAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -2301,30 +2487,45 @@ func (v *StatsGlobal) Clear(a StatsGlobalAttr) {
 	}
 }
 
-// SetEntries sets entries and marks it present.
+// SetEntries sets entries and marks it present, zero included.
 func (v *StatsGlobal) SetEntries(x uint32) {
 	v.Entries = x
 	v.present |= 1 << StatsGlobalAttrEntries
 }
 
-// SetMaxEntries sets max-entries and marks it present.
+// SetMaxEntries sets max-entries and marks it present, zero included.
 func (v *StatsGlobal) SetMaxEntries(x uint32) {
 	v.MaxEntries = x
 	v.present |= 1 << StatsGlobalAttrMaxEntries
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *StatsGlobal) empty() bool {
-	return v.present == 0 && v.Entries == 0 && v.MaxEntries == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *StatsGlobal) strayField() string {
+	if v.present&(1<<StatsGlobalAttrEntries) == 0 && v.Entries != 0 {
+		return "Entries"
+	}
+	if v.present&(1<<StatsGlobalAttrMaxEntries) == 0 && v.MaxEntries != 0 {
+		return "MaxEntries"
+	}
+	return ""
 }
 
 // ExpectNAT holds the attributes of the set expect-nat-attrs.
 // NAT mapping of an expectation (enum ctattr_expect_nat).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ExpectNAT struct {
 	// Dir is dir (CTA_EXPECT_NAT_DIR, u32, big-endian, enum Direction): Direction the mapping applies to.
 	Dir Direction
@@ -2336,8 +2537,8 @@ type ExpectNAT struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ExpectNAT) Has(a ExpectNATAttr) bool {
 	if v == nil {
 		return false
@@ -2346,19 +2547,10 @@ func (v *ExpectNAT) Has(a ExpectNATAttr) bool {
 		return true
 	}
 	switch a {
-	case ExpectNATAttrDir:
-		return v.Dir != 0
 	case ExpectNATAttrTuple:
 		return !v.Tuple.empty()
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ExpectNAT) SetPresent(a ExpectNATAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -2376,30 +2568,45 @@ func (v *ExpectNAT) Clear(a ExpectNATAttr) {
 	}
 }
 
-// SetDir sets dir and marks it present.
+// SetDir sets dir and marks it present, zero included.
 func (v *ExpectNAT) SetDir(x Direction) {
 	v.Dir = x
 	v.present |= 1 << ExpectNATAttrDir
 }
 
-// SetTuple sets tuple and marks it present.
+// SetTuple sets tuple and marks it present, zero included.
 func (v *ExpectNAT) SetTuple(x Tuple) {
 	v.Tuple = x
 	v.present |= 1 << ExpectNATAttrTuple
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ExpectNAT) empty() bool {
-	return v.present == 0 && v.Dir == 0 && v.Tuple.empty()
+	return v.present == 0 && v.Tuple.empty()
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ExpectNAT) strayField() string {
+	if v.present&(1<<ExpectNATAttrDir) == 0 && v.Dir != 0 {
+		return "Dir"
+	}
+	if p := v.Tuple.strayField(); p != "" {
+		return "Tuple." + p
+	}
+	return ""
 }
 
 // Expect holds the attributes of the set expect-attrs.
 // A conntrack expectation (enum ctattr_expect).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Expect struct {
 	// Master is master (CTA_EXPECT_MASTER, nest of tuple-attrs): Original tuple of the master connection.
 	Master Tuple
@@ -2429,8 +2636,8 @@ type Expect struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Expect) Has(a ExpectAttr) bool {
 	if v == nil {
 		return false
@@ -2445,31 +2652,10 @@ func (v *Expect) Has(a ExpectAttr) bool {
 		return !v.Tuple.empty()
 	case ExpectAttrMask:
 		return !v.Mask.empty()
-	case ExpectAttrTimeout:
-		return v.Timeout != 0
-	case ExpectAttrID:
-		return v.ID != 0
-	case ExpectAttrHelpName:
-		return v.HelpName != ""
-	case ExpectAttrZone:
-		return v.Zone != 0
-	case ExpectAttrFlags:
-		return v.Flags != 0
-	case ExpectAttrClass:
-		return v.Class != 0
 	case ExpectAttrNAT:
 		return !v.NAT.empty()
-	case ExpectAttrFn:
-		return v.Fn != ""
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Expect) SetPresent(a ExpectAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -2514,84 +2700,126 @@ func (v *Expect) Clear(a ExpectAttr) {
 	}
 }
 
-// SetMaster sets master and marks it present.
+// SetMaster sets master and marks it present, zero included.
 func (v *Expect) SetMaster(x Tuple) {
 	v.Master = x
 	v.present |= 1 << ExpectAttrMaster
 }
 
-// SetTuple sets tuple and marks it present.
+// SetTuple sets tuple and marks it present, zero included.
 func (v *Expect) SetTuple(x Tuple) {
 	v.Tuple = x
 	v.present |= 1 << ExpectAttrTuple
 }
 
-// SetMask sets mask and marks it present.
+// SetMask sets mask and marks it present, zero included.
 func (v *Expect) SetMask(x Tuple) {
 	v.Mask = x
 	v.present |= 1 << ExpectAttrMask
 }
 
-// SetTimeout sets timeout and marks it present.
+// SetTimeout sets timeout and marks it present, zero included.
 func (v *Expect) SetTimeout(x uint32) {
 	v.Timeout = x
 	v.present |= 1 << ExpectAttrTimeout
 }
 
-// SetID sets id and marks it present.
+// SetID sets id and marks it present, zero included.
 func (v *Expect) SetID(x uint32) {
 	v.ID = x
 	v.present |= 1 << ExpectAttrID
 }
 
-// SetHelpName sets help-name and marks it present.
+// SetHelpName sets help-name and marks it present, zero included.
 func (v *Expect) SetHelpName(x string) {
 	v.HelpName = x
 	v.present |= 1 << ExpectAttrHelpName
 }
 
-// SetZone sets zone and marks it present.
+// SetZone sets zone and marks it present, zero included.
 func (v *Expect) SetZone(x uint16) {
 	v.Zone = x
 	v.present |= 1 << ExpectAttrZone
 }
 
-// SetFlags sets flags and marks it present.
+// SetFlags sets flags and marks it present, zero included.
 func (v *Expect) SetFlags(x ExpectFlags) {
 	v.Flags = x
 	v.present |= 1 << ExpectAttrFlags
 }
 
-// SetClass sets class and marks it present.
+// SetClass sets class and marks it present, zero included.
 func (v *Expect) SetClass(x uint32) {
 	v.Class = x
 	v.present |= 1 << ExpectAttrClass
 }
 
-// SetNAT sets nat and marks it present.
+// SetNAT sets nat and marks it present, zero included.
 func (v *Expect) SetNAT(x ExpectNAT) {
 	v.NAT = x
 	v.present |= 1 << ExpectAttrNAT
 }
 
-// SetFn sets fn and marks it present.
+// SetFn sets fn and marks it present, zero included.
 func (v *Expect) SetFn(x string) {
 	v.Fn = x
 	v.present |= 1 << ExpectAttrFn
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Expect) empty() bool {
-	return v.present == 0 && v.Master.empty() && v.Tuple.empty() && v.Mask.empty() && v.Timeout == 0 && v.ID == 0 && v.HelpName == "" && v.Zone == 0 && v.Flags == 0 && v.Class == 0 && v.NAT.empty() && v.Fn == ""
+	return v.present == 0 && v.Master.empty() && v.Tuple.empty() && v.Mask.empty() && v.NAT.empty()
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Expect) strayField() string {
+	if p := v.Master.strayField(); p != "" {
+		return "Master." + p
+	}
+	if p := v.Tuple.strayField(); p != "" {
+		return "Tuple." + p
+	}
+	if p := v.Mask.strayField(); p != "" {
+		return "Mask." + p
+	}
+	if v.present&(1<<ExpectAttrTimeout) == 0 && v.Timeout != 0 {
+		return "Timeout"
+	}
+	if v.present&(1<<ExpectAttrID) == 0 && v.ID != 0 {
+		return "ID"
+	}
+	if v.present&(1<<ExpectAttrHelpName) == 0 && v.HelpName != "" {
+		return "HelpName"
+	}
+	if v.present&(1<<ExpectAttrZone) == 0 && v.Zone != 0 {
+		return "Zone"
+	}
+	if v.present&(1<<ExpectAttrFlags) == 0 && v.Flags != 0 {
+		return "Flags"
+	}
+	if v.present&(1<<ExpectAttrClass) == 0 && v.Class != 0 {
+		return "Class"
+	}
+	if p := v.NAT.strayField(); p != "" {
+		return "NAT." + p
+	}
+	if v.present&(1<<ExpectAttrFn) == 0 && v.Fn != "" {
+		return "Fn"
+	}
+	return ""
 }
 
 // ExpectStatsCPU holds the attributes of the set expect-stats-attrs.
 // Per-CPU expectation statistics (enum ctattr_expect_stats).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ExpectStatsCPU struct {
 	// New is new (CTA_STATS_EXP_NEW, u32, big-endian): Expectations that were matched by a new connection.
 	New uint32
@@ -2605,8 +2833,8 @@ type ExpectStatsCPU struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ExpectStatsCPU) Has(a ExpectStatsCPUAttr) bool {
 	if v == nil {
 		return false
@@ -2615,21 +2843,8 @@ func (v *ExpectStatsCPU) Has(a ExpectStatsCPUAttr) bool {
 		return true
 	}
 	switch a {
-	case ExpectStatsCPUAttrNew:
-		return v.New != 0
-	case ExpectStatsCPUAttrCreate:
-		return v.Create != 0
-	case ExpectStatsCPUAttrDelete:
-		return v.Delete != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ExpectStatsCPU) SetPresent(a ExpectStatsCPUAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -2650,25 +2865,41 @@ func (v *ExpectStatsCPU) Clear(a ExpectStatsCPUAttr) {
 	}
 }
 
-// SetNew sets new and marks it present.
+// SetNew sets new and marks it present, zero included.
 func (v *ExpectStatsCPU) SetNew(x uint32) {
 	v.New = x
 	v.present |= 1 << ExpectStatsCPUAttrNew
 }
 
-// SetCreate sets create and marks it present.
+// SetCreate sets create and marks it present, zero included.
 func (v *ExpectStatsCPU) SetCreate(x uint32) {
 	v.Create = x
 	v.present |= 1 << ExpectStatsCPUAttrCreate
 }
 
-// SetDelete sets delete and marks it present.
+// SetDelete sets delete and marks it present, zero included.
 func (v *ExpectStatsCPU) SetDelete(x uint32) {
 	v.Delete = x
 	v.present |= 1 << ExpectStatsCPUAttrDelete
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ExpectStatsCPU) empty() bool {
-	return v.present == 0 && v.New == 0 && v.Create == 0 && v.Delete == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ExpectStatsCPU) strayField() string {
+	if v.present&(1<<ExpectStatsCPUAttrNew) == 0 && v.New != 0 {
+		return "New"
+	}
+	if v.present&(1<<ExpectStatsCPUAttrCreate) == 0 && v.Create != 0 {
+		return "Create"
+	}
+	if v.present&(1<<ExpectStatsCPUAttrDelete) == 0 && v.Delete != 0 {
+		return "Delete"
+	}
+	return ""
 }

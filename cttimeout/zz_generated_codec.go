@@ -40,8 +40,8 @@ func (v *Message) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Message) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -49,19 +49,19 @@ func (v *Message) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Message) encode(e *nlattr.Encoder) {
-	if v.present&(1<<MessageAttrName) != 0 || v.Name != "" {
+	if v.present&(1<<MessageAttrName) != 0 {
 		e.String(uint16(MessageAttrName), v.Name)
 	}
-	if v.present&(1<<MessageAttrL3proto) != 0 || v.L3Proto != 0 {
+	if v.present&(1<<MessageAttrL3proto) != 0 {
 		e.Uint16BE(uint16(MessageAttrL3proto), v.L3Proto)
 	}
-	if v.present&(1<<MessageAttrL4proto) != 0 || v.L4Proto != 0 {
+	if v.present&(1<<MessageAttrL4proto) != 0 {
 		e.Uint8(uint16(MessageAttrL4proto), v.L4Proto)
 	}
-	if v.present&(1<<MessageAttrUse) != 0 || v.Use != 0 {
+	if v.present&(1<<MessageAttrUse) != 0 {
 		e.Uint32BE(uint16(MessageAttrUse), v.Use)
 	}
-	if v.present&(1<<MessageAttrData) != 0 || len(v.Data) != 0 {
+	if v.present&(1<<MessageAttrData) != 0 {
 		e.BytesAttr(uint16(MessageAttrData), v.Data)
 	}
 }
@@ -90,8 +90,8 @@ func (v *Generic) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Generic) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -99,7 +99,7 @@ func (v *Generic) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Generic) encode(e *nlattr.Encoder) {
-	if v.present&(1<<GenericAttrTimeout) != 0 || v.Timeout != 0 {
+	if v.present&(1<<GenericAttrTimeout) != 0 {
 		e.Uint32BE(uint16(GenericAttrTimeout), v.Timeout)
 	}
 }
@@ -158,8 +158,8 @@ func (v *TCP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *TCP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -167,37 +167,37 @@ func (v *TCP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *TCP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<TCPAttrSynSent) != 0 || v.SynSent != 0 {
+	if v.present&(1<<TCPAttrSynSent) != 0 {
 		e.Uint32BE(uint16(TCPAttrSynSent), v.SynSent)
 	}
-	if v.present&(1<<TCPAttrSynRecv) != 0 || v.SynRecv != 0 {
+	if v.present&(1<<TCPAttrSynRecv) != 0 {
 		e.Uint32BE(uint16(TCPAttrSynRecv), v.SynRecv)
 	}
-	if v.present&(1<<TCPAttrEstablished) != 0 || v.Established != 0 {
+	if v.present&(1<<TCPAttrEstablished) != 0 {
 		e.Uint32BE(uint16(TCPAttrEstablished), v.Established)
 	}
-	if v.present&(1<<TCPAttrFinWait) != 0 || v.FinWait != 0 {
+	if v.present&(1<<TCPAttrFinWait) != 0 {
 		e.Uint32BE(uint16(TCPAttrFinWait), v.FinWait)
 	}
-	if v.present&(1<<TCPAttrCloseWait) != 0 || v.CloseWait != 0 {
+	if v.present&(1<<TCPAttrCloseWait) != 0 {
 		e.Uint32BE(uint16(TCPAttrCloseWait), v.CloseWait)
 	}
-	if v.present&(1<<TCPAttrLastACK) != 0 || v.LastACK != 0 {
+	if v.present&(1<<TCPAttrLastACK) != 0 {
 		e.Uint32BE(uint16(TCPAttrLastACK), v.LastACK)
 	}
-	if v.present&(1<<TCPAttrTimeWait) != 0 || v.TimeWait != 0 {
+	if v.present&(1<<TCPAttrTimeWait) != 0 {
 		e.Uint32BE(uint16(TCPAttrTimeWait), v.TimeWait)
 	}
-	if v.present&(1<<TCPAttrClose) != 0 || v.Close != 0 {
+	if v.present&(1<<TCPAttrClose) != 0 {
 		e.Uint32BE(uint16(TCPAttrClose), v.Close)
 	}
-	if v.present&(1<<TCPAttrSynSent2) != 0 || v.SynSent2 != 0 {
+	if v.present&(1<<TCPAttrSynSent2) != 0 {
 		e.Uint32BE(uint16(TCPAttrSynSent2), v.SynSent2)
 	}
-	if v.present&(1<<TCPAttrRetrans) != 0 || v.Retrans != 0 {
+	if v.present&(1<<TCPAttrRetrans) != 0 {
 		e.Uint32BE(uint16(TCPAttrRetrans), v.Retrans)
 	}
-	if v.present&(1<<TCPAttrUnack) != 0 || v.Unack != 0 {
+	if v.present&(1<<TCPAttrUnack) != 0 {
 		e.Uint32BE(uint16(TCPAttrUnack), v.Unack)
 	}
 }
@@ -229,8 +229,8 @@ func (v *UDP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *UDP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -238,10 +238,10 @@ func (v *UDP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *UDP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<UDPAttrUnreplied) != 0 || v.Unreplied != 0 {
+	if v.present&(1<<UDPAttrUnreplied) != 0 {
 		e.Uint32BE(uint16(UDPAttrUnreplied), v.Unreplied)
 	}
-	if v.present&(1<<UDPAttrReplied) != 0 || v.Replied != 0 {
+	if v.present&(1<<UDPAttrReplied) != 0 {
 		e.Uint32BE(uint16(UDPAttrReplied), v.Replied)
 	}
 }
@@ -273,8 +273,8 @@ func (v *UDPLite) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *UDPLite) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -282,10 +282,10 @@ func (v *UDPLite) AppendAttributes(b []byte) []byte {
 }
 
 func (v *UDPLite) encode(e *nlattr.Encoder) {
-	if v.present&(1<<UDPLiteAttrUnreplied) != 0 || v.Unreplied != 0 {
+	if v.present&(1<<UDPLiteAttrUnreplied) != 0 {
 		e.Uint32BE(uint16(UDPLiteAttrUnreplied), v.Unreplied)
 	}
-	if v.present&(1<<UDPLiteAttrReplied) != 0 || v.Replied != 0 {
+	if v.present&(1<<UDPLiteAttrReplied) != 0 {
 		e.Uint32BE(uint16(UDPLiteAttrReplied), v.Replied)
 	}
 }
@@ -314,8 +314,8 @@ func (v *ICMP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ICMP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -323,7 +323,7 @@ func (v *ICMP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ICMP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ICMPAttrTimeout) != 0 || v.Timeout != 0 {
+	if v.present&(1<<ICMPAttrTimeout) != 0 {
 		e.Uint32BE(uint16(ICMPAttrTimeout), v.Timeout)
 	}
 }
@@ -370,8 +370,8 @@ func (v *DCCP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *DCCP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -379,25 +379,25 @@ func (v *DCCP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *DCCP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<DCCPAttrRequest) != 0 || v.Request != 0 {
+	if v.present&(1<<DCCPAttrRequest) != 0 {
 		e.Uint32BE(uint16(DCCPAttrRequest), v.Request)
 	}
-	if v.present&(1<<DCCPAttrRespond) != 0 || v.Respond != 0 {
+	if v.present&(1<<DCCPAttrRespond) != 0 {
 		e.Uint32BE(uint16(DCCPAttrRespond), v.Respond)
 	}
-	if v.present&(1<<DCCPAttrPartopen) != 0 || v.Partopen != 0 {
+	if v.present&(1<<DCCPAttrPartopen) != 0 {
 		e.Uint32BE(uint16(DCCPAttrPartopen), v.Partopen)
 	}
-	if v.present&(1<<DCCPAttrOpen) != 0 || v.Open != 0 {
+	if v.present&(1<<DCCPAttrOpen) != 0 {
 		e.Uint32BE(uint16(DCCPAttrOpen), v.Open)
 	}
-	if v.present&(1<<DCCPAttrClosereq) != 0 || v.Closereq != 0 {
+	if v.present&(1<<DCCPAttrClosereq) != 0 {
 		e.Uint32BE(uint16(DCCPAttrClosereq), v.Closereq)
 	}
-	if v.present&(1<<DCCPAttrClosing) != 0 || v.Closing != 0 {
+	if v.present&(1<<DCCPAttrClosing) != 0 {
 		e.Uint32BE(uint16(DCCPAttrClosing), v.Closing)
 	}
-	if v.present&(1<<DCCPAttrTimewait) != 0 || v.Timewait != 0 {
+	if v.present&(1<<DCCPAttrTimewait) != 0 {
 		e.Uint32BE(uint16(DCCPAttrTimewait), v.Timewait)
 	}
 }
@@ -450,8 +450,8 @@ func (v *SCTP) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *SCTP) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -459,31 +459,31 @@ func (v *SCTP) AppendAttributes(b []byte) []byte {
 }
 
 func (v *SCTP) encode(e *nlattr.Encoder) {
-	if v.present&(1<<SCTPAttrClosed) != 0 || v.Closed != 0 {
+	if v.present&(1<<SCTPAttrClosed) != 0 {
 		e.Uint32BE(uint16(SCTPAttrClosed), v.Closed)
 	}
-	if v.present&(1<<SCTPAttrCookieWait) != 0 || v.CookieWait != 0 {
+	if v.present&(1<<SCTPAttrCookieWait) != 0 {
 		e.Uint32BE(uint16(SCTPAttrCookieWait), v.CookieWait)
 	}
-	if v.present&(1<<SCTPAttrCookieEchoed) != 0 || v.CookieEchoed != 0 {
+	if v.present&(1<<SCTPAttrCookieEchoed) != 0 {
 		e.Uint32BE(uint16(SCTPAttrCookieEchoed), v.CookieEchoed)
 	}
-	if v.present&(1<<SCTPAttrEstablished) != 0 || v.Established != 0 {
+	if v.present&(1<<SCTPAttrEstablished) != 0 {
 		e.Uint32BE(uint16(SCTPAttrEstablished), v.Established)
 	}
-	if v.present&(1<<SCTPAttrShutdownSent) != 0 || v.ShutdownSent != 0 {
+	if v.present&(1<<SCTPAttrShutdownSent) != 0 {
 		e.Uint32BE(uint16(SCTPAttrShutdownSent), v.ShutdownSent)
 	}
-	if v.present&(1<<SCTPAttrShutdownRecd) != 0 || v.ShutdownRecd != 0 {
+	if v.present&(1<<SCTPAttrShutdownRecd) != 0 {
 		e.Uint32BE(uint16(SCTPAttrShutdownRecd), v.ShutdownRecd)
 	}
-	if v.present&(1<<SCTPAttrShutdownACKSent) != 0 || v.ShutdownACKSent != 0 {
+	if v.present&(1<<SCTPAttrShutdownACKSent) != 0 {
 		e.Uint32BE(uint16(SCTPAttrShutdownACKSent), v.ShutdownACKSent)
 	}
-	if v.present&(1<<SCTPAttrHeartbeatSent) != 0 || v.HeartbeatSent != 0 {
+	if v.present&(1<<SCTPAttrHeartbeatSent) != 0 {
 		e.Uint32BE(uint16(SCTPAttrHeartbeatSent), v.HeartbeatSent)
 	}
-	if v.present&(1<<SCTPAttrHeartbeatAcked) != 0 || v.HeartbeatAcked != 0 {
+	if v.present&(1<<SCTPAttrHeartbeatAcked) != 0 {
 		e.Uint32BE(uint16(SCTPAttrHeartbeatAcked), v.HeartbeatAcked)
 	}
 }
@@ -512,8 +512,8 @@ func (v *ICMPv6) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ICMPv6) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -521,7 +521,7 @@ func (v *ICMPv6) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ICMPv6) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ICMPv6AttrTimeout) != 0 || v.Timeout != 0 {
+	if v.present&(1<<ICMPv6AttrTimeout) != 0 {
 		e.Uint32BE(uint16(ICMPv6AttrTimeout), v.Timeout)
 	}
 }
@@ -553,8 +553,8 @@ func (v *GRE) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *GRE) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -562,10 +562,10 @@ func (v *GRE) AppendAttributes(b []byte) []byte {
 }
 
 func (v *GRE) encode(e *nlattr.Encoder) {
-	if v.present&(1<<GREAttrUnreplied) != 0 || v.Unreplied != 0 {
+	if v.present&(1<<GREAttrUnreplied) != 0 {
 		e.Uint32BE(uint16(GREAttrUnreplied), v.Unreplied)
 	}
-	if v.present&(1<<GREAttrReplied) != 0 || v.Replied != 0 {
+	if v.present&(1<<GREAttrReplied) != 0 {
 		e.Uint32BE(uint16(GREAttrReplied), v.Replied)
 	}
 }

@@ -5,10 +5,12 @@ package cttimeout
 // Message holds the attributes of the set timeout-attrs.
 // A timeout policy, or the default timeouts of one protocol (enum ctattr_timeout).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Message struct {
 	// Name is name (CTA_TIMEOUT_NAME, NUL-terminated string): Name of the policy, the name iptables' CT --timeout refers to.
 	Name string
@@ -26,8 +28,8 @@ type Message struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Message) Has(a MessageAttr) bool {
 	if v == nil {
 		return false
@@ -36,25 +38,8 @@ func (v *Message) Has(a MessageAttr) bool {
 		return true
 	}
 	switch a {
-	case MessageAttrName:
-		return v.Name != ""
-	case MessageAttrL3proto:
-		return v.L3Proto != 0
-	case MessageAttrL4proto:
-		return v.L4Proto != 0
-	case MessageAttrData:
-		return len(v.Data) != 0
-	case MessageAttrUse:
-		return v.Use != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Message) SetPresent(a MessageAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -81,48 +66,72 @@ func (v *Message) Clear(a MessageAttr) {
 	}
 }
 
-// SetName sets name and marks it present.
+// SetName sets name and marks it present, zero included.
 func (v *Message) SetName(x string) {
 	v.Name = x
 	v.present |= 1 << MessageAttrName
 }
 
-// SetL3Proto sets l3proto and marks it present.
+// SetL3Proto sets l3proto and marks it present, zero included.
 func (v *Message) SetL3Proto(x uint16) {
 	v.L3Proto = x
 	v.present |= 1 << MessageAttrL3proto
 }
 
-// SetL4Proto sets l4proto and marks it present.
+// SetL4Proto sets l4proto and marks it present, zero included.
 func (v *Message) SetL4Proto(x uint8) {
 	v.L4Proto = x
 	v.present |= 1 << MessageAttrL4proto
 }
 
-// SetData sets data and marks it present.
+// SetData sets data and marks it present, zero included.
 func (v *Message) SetData(x []byte) {
 	v.Data = x
 	v.present |= 1 << MessageAttrData
 }
 
-// SetUse sets use and marks it present.
+// SetUse sets use and marks it present, zero included.
 func (v *Message) SetUse(x uint32) {
 	v.Use = x
 	v.present |= 1 << MessageAttrUse
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Message) empty() bool {
-	return v.present == 0 && v.Name == "" && v.L3Proto == 0 && v.L4Proto == 0 && len(v.Data) == 0 && v.Use == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Message) strayField() string {
+	if v.present&(1<<MessageAttrName) == 0 && v.Name != "" {
+		return "Name"
+	}
+	if v.present&(1<<MessageAttrL3proto) == 0 && v.L3Proto != 0 {
+		return "L3Proto"
+	}
+	if v.present&(1<<MessageAttrL4proto) == 0 && v.L4Proto != 0 {
+		return "L4Proto"
+	}
+	if v.present&(1<<MessageAttrData) == 0 && len(v.Data) != 0 {
+		return "Data"
+	}
+	if v.present&(1<<MessageAttrUse) == 0 && v.Use != 0 {
+		return "Use"
+	}
+	return ""
 }
 
 // Generic holds the attributes of the set generic-attrs.
 // Timeouts of protocols without a tracker of their own (enum ctattr_timeout_generic); nf_conntrack_proto_generic.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Generic struct {
 	// Timeout is timeout (CTA_TIMEOUT_GENERIC_TIMEOUT, u32, big-endian): The one timeout of the generic tracker. In seconds.
 	Timeout uint32
@@ -132,8 +141,8 @@ type Generic struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Generic) Has(a GenericAttr) bool {
 	if v == nil {
 		return false
@@ -142,17 +151,8 @@ func (v *Generic) Has(a GenericAttr) bool {
 		return true
 	}
 	switch a {
-	case GenericAttrTimeout:
-		return v.Timeout != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Generic) SetPresent(a GenericAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -167,24 +167,36 @@ func (v *Generic) Clear(a GenericAttr) {
 	}
 }
 
-// SetTimeout sets timeout and marks it present.
+// SetTimeout sets timeout and marks it present, zero included.
 func (v *Generic) SetTimeout(x uint32) {
 	v.Timeout = x
 	v.present |= 1 << GenericAttrTimeout
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Generic) empty() bool {
-	return v.present == 0 && v.Timeout == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Generic) strayField() string {
+	if v.present&(1<<GenericAttrTimeout) == 0 && v.Timeout != 0 {
+		return "Timeout"
+	}
+	return ""
 }
 
 // TCP holds the attributes of the set tcp-attrs.
 // TCP timeouts per state (enum ctattr_timeout_tcp); nf_conntrack_proto_tcp.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type TCP struct {
 	// SynSent is syn-sent (CTA_TIMEOUT_TCP_SYN_SENT, u32, big-endian): SYN_SENT, a SYN was seen in the original direction. In seconds.
 	SynSent uint32
@@ -214,8 +226,8 @@ type TCP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *TCP) Has(a TCPAttr) bool {
 	if v == nil {
 		return false
@@ -224,37 +236,8 @@ func (v *TCP) Has(a TCPAttr) bool {
 		return true
 	}
 	switch a {
-	case TCPAttrSynSent:
-		return v.SynSent != 0
-	case TCPAttrSynRecv:
-		return v.SynRecv != 0
-	case TCPAttrEstablished:
-		return v.Established != 0
-	case TCPAttrFinWait:
-		return v.FinWait != 0
-	case TCPAttrCloseWait:
-		return v.CloseWait != 0
-	case TCPAttrLastACK:
-		return v.LastACK != 0
-	case TCPAttrTimeWait:
-		return v.TimeWait != 0
-	case TCPAttrClose:
-		return v.Close != 0
-	case TCPAttrSynSent2:
-		return v.SynSent2 != 0
-	case TCPAttrRetrans:
-		return v.Retrans != 0
-	case TCPAttrUnack:
-		return v.Unack != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *TCP) SetPresent(a TCPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -299,84 +282,126 @@ func (v *TCP) Clear(a TCPAttr) {
 	}
 }
 
-// SetSynSent sets syn-sent and marks it present.
+// SetSynSent sets syn-sent and marks it present, zero included.
 func (v *TCP) SetSynSent(x uint32) {
 	v.SynSent = x
 	v.present |= 1 << TCPAttrSynSent
 }
 
-// SetSynRecv sets syn-recv and marks it present.
+// SetSynRecv sets syn-recv and marks it present, zero included.
 func (v *TCP) SetSynRecv(x uint32) {
 	v.SynRecv = x
 	v.present |= 1 << TCPAttrSynRecv
 }
 
-// SetEstablished sets established and marks it present.
+// SetEstablished sets established and marks it present, zero included.
 func (v *TCP) SetEstablished(x uint32) {
 	v.Established = x
 	v.present |= 1 << TCPAttrEstablished
 }
 
-// SetFinWait sets fin-wait and marks it present.
+// SetFinWait sets fin-wait and marks it present, zero included.
 func (v *TCP) SetFinWait(x uint32) {
 	v.FinWait = x
 	v.present |= 1 << TCPAttrFinWait
 }
 
-// SetCloseWait sets close-wait and marks it present.
+// SetCloseWait sets close-wait and marks it present, zero included.
 func (v *TCP) SetCloseWait(x uint32) {
 	v.CloseWait = x
 	v.present |= 1 << TCPAttrCloseWait
 }
 
-// SetLastACK sets last-ack and marks it present.
+// SetLastACK sets last-ack and marks it present, zero included.
 func (v *TCP) SetLastACK(x uint32) {
 	v.LastACK = x
 	v.present |= 1 << TCPAttrLastACK
 }
 
-// SetTimeWait sets time-wait and marks it present.
+// SetTimeWait sets time-wait and marks it present, zero included.
 func (v *TCP) SetTimeWait(x uint32) {
 	v.TimeWait = x
 	v.present |= 1 << TCPAttrTimeWait
 }
 
-// SetClose sets close and marks it present.
+// SetClose sets close and marks it present, zero included.
 func (v *TCP) SetClose(x uint32) {
 	v.Close = x
 	v.present |= 1 << TCPAttrClose
 }
 
-// SetSynSent2 sets syn-sent2 and marks it present.
+// SetSynSent2 sets syn-sent2 and marks it present, zero included.
 func (v *TCP) SetSynSent2(x uint32) {
 	v.SynSent2 = x
 	v.present |= 1 << TCPAttrSynSent2
 }
 
-// SetRetrans sets retrans and marks it present.
+// SetRetrans sets retrans and marks it present, zero included.
 func (v *TCP) SetRetrans(x uint32) {
 	v.Retrans = x
 	v.present |= 1 << TCPAttrRetrans
 }
 
-// SetUnack sets unack and marks it present.
+// SetUnack sets unack and marks it present, zero included.
 func (v *TCP) SetUnack(x uint32) {
 	v.Unack = x
 	v.present |= 1 << TCPAttrUnack
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *TCP) empty() bool {
-	return v.present == 0 && v.SynSent == 0 && v.SynRecv == 0 && v.Established == 0 && v.FinWait == 0 && v.CloseWait == 0 && v.LastACK == 0 && v.TimeWait == 0 && v.Close == 0 && v.SynSent2 == 0 && v.Retrans == 0 && v.Unack == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *TCP) strayField() string {
+	if v.present&(1<<TCPAttrSynSent) == 0 && v.SynSent != 0 {
+		return "SynSent"
+	}
+	if v.present&(1<<TCPAttrSynRecv) == 0 && v.SynRecv != 0 {
+		return "SynRecv"
+	}
+	if v.present&(1<<TCPAttrEstablished) == 0 && v.Established != 0 {
+		return "Established"
+	}
+	if v.present&(1<<TCPAttrFinWait) == 0 && v.FinWait != 0 {
+		return "FinWait"
+	}
+	if v.present&(1<<TCPAttrCloseWait) == 0 && v.CloseWait != 0 {
+		return "CloseWait"
+	}
+	if v.present&(1<<TCPAttrLastACK) == 0 && v.LastACK != 0 {
+		return "LastACK"
+	}
+	if v.present&(1<<TCPAttrTimeWait) == 0 && v.TimeWait != 0 {
+		return "TimeWait"
+	}
+	if v.present&(1<<TCPAttrClose) == 0 && v.Close != 0 {
+		return "Close"
+	}
+	if v.present&(1<<TCPAttrSynSent2) == 0 && v.SynSent2 != 0 {
+		return "SynSent2"
+	}
+	if v.present&(1<<TCPAttrRetrans) == 0 && v.Retrans != 0 {
+		return "Retrans"
+	}
+	if v.present&(1<<TCPAttrUnack) == 0 && v.Unack != 0 {
+		return "Unack"
+	}
+	return ""
 }
 
 // UDP holds the attributes of the set udp-attrs.
 // UDP timeouts (enum ctattr_timeout_udp); nf_conntrack_proto_udp.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type UDP struct {
 	// Unreplied is unreplied (CTA_TIMEOUT_UDP_UNREPLIED, u32, big-endian): Until a packet is seen in the reply direction. In seconds.
 	Unreplied uint32
@@ -388,8 +413,8 @@ type UDP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *UDP) Has(a UDPAttr) bool {
 	if v == nil {
 		return false
@@ -398,19 +423,8 @@ func (v *UDP) Has(a UDPAttr) bool {
 		return true
 	}
 	switch a {
-	case UDPAttrUnreplied:
-		return v.Unreplied != 0
-	case UDPAttrReplied:
-		return v.Replied != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *UDP) SetPresent(a UDPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -428,30 +442,45 @@ func (v *UDP) Clear(a UDPAttr) {
 	}
 }
 
-// SetUnreplied sets unreplied and marks it present.
+// SetUnreplied sets unreplied and marks it present, zero included.
 func (v *UDP) SetUnreplied(x uint32) {
 	v.Unreplied = x
 	v.present |= 1 << UDPAttrUnreplied
 }
 
-// SetReplied sets replied and marks it present.
+// SetReplied sets replied and marks it present, zero included.
 func (v *UDP) SetReplied(x uint32) {
 	v.Replied = x
 	v.present |= 1 << UDPAttrReplied
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *UDP) empty() bool {
-	return v.present == 0 && v.Unreplied == 0 && v.Replied == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *UDP) strayField() string {
+	if v.present&(1<<UDPAttrUnreplied) == 0 && v.Unreplied != 0 {
+		return "Unreplied"
+	}
+	if v.present&(1<<UDPAttrReplied) == 0 && v.Replied != 0 {
+		return "Replied"
+	}
+	return ""
 }
 
 // UDPLite holds the attributes of the set udplite-attrs.
 // UDP-Lite timeouts (enum ctattr_timeout_udplite); nf_conntrack_proto_udp.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type UDPLite struct {
 	// Unreplied is unreplied (CTA_TIMEOUT_UDPLITE_UNREPLIED, u32, big-endian): Until a packet is seen in the reply direction. In seconds.
 	Unreplied uint32
@@ -463,8 +492,8 @@ type UDPLite struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *UDPLite) Has(a UDPLiteAttr) bool {
 	if v == nil {
 		return false
@@ -473,19 +502,8 @@ func (v *UDPLite) Has(a UDPLiteAttr) bool {
 		return true
 	}
 	switch a {
-	case UDPLiteAttrUnreplied:
-		return v.Unreplied != 0
-	case UDPLiteAttrReplied:
-		return v.Replied != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *UDPLite) SetPresent(a UDPLiteAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -503,30 +521,45 @@ func (v *UDPLite) Clear(a UDPLiteAttr) {
 	}
 }
 
-// SetUnreplied sets unreplied and marks it present.
+// SetUnreplied sets unreplied and marks it present, zero included.
 func (v *UDPLite) SetUnreplied(x uint32) {
 	v.Unreplied = x
 	v.present |= 1 << UDPLiteAttrUnreplied
 }
 
-// SetReplied sets replied and marks it present.
+// SetReplied sets replied and marks it present, zero included.
 func (v *UDPLite) SetReplied(x uint32) {
 	v.Replied = x
 	v.present |= 1 << UDPLiteAttrReplied
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *UDPLite) empty() bool {
-	return v.present == 0 && v.Unreplied == 0 && v.Replied == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *UDPLite) strayField() string {
+	if v.present&(1<<UDPLiteAttrUnreplied) == 0 && v.Unreplied != 0 {
+		return "Unreplied"
+	}
+	if v.present&(1<<UDPLiteAttrReplied) == 0 && v.Replied != 0 {
+		return "Replied"
+	}
+	return ""
 }
 
 // ICMP holds the attributes of the set icmp-attrs.
 // ICMP timeout (enum ctattr_timeout_icmp); nf_conntrack_proto_icmp.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ICMP struct {
 	// Timeout is timeout (CTA_TIMEOUT_ICMP_TIMEOUT, u32, big-endian): The one timeout of ICMP flows. In seconds.
 	Timeout uint32
@@ -536,8 +569,8 @@ type ICMP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ICMP) Has(a ICMPAttr) bool {
 	if v == nil {
 		return false
@@ -546,17 +579,8 @@ func (v *ICMP) Has(a ICMPAttr) bool {
 		return true
 	}
 	switch a {
-	case ICMPAttrTimeout:
-		return v.Timeout != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ICMP) SetPresent(a ICMPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -571,24 +595,36 @@ func (v *ICMP) Clear(a ICMPAttr) {
 	}
 }
 
-// SetTimeout sets timeout and marks it present.
+// SetTimeout sets timeout and marks it present, zero included.
 func (v *ICMP) SetTimeout(x uint32) {
 	v.Timeout = x
 	v.present |= 1 << ICMPAttrTimeout
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ICMP) empty() bool {
-	return v.present == 0 && v.Timeout == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ICMP) strayField() string {
+	if v.present&(1<<ICMPAttrTimeout) == 0 && v.Timeout != 0 {
+		return "Timeout"
+	}
+	return ""
 }
 
 // DCCP holds the attributes of the set dccp-attrs.
 // DCCP timeouts per state (enum ctattr_timeout_dccp); nf_conntrack_proto_dccp.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type DCCP struct {
 	// Request is request (CTA_TIMEOUT_DCCP_REQUEST, u32, big-endian): REQUEST state. In seconds.
 	Request uint32
@@ -610,8 +646,8 @@ type DCCP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *DCCP) Has(a DCCPAttr) bool {
 	if v == nil {
 		return false
@@ -620,29 +656,8 @@ func (v *DCCP) Has(a DCCPAttr) bool {
 		return true
 	}
 	switch a {
-	case DCCPAttrRequest:
-		return v.Request != 0
-	case DCCPAttrRespond:
-		return v.Respond != 0
-	case DCCPAttrPartopen:
-		return v.Partopen != 0
-	case DCCPAttrOpen:
-		return v.Open != 0
-	case DCCPAttrClosereq:
-		return v.Closereq != 0
-	case DCCPAttrClosing:
-		return v.Closing != 0
-	case DCCPAttrTimewait:
-		return v.Timewait != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *DCCP) SetPresent(a DCCPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -675,60 +690,90 @@ func (v *DCCP) Clear(a DCCPAttr) {
 	}
 }
 
-// SetRequest sets request and marks it present.
+// SetRequest sets request and marks it present, zero included.
 func (v *DCCP) SetRequest(x uint32) {
 	v.Request = x
 	v.present |= 1 << DCCPAttrRequest
 }
 
-// SetRespond sets respond and marks it present.
+// SetRespond sets respond and marks it present, zero included.
 func (v *DCCP) SetRespond(x uint32) {
 	v.Respond = x
 	v.present |= 1 << DCCPAttrRespond
 }
 
-// SetPartopen sets partopen and marks it present.
+// SetPartopen sets partopen and marks it present, zero included.
 func (v *DCCP) SetPartopen(x uint32) {
 	v.Partopen = x
 	v.present |= 1 << DCCPAttrPartopen
 }
 
-// SetOpen sets open and marks it present.
+// SetOpen sets open and marks it present, zero included.
 func (v *DCCP) SetOpen(x uint32) {
 	v.Open = x
 	v.present |= 1 << DCCPAttrOpen
 }
 
-// SetClosereq sets closereq and marks it present.
+// SetClosereq sets closereq and marks it present, zero included.
 func (v *DCCP) SetClosereq(x uint32) {
 	v.Closereq = x
 	v.present |= 1 << DCCPAttrClosereq
 }
 
-// SetClosing sets closing and marks it present.
+// SetClosing sets closing and marks it present, zero included.
 func (v *DCCP) SetClosing(x uint32) {
 	v.Closing = x
 	v.present |= 1 << DCCPAttrClosing
 }
 
-// SetTimewait sets timewait and marks it present.
+// SetTimewait sets timewait and marks it present, zero included.
 func (v *DCCP) SetTimewait(x uint32) {
 	v.Timewait = x
 	v.present |= 1 << DCCPAttrTimewait
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *DCCP) empty() bool {
-	return v.present == 0 && v.Request == 0 && v.Respond == 0 && v.Partopen == 0 && v.Open == 0 && v.Closereq == 0 && v.Closing == 0 && v.Timewait == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *DCCP) strayField() string {
+	if v.present&(1<<DCCPAttrRequest) == 0 && v.Request != 0 {
+		return "Request"
+	}
+	if v.present&(1<<DCCPAttrRespond) == 0 && v.Respond != 0 {
+		return "Respond"
+	}
+	if v.present&(1<<DCCPAttrPartopen) == 0 && v.Partopen != 0 {
+		return "Partopen"
+	}
+	if v.present&(1<<DCCPAttrOpen) == 0 && v.Open != 0 {
+		return "Open"
+	}
+	if v.present&(1<<DCCPAttrClosereq) == 0 && v.Closereq != 0 {
+		return "Closereq"
+	}
+	if v.present&(1<<DCCPAttrClosing) == 0 && v.Closing != 0 {
+		return "Closing"
+	}
+	if v.present&(1<<DCCPAttrTimewait) == 0 && v.Timewait != 0 {
+		return "Timewait"
+	}
+	return ""
 }
 
 // SCTP holds the attributes of the set sctp-attrs.
 // SCTP timeouts per state (enum ctattr_timeout_sctp); nf_conntrack_proto_sctp.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type SCTP struct {
 	// Closed is closed (CTA_TIMEOUT_SCTP_CLOSED, u32, big-endian): CLOSED state. In seconds.
 	Closed uint32
@@ -754,8 +799,8 @@ type SCTP struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *SCTP) Has(a SCTPAttr) bool {
 	if v == nil {
 		return false
@@ -764,33 +809,8 @@ func (v *SCTP) Has(a SCTPAttr) bool {
 		return true
 	}
 	switch a {
-	case SCTPAttrClosed:
-		return v.Closed != 0
-	case SCTPAttrCookieWait:
-		return v.CookieWait != 0
-	case SCTPAttrCookieEchoed:
-		return v.CookieEchoed != 0
-	case SCTPAttrEstablished:
-		return v.Established != 0
-	case SCTPAttrShutdownSent:
-		return v.ShutdownSent != 0
-	case SCTPAttrShutdownRecd:
-		return v.ShutdownRecd != 0
-	case SCTPAttrShutdownACKSent:
-		return v.ShutdownACKSent != 0
-	case SCTPAttrHeartbeatSent:
-		return v.HeartbeatSent != 0
-	case SCTPAttrHeartbeatAcked:
-		return v.HeartbeatAcked != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *SCTP) SetPresent(a SCTPAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -829,72 +849,108 @@ func (v *SCTP) Clear(a SCTPAttr) {
 	}
 }
 
-// SetClosed sets closed and marks it present.
+// SetClosed sets closed and marks it present, zero included.
 func (v *SCTP) SetClosed(x uint32) {
 	v.Closed = x
 	v.present |= 1 << SCTPAttrClosed
 }
 
-// SetCookieWait sets cookie-wait and marks it present.
+// SetCookieWait sets cookie-wait and marks it present, zero included.
 func (v *SCTP) SetCookieWait(x uint32) {
 	v.CookieWait = x
 	v.present |= 1 << SCTPAttrCookieWait
 }
 
-// SetCookieEchoed sets cookie-echoed and marks it present.
+// SetCookieEchoed sets cookie-echoed and marks it present, zero included.
 func (v *SCTP) SetCookieEchoed(x uint32) {
 	v.CookieEchoed = x
 	v.present |= 1 << SCTPAttrCookieEchoed
 }
 
-// SetEstablished sets established and marks it present.
+// SetEstablished sets established and marks it present, zero included.
 func (v *SCTP) SetEstablished(x uint32) {
 	v.Established = x
 	v.present |= 1 << SCTPAttrEstablished
 }
 
-// SetShutdownSent sets shutdown-sent and marks it present.
+// SetShutdownSent sets shutdown-sent and marks it present, zero included.
 func (v *SCTP) SetShutdownSent(x uint32) {
 	v.ShutdownSent = x
 	v.present |= 1 << SCTPAttrShutdownSent
 }
 
-// SetShutdownRecd sets shutdown-recd and marks it present.
+// SetShutdownRecd sets shutdown-recd and marks it present, zero included.
 func (v *SCTP) SetShutdownRecd(x uint32) {
 	v.ShutdownRecd = x
 	v.present |= 1 << SCTPAttrShutdownRecd
 }
 
-// SetShutdownACKSent sets shutdown-ack-sent and marks it present.
+// SetShutdownACKSent sets shutdown-ack-sent and marks it present, zero included.
 func (v *SCTP) SetShutdownACKSent(x uint32) {
 	v.ShutdownACKSent = x
 	v.present |= 1 << SCTPAttrShutdownACKSent
 }
 
-// SetHeartbeatSent sets heartbeat-sent and marks it present.
+// SetHeartbeatSent sets heartbeat-sent and marks it present, zero included.
 func (v *SCTP) SetHeartbeatSent(x uint32) {
 	v.HeartbeatSent = x
 	v.present |= 1 << SCTPAttrHeartbeatSent
 }
 
-// SetHeartbeatAcked sets heartbeat-acked and marks it present.
+// SetHeartbeatAcked sets heartbeat-acked and marks it present, zero included.
 func (v *SCTP) SetHeartbeatAcked(x uint32) {
 	v.HeartbeatAcked = x
 	v.present |= 1 << SCTPAttrHeartbeatAcked
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *SCTP) empty() bool {
-	return v.present == 0 && v.Closed == 0 && v.CookieWait == 0 && v.CookieEchoed == 0 && v.Established == 0 && v.ShutdownSent == 0 && v.ShutdownRecd == 0 && v.ShutdownACKSent == 0 && v.HeartbeatSent == 0 && v.HeartbeatAcked == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *SCTP) strayField() string {
+	if v.present&(1<<SCTPAttrClosed) == 0 && v.Closed != 0 {
+		return "Closed"
+	}
+	if v.present&(1<<SCTPAttrCookieWait) == 0 && v.CookieWait != 0 {
+		return "CookieWait"
+	}
+	if v.present&(1<<SCTPAttrCookieEchoed) == 0 && v.CookieEchoed != 0 {
+		return "CookieEchoed"
+	}
+	if v.present&(1<<SCTPAttrEstablished) == 0 && v.Established != 0 {
+		return "Established"
+	}
+	if v.present&(1<<SCTPAttrShutdownSent) == 0 && v.ShutdownSent != 0 {
+		return "ShutdownSent"
+	}
+	if v.present&(1<<SCTPAttrShutdownRecd) == 0 && v.ShutdownRecd != 0 {
+		return "ShutdownRecd"
+	}
+	if v.present&(1<<SCTPAttrShutdownACKSent) == 0 && v.ShutdownACKSent != 0 {
+		return "ShutdownACKSent"
+	}
+	if v.present&(1<<SCTPAttrHeartbeatSent) == 0 && v.HeartbeatSent != 0 {
+		return "HeartbeatSent"
+	}
+	if v.present&(1<<SCTPAttrHeartbeatAcked) == 0 && v.HeartbeatAcked != 0 {
+		return "HeartbeatAcked"
+	}
+	return ""
 }
 
 // ICMPv6 holds the attributes of the set icmpv6-attrs.
 // ICMPv6 timeout (enum ctattr_timeout_icmpv6); nf_conntrack_proto_icmpv6.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ICMPv6 struct {
 	// Timeout is timeout (CTA_TIMEOUT_ICMPV6_TIMEOUT, u32, big-endian): The one timeout of ICMPv6 flows. In seconds.
 	Timeout uint32
@@ -904,8 +960,8 @@ type ICMPv6 struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ICMPv6) Has(a ICMPv6Attr) bool {
 	if v == nil {
 		return false
@@ -914,17 +970,8 @@ func (v *ICMPv6) Has(a ICMPv6Attr) bool {
 		return true
 	}
 	switch a {
-	case ICMPv6AttrTimeout:
-		return v.Timeout != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ICMPv6) SetPresent(a ICMPv6Attr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -939,24 +986,36 @@ func (v *ICMPv6) Clear(a ICMPv6Attr) {
 	}
 }
 
-// SetTimeout sets timeout and marks it present.
+// SetTimeout sets timeout and marks it present, zero included.
 func (v *ICMPv6) SetTimeout(x uint32) {
 	v.Timeout = x
 	v.present |= 1 << ICMPv6AttrTimeout
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ICMPv6) empty() bool {
-	return v.present == 0 && v.Timeout == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ICMPv6) strayField() string {
+	if v.present&(1<<ICMPv6AttrTimeout) == 0 && v.Timeout != 0 {
+		return "Timeout"
+	}
+	return ""
 }
 
 // GRE holds the attributes of the set gre-attrs.
 // GRE timeouts (enum ctattr_timeout_gre); nf_conntrack_proto_gre.c.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type GRE struct {
 	// Unreplied is unreplied (CTA_TIMEOUT_GRE_UNREPLIED, u32, big-endian): Until a packet is seen in the reply direction. In seconds.
 	Unreplied uint32
@@ -968,8 +1027,8 @@ type GRE struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *GRE) Has(a GREAttr) bool {
 	if v == nil {
 		return false
@@ -978,19 +1037,8 @@ func (v *GRE) Has(a GREAttr) bool {
 		return true
 	}
 	switch a {
-	case GREAttrUnreplied:
-		return v.Unreplied != 0
-	case GREAttrReplied:
-		return v.Replied != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *GRE) SetPresent(a GREAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -1008,19 +1056,32 @@ func (v *GRE) Clear(a GREAttr) {
 	}
 }
 
-// SetUnreplied sets unreplied and marks it present.
+// SetUnreplied sets unreplied and marks it present, zero included.
 func (v *GRE) SetUnreplied(x uint32) {
 	v.Unreplied = x
 	v.present |= 1 << GREAttrUnreplied
 }
 
-// SetReplied sets replied and marks it present.
+// SetReplied sets replied and marks it present, zero included.
 func (v *GRE) SetReplied(x uint32) {
 	v.Replied = x
 	v.present |= 1 << GREAttrReplied
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *GRE) empty() bool {
-	return v.present == 0 && v.Unreplied == 0 && v.Replied == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *GRE) strayField() string {
+	if v.present&(1<<GREAttrUnreplied) == 0 && v.Unreplied != 0 {
+		return "Unreplied"
+	}
+	if v.present&(1<<GREAttrReplied) == 0 && v.Replied != 0 {
+		return "Replied"
+	}
+	return ""
 }

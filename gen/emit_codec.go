@@ -49,8 +49,8 @@ func genDecode(f *jen.File, set *Set) {
 
 func genEncode(f *jen.File, set *Set) {
 	f.Comment("AppendAttributes appends the attributes of v to b and returns the result.")
-	f.Comment("It writes every attribute that is present or non-zero, nested attributes")
-	f.Comment("with NLA_F_NESTED set, in the order the kernel itself uses.")
+	f.Comment("It writes every present attribute (see Has), nested attributes with")
+	f.Comment("NLA_F_NESTED set, in the order the kernel itself uses.")
 	f.Func().Params(jen.Id("v").Op("*").Id(set.GoName)).Id("AppendAttributes").Params(jen.Id("b").Index().Byte()).Index().Byte().Block(
 		jen.Id("e").Op(":=").Qual(nlattrPkg, "NewEncoder").Call(jen.Id("b")),
 		jen.Id("v").Dot("encode").Call(jen.Op("&").Id("e")),
@@ -59,10 +59,11 @@ func genEncode(f *jen.File, set *Set) {
 	f.Func().Params(jen.Id("v").Op("*").Id(set.GoName)).Id("encode").Params(jen.Id("e").Op("*").Qual(nlattrPkg, "Encoder")).BlockFunc(func(g *jen.Group) {
 		for _, a := range set.Encode {
 			t := jen.Uint16().Call(jen.Id(a.Const))
-			g.If(
-				jen.Id("v").Dot("present").Op("&").Parens(jen.Lit(1).Op("<<").Id(a.Const)).Op("!=").Lit(0).
-					Op("||").Add(a.Kind.NonZero(fieldOf(a))),
-			).Block(a.Kind.Encode(t, fieldOf(a))...)
+			cond := jen.Id("v").Dot("present").Op("&").Parens(jen.Lit(1).Op("<<").Id(a.Const)).Op("!=").Lit(0)
+			if nested(a) {
+				cond = cond.Op("||").Add(a.Kind.NonZero(fieldOf(a)))
+			}
+			g.If(cond).Block(a.Kind.Encode(t, fieldOf(a))...)
 		}
 	})
 }

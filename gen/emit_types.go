@@ -138,7 +138,12 @@ func genSet(f *jen.File, set *Set) {
 	genPresence(f, set)
 	genSetters(f, set)
 	genEmpty(f, set)
+	genStray(f, set)
 }
+
+// nested reports whether a is a nest, whose presence is also that of any
+// attribute inside it.
+func nested(a *Attr) bool { return a.Kind.Wire().Nested != nil }
 
 // recvOf is the receiver of a method of set.
 func recvOf(set *Set) *jen.Statement { return jen.Id("v").Op("*").Id(set.GoName) }
@@ -151,10 +156,12 @@ func genSetStruct(f *jen.File, set *Set) {
 		f.Comment(sentence(set.AS.Doc))
 	}
 	f.Comment("")
-	f.Comment("Absent and zero are distinct: an attribute is present when it was decoded,")
-	f.Comment("set with a Set method or marked with SetPresent. Encoding writes every attribute")
-	f.Comment("that is present or whose field is not zero; Has reports the same. A value")
-	f.Comment("is safe for concurrent reads; writes need the caller's synchronisation.")
+	f.Comment("Absent and zero are distinct. An attribute is present when it was decoded or")
+	f.Comment("set with its Set method, and a nest also when an attribute inside it is; Has")
+	f.Comment("reports exactly that, and encoding writes exactly the present attributes. The")
+	f.Comment("Set methods are the one way to set a value: a field written directly is not")
+	f.Comment("present, and the clients refuse to send a value holding one. A value is safe")
+	f.Comment("for concurrent reads; writes need the caller's synchronisation.")
 	presType := jen.Id(fmt.Sprintf("uint%d", set.Bits))
 	f.Type().Id(set.GoName).StructFunc(func(g *jen.Group) {
 		for _, a := range set.Attrs {
@@ -171,16 +178,17 @@ func genSetStruct(f *jen.File, set *Set) {
 	})
 }
 
-// genHas emits Has, true for an attribute present or not zero.
+// genHas emits Has, true for a present attribute: decoded or set, or a
+// nest holding a present attribute.
 func genHas(f *jen.File, set *Set) {
-	f.Comment("Has reports whether attribute a is present in v or has a non-zero value.")
-	f.Comment("A nil v has no attribute.")
+	f.Comment("Has reports whether attribute a is present in v: decoded or set with its Set")
+	f.Comment("method, or, for a nest, holding a present attribute. A nil v has no attribute.")
 	f.Func().Params(recvOf(set)).Id("Has").Params(jen.Id("a").Id(set.AttrType)).Bool().BlockFunc(func(g *jen.Group) {
 		g.If(jen.Id("v").Op("==").Nil()).Block(jen.Return(jen.False()))
 		g.If(jen.Id("a").Op("<").Lit(set.Bits).Op("&&").Id("v").Dot("present").Op("&").Parens(jen.Lit(1).Op("<<").Id("a")).Op("!=").Lit(0)).Block(jen.Return(jen.True()))
 		g.Switch(jen.Id("a")).BlockFunc(func(s *jen.Group) {
 			for _, a := range set.Attrs {
-				if a.HasField() {
+				if a.HasField() && nested(a) {
 					s.Case(jen.Id(a.Const)).Block(jen.Return(a.Kind.NonZero(fieldOf(a))))
 				}
 			}
@@ -189,12 +197,8 @@ func genHas(f *jen.File, set *Set) {
 	})
 }
 
-// genPresence emits SetPresent and Clear.
+// genPresence emits Clear.
 func genPresence(f *jen.File, set *Set) {
-	f.Comment("SetPresent marks attribute a as present, so that it is encoded even when zero.")
-	f.Func().Params(recvOf(set)).Id("SetPresent").Params(jen.Id("a").Id(set.AttrType)).Block(
-		jen.If(jen.Id("a").Op("<").Lit(set.Bits)).Block(jen.Id("v").Dot("present").Op("|=").Lit(1).Op("<<").Id("a")),
-	)
 	f.Comment("Clear removes attribute a: it is no longer present and its field is zero.")
 	f.Func().Params(recvOf(set)).Id("Clear").Params(jen.Id("a").Id(set.AttrType)).BlockFunc(func(g *jen.Group) {
 		g.If(jen.Id("a").Op("<").Lit(set.Bits)).Block(jen.Id("v").Dot("present").Op("&^=").Lit(1).Op("<<").Id("a"))
@@ -214,7 +218,7 @@ func genSetters(f *jen.File, set *Set) {
 		if !a.HasField() {
 			continue
 		}
-		f.Comment(fmt.Sprintf("Set%s sets %s and marks it present.", a.Field, a.A.Name))
+		f.Comment(fmt.Sprintf("Set%s sets %s and marks it present, zero included.", a.Field, a.A.Name))
 		f.Func().Params(recvOf(set)).Id("Set"+a.Field).Params(jen.Id("x").Add(a.Kind.GoType())).Block(
 			jen.Id("v").Dot(a.Field).Op("=").Id("x"),
 			jen.Id("v").Dot("present").Op("|=").Lit(1).Op("<<").Id(a.Const),
@@ -224,11 +228,11 @@ func genSetters(f *jen.File, set *Set) {
 
 // genEmpty emits empty, which encoding a nest asks.
 func genEmpty(f *jen.File, set *Set) {
-	f.Comment("empty reports whether no attribute of v is present or non-zero.")
+	f.Comment("empty reports whether no attribute of v is present.")
 	f.Func().Params(recvOf(set)).Id("empty").Params().Bool().BlockFunc(func(g *jen.Group) {
 		cond := jen.Id("v").Dot("present").Op("==").Lit(0)
 		for _, a := range set.Attrs {
-			if a.HasField() {
+			if a.HasField() && nested(a) {
 				cond = cond.Op("&&").Add(a.Kind.Zero(fieldOf(a)))
 			}
 		}
@@ -239,4 +243,34 @@ func genEmpty(f *jen.File, set *Set) {
 // fieldOf returns a function giving a fresh v.Field expression for a.
 func fieldOf(a *Attr) func() *jen.Statement {
 	return func() *jen.Statement { return jen.Id("v").Dot(a.Field) }
+}
+
+// genStray emits strayField, which the clients call before sending: the
+// path of the first field that holds a value although it is not present,
+// a value written directly instead of with its Set method.
+func genStray(f *jen.File, set *Set) {
+	f.Comment("strayField returns the path of the first field of v that holds a value")
+	f.Comment("although its attribute is not present (written directly, not with its Set")
+	f.Comment("method), or \"\".")
+	f.Func().Params(recvOf(set)).Id("strayField").Params().String().BlockFunc(func(g *jen.Group) {
+		for _, a := range set.Attrs {
+			if !a.HasField() {
+				continue
+			}
+			bit := jen.Id("v").Dot("present").Op("&").Parens(jen.Lit(1).Op("<<").Id(a.Const)).Op("==").Lit(0)
+			if !nested(a) {
+				g.If(bit.Op("&&").Add(a.Kind.NonZero(fieldOf(a)))).Block(jen.Return(jen.Lit(a.Field)))
+				continue
+			}
+			inner := jen.If(jen.Id("p").Op(":=").Id("v").Dot(a.Field).Dot("strayField").Call(), jen.Id("p").Op("!=").Lit("")).Block(
+				jen.Return(jen.Lit(a.Field + ".").Op("+").Id("p")),
+			)
+			if _, ptr := a.Kind.(ptrNestKind); ptr {
+				g.If(jen.Id("v").Dot(a.Field).Op("!=").Nil()).Block(inner)
+			} else {
+				g.Add(inner)
+			}
+		}
+		g.Return(jen.Lit(""))
+	})
 }

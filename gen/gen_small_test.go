@@ -201,13 +201,13 @@ func TestGenerateSmallSpecs(t *testing.T) {
 			src: validBase + oneAttr + "      -\n        name: y\n        type: u8\n        doc: d\n" +
 				"operations:\n  list:\n    - {name: get, attribute-set: a-attrs, value: 1, dump: {reply: {attributes: []}}, do: {reply: {attributes: [y, x]}}}\n",
 			file: "zz_generated_codec.go",
-			want: []string{"e.Uint8(uint16(AAttrY), v.Y)\n\t}\n\tif v.present&(1<<AAttrX) != 0 || v.X != 0 {\n\t\te.Uint8(uint16(AAttrX), v.X)"},
+			want: []string{"e.Uint8(uint16(AAttrY), v.Y)\n\t}\n\tif v.present&(1<<AAttrX) != 0 {\n\t\te.Uint8(uint16(AAttrX), v.X)"},
 		},
 		{
 			name: "encode order without operations",
 			src:  validBase + oneAttr + "      -\n        name: y\n        type: u8\n        doc: d\n",
 			file: "zz_generated_codec.go",
-			want: []string{"e.Uint8(uint16(AAttrX), v.X)\n\t}\n\tif v.present&(1<<AAttrY) != 0 || v.Y != 0 {\n\t\te.Uint8(uint16(AAttrY), v.Y)"},
+			want: []string{"e.Uint8(uint16(AAttrX), v.X)\n\t}\n\tif v.present&(1<<AAttrY) != 0 {\n\t\te.Uint8(uint16(AAttrY), v.Y)"},
 		},
 	}
 	for _, tt := range tests {

@@ -96,8 +96,8 @@ func (v *PacketMsg) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *PacketMsg) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -105,61 +105,61 @@ func (v *PacketMsg) AppendAttributes(b []byte) []byte {
 }
 
 func (v *PacketMsg) encode(e *nlattr.Encoder) {
-	if v.present&(1<<PacketMsgAttrPacketHdr) != 0 || v.PacketHdr != (PacketHdr{}) {
+	if v.present&(1<<PacketMsgAttrPacketHdr) != 0 {
 		p := v.PacketHdr.pack()
 		e.BytesAttr(uint16(PacketMsgAttrPacketHdr), p[:])
 	}
-	if v.present&(1<<PacketMsgAttrPrefix) != 0 || v.Prefix != "" {
+	if v.present&(1<<PacketMsgAttrPrefix) != 0 {
 		e.String(uint16(PacketMsgAttrPrefix), v.Prefix)
 	}
-	if v.present&(1<<PacketMsgAttrIfindexIndev) != 0 || v.IfindexIndev != 0 {
+	if v.present&(1<<PacketMsgAttrIfindexIndev) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrIfindexIndev), v.IfindexIndev)
 	}
-	if v.present&(1<<PacketMsgAttrIfindexPhysindev) != 0 || v.IfindexPhysindev != 0 {
+	if v.present&(1<<PacketMsgAttrIfindexPhysindev) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrIfindexPhysindev), v.IfindexPhysindev)
 	}
-	if v.present&(1<<PacketMsgAttrIfindexOutdev) != 0 || v.IfindexOutdev != 0 {
+	if v.present&(1<<PacketMsgAttrIfindexOutdev) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrIfindexOutdev), v.IfindexOutdev)
 	}
-	if v.present&(1<<PacketMsgAttrIfindexPhysoutdev) != 0 || v.IfindexPhysoutdev != 0 {
+	if v.present&(1<<PacketMsgAttrIfindexPhysoutdev) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrIfindexPhysoutdev), v.IfindexPhysoutdev)
 	}
-	if v.present&(1<<PacketMsgAttrMark) != 0 || v.Mark != 0 {
+	if v.present&(1<<PacketMsgAttrMark) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrMark), v.Mark)
 	}
-	if v.present&(1<<PacketMsgAttrHwaddr) != 0 || v.Hwaddr != (PacketHW{}) {
+	if v.present&(1<<PacketMsgAttrHwaddr) != 0 {
 		p := v.Hwaddr.pack()
 		e.BytesAttr(uint16(PacketMsgAttrHwaddr), p[:])
 	}
-	if v.present&(1<<PacketMsgAttrHwtype) != 0 || v.Hwtype != 0 {
+	if v.present&(1<<PacketMsgAttrHwtype) != 0 {
 		e.Uint16BE(uint16(PacketMsgAttrHwtype), v.Hwtype)
 	}
-	if v.present&(1<<PacketMsgAttrHwlen) != 0 || v.Hwlen != 0 {
+	if v.present&(1<<PacketMsgAttrHwlen) != 0 {
 		e.Uint16BE(uint16(PacketMsgAttrHwlen), v.Hwlen)
 	}
-	if v.present&(1<<PacketMsgAttrHwheader) != 0 || len(v.Hwheader) != 0 {
+	if v.present&(1<<PacketMsgAttrHwheader) != 0 {
 		e.BytesAttr(uint16(PacketMsgAttrHwheader), v.Hwheader)
 	}
-	if v.present&(1<<PacketMsgAttrTimestamp) != 0 || v.Timestamp != (PacketTimestamp{}) {
+	if v.present&(1<<PacketMsgAttrTimestamp) != 0 {
 		p := v.Timestamp.pack()
 		e.BytesAttr(uint16(PacketMsgAttrTimestamp), p[:])
 	}
-	if v.present&(1<<PacketMsgAttrUid) != 0 || v.Uid != 0 {
+	if v.present&(1<<PacketMsgAttrUid) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrUid), v.Uid)
 	}
-	if v.present&(1<<PacketMsgAttrGid) != 0 || v.Gid != 0 {
+	if v.present&(1<<PacketMsgAttrGid) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrGid), v.Gid)
 	}
-	if v.present&(1<<PacketMsgAttrSeq) != 0 || v.Seq != 0 {
+	if v.present&(1<<PacketMsgAttrSeq) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrSeq), v.Seq)
 	}
-	if v.present&(1<<PacketMsgAttrSeqGlobal) != 0 || v.SeqGlobal != 0 {
+	if v.present&(1<<PacketMsgAttrSeqGlobal) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrSeqGlobal), v.SeqGlobal)
 	}
-	if v.present&(1<<PacketMsgAttrCt) != 0 || len(v.Ct) != 0 {
+	if v.present&(1<<PacketMsgAttrCt) != 0 {
 		e.BytesAttr(uint16(PacketMsgAttrCt), v.Ct)
 	}
-	if v.present&(1<<PacketMsgAttrCtInfo) != 0 || v.CtInfo != 0 {
+	if v.present&(1<<PacketMsgAttrCtInfo) != 0 {
 		e.Uint32BE(uint16(PacketMsgAttrCtInfo), v.CtInfo)
 	}
 	if v.present&(1<<PacketMsgAttrVlan) != 0 || !v.Vlan.empty() {
@@ -167,10 +167,10 @@ func (v *PacketMsg) encode(e *nlattr.Encoder) {
 		v.Vlan.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<PacketMsgAttrL2hdr) != 0 || len(v.L2hdr) != 0 {
+	if v.present&(1<<PacketMsgAttrL2hdr) != 0 {
 		e.BytesAttr(uint16(PacketMsgAttrL2hdr), v.L2hdr)
 	}
-	if v.present&(1<<PacketMsgAttrPayload) != 0 || len(v.Payload) != 0 {
+	if v.present&(1<<PacketMsgAttrPayload) != 0 {
 		e.BytesAttr(uint16(PacketMsgAttrPayload), v.Payload)
 	}
 }
@@ -202,8 +202,8 @@ func (v *Vlan) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Vlan) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -211,10 +211,10 @@ func (v *Vlan) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Vlan) encode(e *nlattr.Encoder) {
-	if v.present&(1<<VlanAttrTci) != 0 || v.Tci != 0 {
+	if v.present&(1<<VlanAttrTci) != 0 {
 		e.Uint16BE(uint16(VlanAttrTci), v.Tci)
 	}
-	if v.present&(1<<VlanAttrProto) != 0 || v.Proto != 0 {
+	if v.present&(1<<VlanAttrProto) != 0 {
 		e.Uint16BE(uint16(VlanAttrProto), v.Proto)
 	}
 }
@@ -262,8 +262,8 @@ func (v *ConfigMsg) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *ConfigMsg) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -271,24 +271,24 @@ func (v *ConfigMsg) AppendAttributes(b []byte) []byte {
 }
 
 func (v *ConfigMsg) encode(e *nlattr.Encoder) {
-	if v.present&(1<<ConfigMsgAttrCmd) != 0 || v.Cmd != (ConfigCmd{}) {
+	if v.present&(1<<ConfigMsgAttrCmd) != 0 {
 		p := v.Cmd.pack()
 		e.BytesAttr(uint16(ConfigMsgAttrCmd), p[:])
 	}
-	if v.present&(1<<ConfigMsgAttrMode) != 0 || v.Mode != (ConfigMode{}) {
+	if v.present&(1<<ConfigMsgAttrMode) != 0 {
 		p := v.Mode.pack()
 		e.BytesAttr(uint16(ConfigMsgAttrMode), p[:])
 	}
-	if v.present&(1<<ConfigMsgAttrNlbufsiz) != 0 || v.Nlbufsiz != 0 {
+	if v.present&(1<<ConfigMsgAttrNlbufsiz) != 0 {
 		e.Uint32BE(uint16(ConfigMsgAttrNlbufsiz), v.Nlbufsiz)
 	}
-	if v.present&(1<<ConfigMsgAttrTimeout) != 0 || v.Timeout != 0 {
+	if v.present&(1<<ConfigMsgAttrTimeout) != 0 {
 		e.Uint32BE(uint16(ConfigMsgAttrTimeout), v.Timeout)
 	}
-	if v.present&(1<<ConfigMsgAttrQthresh) != 0 || v.Qthresh != 0 {
+	if v.present&(1<<ConfigMsgAttrQthresh) != 0 {
 		e.Uint32BE(uint16(ConfigMsgAttrQthresh), v.Qthresh)
 	}
-	if v.present&(1<<ConfigMsgAttrFlags) != 0 || v.Flags != 0 {
+	if v.present&(1<<ConfigMsgAttrFlags) != 0 {
 		e.Uint16BE(uint16(ConfigMsgAttrFlags), uint16(v.Flags))
 	}
 }

@@ -108,10 +108,12 @@ func (v ConfigMode) pack() (b [6]byte) {
 // PacketMsg holds the attributes of the set packet-msg-attrs.
 // A logged packet (enum nfulnl_attr_type). The attributes are listed in the order __build_packet_message emits them, each with its value.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type PacketMsg struct {
 	// PacketHdr is packet-hdr (NFULA_PACKET_HDR, struct packet-hdr, 4 bytes): Link layer protocol and hook; always present.
 	PacketHdr PacketHdr
@@ -161,8 +163,8 @@ type PacketMsg struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *PacketMsg) Has(a PacketMsgAttr) bool {
 	if v == nil {
 		return false
@@ -171,57 +173,10 @@ func (v *PacketMsg) Has(a PacketMsgAttr) bool {
 		return true
 	}
 	switch a {
-	case PacketMsgAttrPacketHdr:
-		return v.PacketHdr != (PacketHdr{})
-	case PacketMsgAttrPrefix:
-		return v.Prefix != ""
-	case PacketMsgAttrIfindexIndev:
-		return v.IfindexIndev != 0
-	case PacketMsgAttrIfindexPhysindev:
-		return v.IfindexPhysindev != 0
-	case PacketMsgAttrIfindexOutdev:
-		return v.IfindexOutdev != 0
-	case PacketMsgAttrIfindexPhysoutdev:
-		return v.IfindexPhysoutdev != 0
-	case PacketMsgAttrMark:
-		return v.Mark != 0
-	case PacketMsgAttrHwaddr:
-		return v.Hwaddr != (PacketHW{})
-	case PacketMsgAttrHwtype:
-		return v.Hwtype != 0
-	case PacketMsgAttrHwlen:
-		return v.Hwlen != 0
-	case PacketMsgAttrHwheader:
-		return len(v.Hwheader) != 0
-	case PacketMsgAttrTimestamp:
-		return v.Timestamp != (PacketTimestamp{})
-	case PacketMsgAttrUid:
-		return v.Uid != 0
-	case PacketMsgAttrGid:
-		return v.Gid != 0
-	case PacketMsgAttrSeq:
-		return v.Seq != 0
-	case PacketMsgAttrSeqGlobal:
-		return v.SeqGlobal != 0
-	case PacketMsgAttrCt:
-		return len(v.Ct) != 0
-	case PacketMsgAttrCtInfo:
-		return v.CtInfo != 0
 	case PacketMsgAttrVlan:
 		return !v.Vlan.empty()
-	case PacketMsgAttrL2hdr:
-		return len(v.L2hdr) != 0
-	case PacketMsgAttrPayload:
-		return len(v.Payload) != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *PacketMsg) SetPresent(a PacketMsgAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -296,144 +251,216 @@ func (v *PacketMsg) Clear(a PacketMsgAttr) {
 	}
 }
 
-// SetPacketHdr sets packet-hdr and marks it present.
+// SetPacketHdr sets packet-hdr and marks it present, zero included.
 func (v *PacketMsg) SetPacketHdr(x PacketHdr) {
 	v.PacketHdr = x
 	v.present |= 1 << PacketMsgAttrPacketHdr
 }
 
-// SetPrefix sets prefix and marks it present.
+// SetPrefix sets prefix and marks it present, zero included.
 func (v *PacketMsg) SetPrefix(x string) {
 	v.Prefix = x
 	v.present |= 1 << PacketMsgAttrPrefix
 }
 
-// SetIfindexIndev sets ifindex-indev and marks it present.
+// SetIfindexIndev sets ifindex-indev and marks it present, zero included.
 func (v *PacketMsg) SetIfindexIndev(x uint32) {
 	v.IfindexIndev = x
 	v.present |= 1 << PacketMsgAttrIfindexIndev
 }
 
-// SetIfindexPhysindev sets ifindex-physindev and marks it present.
+// SetIfindexPhysindev sets ifindex-physindev and marks it present, zero included.
 func (v *PacketMsg) SetIfindexPhysindev(x uint32) {
 	v.IfindexPhysindev = x
 	v.present |= 1 << PacketMsgAttrIfindexPhysindev
 }
 
-// SetIfindexOutdev sets ifindex-outdev and marks it present.
+// SetIfindexOutdev sets ifindex-outdev and marks it present, zero included.
 func (v *PacketMsg) SetIfindexOutdev(x uint32) {
 	v.IfindexOutdev = x
 	v.present |= 1 << PacketMsgAttrIfindexOutdev
 }
 
-// SetIfindexPhysoutdev sets ifindex-physoutdev and marks it present.
+// SetIfindexPhysoutdev sets ifindex-physoutdev and marks it present, zero included.
 func (v *PacketMsg) SetIfindexPhysoutdev(x uint32) {
 	v.IfindexPhysoutdev = x
 	v.present |= 1 << PacketMsgAttrIfindexPhysoutdev
 }
 
-// SetMark sets mark and marks it present.
+// SetMark sets mark and marks it present, zero included.
 func (v *PacketMsg) SetMark(x uint32) {
 	v.Mark = x
 	v.present |= 1 << PacketMsgAttrMark
 }
 
-// SetHwaddr sets hwaddr and marks it present.
+// SetHwaddr sets hwaddr and marks it present, zero included.
 func (v *PacketMsg) SetHwaddr(x PacketHW) {
 	v.Hwaddr = x
 	v.present |= 1 << PacketMsgAttrHwaddr
 }
 
-// SetHwtype sets hwtype and marks it present.
+// SetHwtype sets hwtype and marks it present, zero included.
 func (v *PacketMsg) SetHwtype(x uint16) {
 	v.Hwtype = x
 	v.present |= 1 << PacketMsgAttrHwtype
 }
 
-// SetHwlen sets hwlen and marks it present.
+// SetHwlen sets hwlen and marks it present, zero included.
 func (v *PacketMsg) SetHwlen(x uint16) {
 	v.Hwlen = x
 	v.present |= 1 << PacketMsgAttrHwlen
 }
 
-// SetHwheader sets hwheader and marks it present.
+// SetHwheader sets hwheader and marks it present, zero included.
 func (v *PacketMsg) SetHwheader(x []byte) {
 	v.Hwheader = x
 	v.present |= 1 << PacketMsgAttrHwheader
 }
 
-// SetTimestamp sets timestamp and marks it present.
+// SetTimestamp sets timestamp and marks it present, zero included.
 func (v *PacketMsg) SetTimestamp(x PacketTimestamp) {
 	v.Timestamp = x
 	v.present |= 1 << PacketMsgAttrTimestamp
 }
 
-// SetUid sets uid and marks it present.
+// SetUid sets uid and marks it present, zero included.
 func (v *PacketMsg) SetUid(x uint32) {
 	v.Uid = x
 	v.present |= 1 << PacketMsgAttrUid
 }
 
-// SetGid sets gid and marks it present.
+// SetGid sets gid and marks it present, zero included.
 func (v *PacketMsg) SetGid(x uint32) {
 	v.Gid = x
 	v.present |= 1 << PacketMsgAttrGid
 }
 
-// SetSeq sets seq and marks it present.
+// SetSeq sets seq and marks it present, zero included.
 func (v *PacketMsg) SetSeq(x uint32) {
 	v.Seq = x
 	v.present |= 1 << PacketMsgAttrSeq
 }
 
-// SetSeqGlobal sets seq-global and marks it present.
+// SetSeqGlobal sets seq-global and marks it present, zero included.
 func (v *PacketMsg) SetSeqGlobal(x uint32) {
 	v.SeqGlobal = x
 	v.present |= 1 << PacketMsgAttrSeqGlobal
 }
 
-// SetCt sets ct and marks it present.
+// SetCt sets ct and marks it present, zero included.
 func (v *PacketMsg) SetCt(x []byte) {
 	v.Ct = x
 	v.present |= 1 << PacketMsgAttrCt
 }
 
-// SetCtInfo sets ct-info and marks it present.
+// SetCtInfo sets ct-info and marks it present, zero included.
 func (v *PacketMsg) SetCtInfo(x uint32) {
 	v.CtInfo = x
 	v.present |= 1 << PacketMsgAttrCtInfo
 }
 
-// SetVlan sets vlan and marks it present.
+// SetVlan sets vlan and marks it present, zero included.
 func (v *PacketMsg) SetVlan(x Vlan) {
 	v.Vlan = x
 	v.present |= 1 << PacketMsgAttrVlan
 }
 
-// SetL2hdr sets l2hdr and marks it present.
+// SetL2hdr sets l2hdr and marks it present, zero included.
 func (v *PacketMsg) SetL2hdr(x []byte) {
 	v.L2hdr = x
 	v.present |= 1 << PacketMsgAttrL2hdr
 }
 
-// SetPayload sets payload and marks it present.
+// SetPayload sets payload and marks it present, zero included.
 func (v *PacketMsg) SetPayload(x []byte) {
 	v.Payload = x
 	v.present |= 1 << PacketMsgAttrPayload
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *PacketMsg) empty() bool {
-	return v.present == 0 && v.PacketHdr == (PacketHdr{}) && v.Prefix == "" && v.IfindexIndev == 0 && v.IfindexPhysindev == 0 && v.IfindexOutdev == 0 && v.IfindexPhysoutdev == 0 && v.Mark == 0 && v.Hwaddr == (PacketHW{}) && v.Hwtype == 0 && v.Hwlen == 0 && len(v.Hwheader) == 0 && v.Timestamp == (PacketTimestamp{}) && v.Uid == 0 && v.Gid == 0 && v.Seq == 0 && v.SeqGlobal == 0 && len(v.Ct) == 0 && v.CtInfo == 0 && v.Vlan.empty() && len(v.L2hdr) == 0 && len(v.Payload) == 0
+	return v.present == 0 && v.Vlan.empty()
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *PacketMsg) strayField() string {
+	if v.present&(1<<PacketMsgAttrPacketHdr) == 0 && v.PacketHdr != (PacketHdr{}) {
+		return "PacketHdr"
+	}
+	if v.present&(1<<PacketMsgAttrPrefix) == 0 && v.Prefix != "" {
+		return "Prefix"
+	}
+	if v.present&(1<<PacketMsgAttrIfindexIndev) == 0 && v.IfindexIndev != 0 {
+		return "IfindexIndev"
+	}
+	if v.present&(1<<PacketMsgAttrIfindexPhysindev) == 0 && v.IfindexPhysindev != 0 {
+		return "IfindexPhysindev"
+	}
+	if v.present&(1<<PacketMsgAttrIfindexOutdev) == 0 && v.IfindexOutdev != 0 {
+		return "IfindexOutdev"
+	}
+	if v.present&(1<<PacketMsgAttrIfindexPhysoutdev) == 0 && v.IfindexPhysoutdev != 0 {
+		return "IfindexPhysoutdev"
+	}
+	if v.present&(1<<PacketMsgAttrMark) == 0 && v.Mark != 0 {
+		return "Mark"
+	}
+	if v.present&(1<<PacketMsgAttrHwaddr) == 0 && v.Hwaddr != (PacketHW{}) {
+		return "Hwaddr"
+	}
+	if v.present&(1<<PacketMsgAttrHwtype) == 0 && v.Hwtype != 0 {
+		return "Hwtype"
+	}
+	if v.present&(1<<PacketMsgAttrHwlen) == 0 && v.Hwlen != 0 {
+		return "Hwlen"
+	}
+	if v.present&(1<<PacketMsgAttrHwheader) == 0 && len(v.Hwheader) != 0 {
+		return "Hwheader"
+	}
+	if v.present&(1<<PacketMsgAttrTimestamp) == 0 && v.Timestamp != (PacketTimestamp{}) {
+		return "Timestamp"
+	}
+	if v.present&(1<<PacketMsgAttrUid) == 0 && v.Uid != 0 {
+		return "Uid"
+	}
+	if v.present&(1<<PacketMsgAttrGid) == 0 && v.Gid != 0 {
+		return "Gid"
+	}
+	if v.present&(1<<PacketMsgAttrSeq) == 0 && v.Seq != 0 {
+		return "Seq"
+	}
+	if v.present&(1<<PacketMsgAttrSeqGlobal) == 0 && v.SeqGlobal != 0 {
+		return "SeqGlobal"
+	}
+	if v.present&(1<<PacketMsgAttrCt) == 0 && len(v.Ct) != 0 {
+		return "Ct"
+	}
+	if v.present&(1<<PacketMsgAttrCtInfo) == 0 && v.CtInfo != 0 {
+		return "CtInfo"
+	}
+	if p := v.Vlan.strayField(); p != "" {
+		return "Vlan." + p
+	}
+	if v.present&(1<<PacketMsgAttrL2hdr) == 0 && len(v.L2hdr) != 0 {
+		return "L2hdr"
+	}
+	if v.present&(1<<PacketMsgAttrPayload) == 0 && len(v.Payload) != 0 {
+		return "Payload"
+	}
+	return ""
 }
 
 // Vlan holds the attributes of the set vlan-attrs.
 // VLAN tag of a logged packet (enum nfulnl_vlan_attr), in the order nfulnl_put_bridge emits it.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Vlan struct {
 	// Tci is tci (NFULA_VLAN_TCI, u16, big-endian): Tag control information (priority, DEI, VLAN id).
 	Tci uint16
@@ -445,8 +472,8 @@ type Vlan struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Vlan) Has(a VlanAttr) bool {
 	if v == nil {
 		return false
@@ -455,19 +482,8 @@ func (v *Vlan) Has(a VlanAttr) bool {
 		return true
 	}
 	switch a {
-	case VlanAttrTci:
-		return v.Tci != 0
-	case VlanAttrProto:
-		return v.Proto != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Vlan) SetPresent(a VlanAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -485,30 +501,45 @@ func (v *Vlan) Clear(a VlanAttr) {
 	}
 }
 
-// SetTci sets tci and marks it present.
+// SetTci sets tci and marks it present, zero included.
 func (v *Vlan) SetTci(x uint16) {
 	v.Tci = x
 	v.present |= 1 << VlanAttrTci
 }
 
-// SetProto sets proto and marks it present.
+// SetProto sets proto and marks it present, zero included.
 func (v *Vlan) SetProto(x uint16) {
 	v.Proto = x
 	v.present |= 1 << VlanAttrProto
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Vlan) empty() bool {
-	return v.present == 0 && v.Tci == 0 && v.Proto == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Vlan) strayField() string {
+	if v.present&(1<<VlanAttrTci) == 0 && v.Tci != 0 {
+		return "Tci"
+	}
+	if v.present&(1<<VlanAttrProto) == 0 && v.Proto != 0 {
+		return "Proto"
+	}
+	return ""
 }
 
 // ConfigMsg holds the attributes of the set config-msg-attrs.
 // Configuration of a log group (enum nfulnl_attr_config).
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type ConfigMsg struct {
 	// Cmd is cmd (NFULA_CFG_CMD, struct config-cmd, 1 bytes): A command; bind creates the group's instance, the other attributes then apply to it.
 	Cmd ConfigCmd
@@ -528,8 +559,8 @@ type ConfigMsg struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *ConfigMsg) Has(a ConfigMsgAttr) bool {
 	if v == nil {
 		return false
@@ -538,27 +569,8 @@ func (v *ConfigMsg) Has(a ConfigMsgAttr) bool {
 		return true
 	}
 	switch a {
-	case ConfigMsgAttrCmd:
-		return v.Cmd != (ConfigCmd{})
-	case ConfigMsgAttrMode:
-		return v.Mode != (ConfigMode{})
-	case ConfigMsgAttrNlbufsiz:
-		return v.Nlbufsiz != 0
-	case ConfigMsgAttrTimeout:
-		return v.Timeout != 0
-	case ConfigMsgAttrQthresh:
-		return v.Qthresh != 0
-	case ConfigMsgAttrFlags:
-		return v.Flags != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *ConfigMsg) SetPresent(a ConfigMsgAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -588,43 +600,68 @@ func (v *ConfigMsg) Clear(a ConfigMsgAttr) {
 	}
 }
 
-// SetCmd sets cmd and marks it present.
+// SetCmd sets cmd and marks it present, zero included.
 func (v *ConfigMsg) SetCmd(x ConfigCmd) {
 	v.Cmd = x
 	v.present |= 1 << ConfigMsgAttrCmd
 }
 
-// SetMode sets mode and marks it present.
+// SetMode sets mode and marks it present, zero included.
 func (v *ConfigMsg) SetMode(x ConfigMode) {
 	v.Mode = x
 	v.present |= 1 << ConfigMsgAttrMode
 }
 
-// SetNlbufsiz sets nlbufsiz and marks it present.
+// SetNlbufsiz sets nlbufsiz and marks it present, zero included.
 func (v *ConfigMsg) SetNlbufsiz(x uint32) {
 	v.Nlbufsiz = x
 	v.present |= 1 << ConfigMsgAttrNlbufsiz
 }
 
-// SetTimeout sets timeout and marks it present.
+// SetTimeout sets timeout and marks it present, zero included.
 func (v *ConfigMsg) SetTimeout(x uint32) {
 	v.Timeout = x
 	v.present |= 1 << ConfigMsgAttrTimeout
 }
 
-// SetQthresh sets qthresh and marks it present.
+// SetQthresh sets qthresh and marks it present, zero included.
 func (v *ConfigMsg) SetQthresh(x uint32) {
 	v.Qthresh = x
 	v.present |= 1 << ConfigMsgAttrQthresh
 }
 
-// SetFlags sets flags and marks it present.
+// SetFlags sets flags and marks it present, zero included.
 func (v *ConfigMsg) SetFlags(x ConfigFlags) {
 	v.Flags = x
 	v.present |= 1 << ConfigMsgAttrFlags
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *ConfigMsg) empty() bool {
-	return v.present == 0 && v.Cmd == (ConfigCmd{}) && v.Mode == (ConfigMode{}) && v.Nlbufsiz == 0 && v.Timeout == 0 && v.Qthresh == 0 && v.Flags == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *ConfigMsg) strayField() string {
+	if v.present&(1<<ConfigMsgAttrCmd) == 0 && v.Cmd != (ConfigCmd{}) {
+		return "Cmd"
+	}
+	if v.present&(1<<ConfigMsgAttrMode) == 0 && v.Mode != (ConfigMode{}) {
+		return "Mode"
+	}
+	if v.present&(1<<ConfigMsgAttrNlbufsiz) == 0 && v.Nlbufsiz != 0 {
+		return "Nlbufsiz"
+	}
+	if v.present&(1<<ConfigMsgAttrTimeout) == 0 && v.Timeout != 0 {
+		return "Timeout"
+	}
+	if v.present&(1<<ConfigMsgAttrQthresh) == 0 && v.Qthresh != 0 {
+		return "Qthresh"
+	}
+	if v.present&(1<<ConfigMsgAttrFlags) == 0 && v.Flags != 0 {
+		return "Flags"
+	}
+	return ""
 }

@@ -88,7 +88,9 @@ func createExpectations(t *testing.T, ns *nstest.NS) {
 		f.SetTupleOrig(ctnetlink.NewTuple(proto, netip.AddrPortFrom(s, e.sport), netip.AddrPortFrom(d, e.dport)))
 		f.SetTupleReply(ctnetlink.NewTuple(proto, netip.AddrPortFrom(d, e.dport), netip.AddrPortFrom(s, e.sport)))
 		f.SetTimeout(1000)
-		f.SetHelp(&ctnetlink.Help{Name: helper})
+		h := new(ctnetlink.Help)
+		h.SetName(helper)
+		f.SetHelp(h)
 		if e.zone != 0 {
 			f.SetZone(e.zone)
 		}

@@ -383,8 +383,17 @@ func TestKernelDumps(t *testing.T) {
 	f.SetTupleReply(ctnetlink.NewTuple(unix.IPPROTO_TCP, dst, src))
 	f.ProtoInfo.TCP.SetState(ctnetlink.TCPStateEstablished)
 	f.SetTimeout(300)
-	f.SetSeqAdjOrig(&ctnetlink.SeqAdj{CorrectionPos: 1000, OffsetBefore: 5, OffsetAfter: 9})
-	f.SetSeqAdjReply(&ctnetlink.SeqAdj{CorrectionPos: 2000, OffsetBefore: 6, OffsetAfter: 10})
+	for i, sa := range [][3]uint32{{1000, 5, 9}, {2000, 6, 10}} {
+		s := new(ctnetlink.SeqAdj)
+		s.SetCorrectionPos(sa[0])
+		s.SetOffsetBefore(sa[1])
+		s.SetOffsetAfter(sa[2])
+		if i == 0 {
+			f.SetSeqAdjOrig(s)
+		} else {
+			f.SetSeqAdjReply(s)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.Create(ctx, &f); err != nil {

@@ -27,17 +27,19 @@ func fuzzSeeds(_ testing.TB, set int) []fuzzattr.Seed {
 func sample() *Outer {
 	var v Outer
 	v.Inner.SetV4(netip.MustParseAddr("192.0.2.1"))
-	v.Inner.V6 = netip.MustParseAddr("2001:db8::1")
+	v.Inner.SetV6(netip.MustParseAddr("2001:db8::1"))
 	v.Inner.SetPort(0) // present although zero
 	v.SetColour(ColourBlue)
-	v.Bits = BitsLow | BitsHigh
-	v.Label = "ftp"
-	v.Blob = []byte{1, 2, 3}
-	v.Counter = 1 << 40
-	v.Host = 7
-	v.Pair = Pair{Flags: BitsMid, Mask: BitsMid | BitsLow, Port: 8080}
-	v.Enabled = true
-	v.SetSpare(&Inner{Port: 53})
+	v.SetBits(BitsLow | BitsHigh)
+	v.SetLabel("ftp")
+	v.SetBlob([]byte{1, 2, 3})
+	v.SetCounter(1 << 40)
+	v.SetHost(7)
+	v.SetPair(Pair{Flags: BitsMid, Mask: BitsMid | BitsLow, Port: 8080})
+	v.SetEnabled(true)
+	var spare Inner
+	spare.SetPort(53)
+	v.SetSpare(&spare)
 	return &v
 }
 
@@ -84,13 +86,57 @@ func TestAbsentIsNotEncoded(t *testing.T) {
 	if b := v.AppendAttributes(nil); len(b) != 0 {
 		t.Fatalf("empty value encodes to %x", b)
 	}
-	v.SetPresent(OuterAttrHost)
-	if b := v.AppendAttributes(nil); len(b) != 8 {
-		t.Fatalf("marked zero u32 encodes to %x, want 8 bytes", b)
+	v.SetHost(0)
+	if b := v.AppendAttributes(nil); len(b) != 8 || !v.Has(OuterAttrHost) {
+		t.Fatalf("zero u32 set with SetHost encodes to %x, want 8 bytes", b)
 	}
 	v.Clear(OuterAttrHost)
 	if v.Has(OuterAttrHost) {
 		t.Fatal("cleared attribute still present")
+	}
+}
+
+// TestPresentOnly checks that presence is one thing: a field written
+// directly is neither present nor encoded, strayField names it, and a nest
+// is present when an attribute inside it is.
+func TestPresentOnly(t *testing.T) {
+	var v Outer
+	v.Host = 7
+	v.Inner.Port = 53
+	if v.Has(OuterAttrHost) || v.Has(OuterAttrInner) || v.Inner.Has(InnerAttrPort) {
+		t.Error("a field written directly reports present")
+	}
+	if b := v.AppendAttributes(nil); len(b) != 0 {
+		t.Errorf("fields written directly encode to %x", b)
+	}
+	if got := v.strayField(); got != "Inner.Port" && got != "Host" {
+		t.Errorf("strayField = %q, want Host or Inner.Port", got)
+	}
+	v.SetHost(7)
+	if got := v.strayField(); got != "Inner.Port" {
+		t.Errorf("strayField = %q, want Inner.Port", got)
+	}
+	v.Inner.SetPort(53)
+	if got := v.strayField(); got != "" {
+		t.Errorf("strayField = %q after the setters", got)
+	}
+	if !v.Has(OuterAttrInner) {
+		t.Error("a nest holding a present attribute is not present")
+	}
+	v.Spare = &Inner{}
+	v.Spare.V4 = netip.MustParseAddr("192.0.2.9")
+	if got := v.strayField(); got != "Spare.V4" {
+		t.Errorf("strayField = %q, want Spare.V4", got)
+	}
+	if v.Has(OuterAttrSpare) {
+		t.Error("a pointer nest holding only a stray field is present")
+	}
+	var d Outer
+	if err := d.UnmarshalAttributes(sample().AppendAttributes(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.strayField(); got != "" {
+		t.Errorf("decoded value has stray field %q", got)
 	}
 }
 
@@ -152,7 +198,7 @@ func TestEmptyWithPointerNest(t *testing.T) {
 	if !o.empty() {
 		t.Error("zero Outer: not empty")
 	}
-	o.Colour = 3
+	o.SetColour(3)
 	if o.empty() {
 		t.Error("Outer with a colour and a nil spare: empty")
 	}

@@ -34,8 +34,8 @@ func (v *Inner) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Inner) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -43,13 +43,13 @@ func (v *Inner) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Inner) encode(e *nlattr.Encoder) {
-	if v.present&(1<<InnerAttrV4) != 0 || v.V4.IsValid() {
+	if v.present&(1<<InnerAttrV4) != 0 {
 		e.Addr4(uint16(InnerAttrV4), v.V4)
 	}
-	if v.present&(1<<InnerAttrV6) != 0 || v.V6.IsValid() {
+	if v.present&(1<<InnerAttrV6) != 0 {
 		e.Addr16(uint16(InnerAttrV6), v.V6)
 	}
-	if v.present&(1<<InnerAttrPort) != 0 || v.Port != 0 {
+	if v.present&(1<<InnerAttrPort) != 0 {
 		e.Uint16BE(uint16(InnerAttrPort), v.Port)
 	}
 }
@@ -116,8 +116,8 @@ func (v *Outer) UnmarshalAttributes(b []byte) error {
 }
 
 // AppendAttributes appends the attributes of v to b and returns the result.
-// It writes every attribute that is present or non-zero, nested attributes
-// with NLA_F_NESTED set, in the order the kernel itself uses.
+// It writes every present attribute (see Has), nested attributes with
+// NLA_F_NESTED set, in the order the kernel itself uses.
 func (v *Outer) AppendAttributes(b []byte) []byte {
 	e := nlattr.NewEncoder(b)
 	v.encode(&e)
@@ -125,7 +125,7 @@ func (v *Outer) AppendAttributes(b []byte) []byte {
 }
 
 func (v *Outer) encode(e *nlattr.Encoder) {
-	if v.present&(1<<OuterAttrColour) != 0 || v.Colour != 0 {
+	if v.present&(1<<OuterAttrColour) != 0 {
 		e.Uint8(uint16(OuterAttrColour), uint8(v.Colour))
 	}
 	if v.present&(1<<OuterAttrInner) != 0 || !v.Inner.empty() {
@@ -133,26 +133,26 @@ func (v *Outer) encode(e *nlattr.Encoder) {
 		v.Inner.encode(e)
 		e.End(off)
 	}
-	if v.present&(1<<OuterAttrBits) != 0 || v.Bits != 0 {
+	if v.present&(1<<OuterAttrBits) != 0 {
 		e.Uint32BE(uint16(OuterAttrBits), uint32(v.Bits))
 	}
-	if v.present&(1<<OuterAttrLabel) != 0 || v.Label != "" {
+	if v.present&(1<<OuterAttrLabel) != 0 {
 		e.String(uint16(OuterAttrLabel), v.Label)
 	}
-	if v.present&(1<<OuterAttrBlob) != 0 || len(v.Blob) != 0 {
+	if v.present&(1<<OuterAttrBlob) != 0 {
 		e.BytesAttr(uint16(OuterAttrBlob), v.Blob)
 	}
-	if v.present&(1<<OuterAttrCounter) != 0 || v.Counter != 0 {
+	if v.present&(1<<OuterAttrCounter) != 0 {
 		e.Uint64BE(uint16(OuterAttrCounter), v.Counter)
 	}
-	if v.present&(1<<OuterAttrHost) != 0 || v.Host != 0 {
+	if v.present&(1<<OuterAttrHost) != 0 {
 		e.Uint32(uint16(OuterAttrHost), v.Host)
 	}
-	if v.present&(1<<OuterAttrPair) != 0 || v.Pair != (Pair{}) {
+	if v.present&(1<<OuterAttrPair) != 0 {
 		p := v.Pair.pack()
 		e.BytesAttr(uint16(OuterAttrPair), p[:])
 	}
-	if v.present&(1<<OuterAttrEnabled) != 0 || v.Enabled {
+	if v.present&(1<<OuterAttrEnabled) != 0 {
 		e.Flag(uint16(OuterAttrEnabled))
 	}
 	if v.present&(1<<OuterAttrSpare) != 0 || v.Spare != nil && !v.Spare.empty() {

@@ -34,10 +34,12 @@ func (v Pair) pack() (b [4]byte) {
 // Inner holds the attributes of the set inner-attrs.
 // The inner set.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Inner struct {
 	// V4 is in-v4 (DEMO_INNER_IN_V4, IPv4 address, 4 bytes in network order): an IPv4 address.
 	V4 netip.Addr
@@ -51,8 +53,8 @@ type Inner struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Inner) Has(a InnerAttr) bool {
 	if v == nil {
 		return false
@@ -61,21 +63,8 @@ func (v *Inner) Has(a InnerAttr) bool {
 		return true
 	}
 	switch a {
-	case InnerAttrV4:
-		return v.V4.IsValid()
-	case InnerAttrV6:
-		return v.V6.IsValid()
-	case InnerAttrPort:
-		return v.Port != 0
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Inner) SetPresent(a InnerAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -96,36 +85,54 @@ func (v *Inner) Clear(a InnerAttr) {
 	}
 }
 
-// SetV4 sets in-v4 and marks it present.
+// SetV4 sets in-v4 and marks it present, zero included.
 func (v *Inner) SetV4(x netip.Addr) {
 	v.V4 = x
 	v.present |= 1 << InnerAttrV4
 }
 
-// SetV6 sets in-v6 and marks it present.
+// SetV6 sets in-v6 and marks it present, zero included.
 func (v *Inner) SetV6(x netip.Addr) {
 	v.V6 = x
 	v.present |= 1 << InnerAttrV6
 }
 
-// SetPort sets in-port and marks it present.
+// SetPort sets in-port and marks it present, zero included.
 func (v *Inner) SetPort(x uint16) {
 	v.Port = x
 	v.present |= 1 << InnerAttrPort
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Inner) empty() bool {
-	return v.present == 0 && !v.V4.IsValid() && !v.V6.IsValid() && v.Port == 0
+	return v.present == 0
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Inner) strayField() string {
+	if v.present&(1<<InnerAttrV4) == 0 && v.V4.IsValid() {
+		return "V4"
+	}
+	if v.present&(1<<InnerAttrV6) == 0 && v.V6.IsValid() {
+		return "V6"
+	}
+	if v.present&(1<<InnerAttrPort) == 0 && v.Port != 0 {
+		return "Port"
+	}
+	return ""
 }
 
 // Outer holds the attributes of the set outer-attrs.
 // The top-level set.
 //
-// Absent and zero are distinct: an attribute is present when it was decoded,
-// set with a Set method or marked with SetPresent. Encoding writes every attribute
-// that is present or whose field is not zero; Has reports the same. A value
-// is safe for concurrent reads; writes need the caller's synchronisation.
+// Absent and zero are distinct. An attribute is present when it was decoded or
+// set with its Set method, and a nest also when an attribute inside it is; Has
+// reports exactly that, and encoding writes exactly the present attributes. The
+// Set methods are the one way to set a value: a field written directly is not
+// present, and the clients refuse to send a value holding one. A value is safe
+// for concurrent reads; writes need the caller's synchronisation.
 type Outer struct {
 	// Inner is inner (DEMO_INNER, nest of inner-attrs): a nested set.
 	Inner Inner
@@ -153,8 +160,8 @@ type Outer struct {
 	present uint32
 }
 
-// Has reports whether attribute a is present in v or has a non-zero value.
-// A nil v has no attribute.
+// Has reports whether attribute a is present in v: decoded or set with its Set
+// method, or, for a nest, holding a present attribute. A nil v has no attribute.
 func (v *Outer) Has(a OuterAttr) bool {
 	if v == nil {
 		return false
@@ -165,33 +172,10 @@ func (v *Outer) Has(a OuterAttr) bool {
 	switch a {
 	case OuterAttrInner:
 		return !v.Inner.empty()
-	case OuterAttrColour:
-		return v.Colour != 0
-	case OuterAttrBits:
-		return v.Bits != 0
-	case OuterAttrLabel:
-		return v.Label != ""
-	case OuterAttrBlob:
-		return len(v.Blob) != 0
-	case OuterAttrCounter:
-		return v.Counter != 0
-	case OuterAttrHost:
-		return v.Host != 0
-	case OuterAttrPair:
-		return v.Pair != (Pair{})
-	case OuterAttrEnabled:
-		return v.Enabled
 	case OuterAttrSpare:
 		return v.Spare != nil && !v.Spare.empty()
 	}
 	return false
-}
-
-// SetPresent marks attribute a as present, so that it is encoded even when zero.
-func (v *Outer) SetPresent(a OuterAttr) {
-	if a < 32 {
-		v.present |= 1 << a
-	}
 }
 
 // Clear removes attribute a: it is no longer present and its field is zero.
@@ -233,67 +217,106 @@ func (v *Outer) Clear(a OuterAttr) {
 	}
 }
 
-// SetInner sets inner and marks it present.
+// SetInner sets inner and marks it present, zero included.
 func (v *Outer) SetInner(x Inner) {
 	v.Inner = x
 	v.present |= 1 << OuterAttrInner
 }
 
-// SetColour sets colour and marks it present.
+// SetColour sets colour and marks it present, zero included.
 func (v *Outer) SetColour(x Colour) {
 	v.Colour = x
 	v.present |= 1 << OuterAttrColour
 }
 
-// SetBits sets bits and marks it present.
+// SetBits sets bits and marks it present, zero included.
 func (v *Outer) SetBits(x Bits) {
 	v.Bits = x
 	v.present |= 1 << OuterAttrBits
 }
 
-// SetLabel sets label and marks it present.
+// SetLabel sets label and marks it present, zero included.
 func (v *Outer) SetLabel(x string) {
 	v.Label = x
 	v.present |= 1 << OuterAttrLabel
 }
 
-// SetBlob sets blob and marks it present.
+// SetBlob sets blob and marks it present, zero included.
 func (v *Outer) SetBlob(x []byte) {
 	v.Blob = x
 	v.present |= 1 << OuterAttrBlob
 }
 
-// SetCounter sets counter and marks it present.
+// SetCounter sets counter and marks it present, zero included.
 func (v *Outer) SetCounter(x uint64) {
 	v.Counter = x
 	v.present |= 1 << OuterAttrCounter
 }
 
-// SetHost sets host and marks it present.
+// SetHost sets host and marks it present, zero included.
 func (v *Outer) SetHost(x uint32) {
 	v.Host = x
 	v.present |= 1 << OuterAttrHost
 }
 
-// SetPair sets pair and marks it present.
+// SetPair sets pair and marks it present, zero included.
 func (v *Outer) SetPair(x Pair) {
 	v.Pair = x
 	v.present |= 1 << OuterAttrPair
 }
 
-// SetEnabled sets enabled and marks it present.
+// SetEnabled sets enabled and marks it present, zero included.
 func (v *Outer) SetEnabled(x bool) {
 	v.Enabled = x
 	v.present |= 1 << OuterAttrEnabled
 }
 
-// SetSpare sets spare and marks it present.
+// SetSpare sets spare and marks it present, zero included.
 func (v *Outer) SetSpare(x *Inner) {
 	v.Spare = x
 	v.present |= 1 << OuterAttrSpare
 }
 
-// empty reports whether no attribute of v is present or non-zero.
+// empty reports whether no attribute of v is present.
 func (v *Outer) empty() bool {
-	return v.present == 0 && v.Inner.empty() && v.Colour == 0 && v.Bits == 0 && v.Label == "" && len(v.Blob) == 0 && v.Counter == 0 && v.Host == 0 && v.Pair == (Pair{}) && !v.Enabled && (v.Spare == nil || v.Spare.empty())
+	return v.present == 0 && v.Inner.empty() && (v.Spare == nil || v.Spare.empty())
+}
+
+// strayField returns the path of the first field of v that holds a value
+// although its attribute is not present (written directly, not with its Set
+// method), or "".
+func (v *Outer) strayField() string {
+	if p := v.Inner.strayField(); p != "" {
+		return "Inner." + p
+	}
+	if v.present&(1<<OuterAttrColour) == 0 && v.Colour != 0 {
+		return "Colour"
+	}
+	if v.present&(1<<OuterAttrBits) == 0 && v.Bits != 0 {
+		return "Bits"
+	}
+	if v.present&(1<<OuterAttrLabel) == 0 && v.Label != "" {
+		return "Label"
+	}
+	if v.present&(1<<OuterAttrBlob) == 0 && len(v.Blob) != 0 {
+		return "Blob"
+	}
+	if v.present&(1<<OuterAttrCounter) == 0 && v.Counter != 0 {
+		return "Counter"
+	}
+	if v.present&(1<<OuterAttrHost) == 0 && v.Host != 0 {
+		return "Host"
+	}
+	if v.present&(1<<OuterAttrPair) == 0 && v.Pair != (Pair{}) {
+		return "Pair"
+	}
+	if v.present&(1<<OuterAttrEnabled) == 0 && v.Enabled {
+		return "Enabled"
+	}
+	if v.Spare != nil {
+		if p := v.Spare.strayField(); p != "" {
+			return "Spare." + p
+		}
+	}
+	return ""
 }
