@@ -6,7 +6,7 @@ GO        ?= go
 # machine makes the step slower, never wrong (see scripts/fuzz.sh).
 FUZZTIME  ?= 10000x
 # Each spec and the package generated from it.
-SPECS     := conntrack:ctnetlink cttimeout:cttimeout
+SPECS     := conntrack:ctnetlink cttimeout:cttimeout nfqueue:nfqueue
 # go test's limit per package: the command's differential tests take 5 to
 # 17 minutes on two loaded cores.
 TESTTIMEOUT ?= 45m
