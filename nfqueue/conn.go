@@ -273,10 +273,8 @@ func (c *Conn) Close() error {
 			// Closing the socket unbinds the queue (NETLINK_URELEASE).
 			err = errors.Join(err, q.s.Close())
 		}
+		// Each reader ends pending verdicts with ErrClosed as it returns.
 		c.readers.Wait()
-		for _, q := range c.queues {
-			q.failPending(ErrClosed)
-		}
 	})
 	return err
 }
@@ -354,6 +352,8 @@ func (q *queue) read() {
 		b, err := q.s.Receive(ctx, true)
 		if errors.Is(err, unix.ENOBUFS) {
 			n := q.overruns.Add(1)
+			// The kernel may have dropped the answers of verdicts too.
+			q.failPending(fmt.Errorf("verdict sent, its answer lost: %w", errors.Join(ErrPacketsLost, err)))
 			q.push(item{err: fmt.Errorf("nfqueue: queue %d: overrun %d: %w", q.num, n, errors.Join(ErrPacketsLost, err))})
 			continue
 		}

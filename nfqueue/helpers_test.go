@@ -59,10 +59,22 @@ func (e *env) queueRule(t *testing.T, opts ...string) {
 // from source port src (0: any).
 func (e *env) sender(t *testing.T, src int) *net.UDPConn {
 	t.Helper()
+	return e.dial(t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: src})
+}
+
+// senderFrom returns a UDP socket of the namespace connected to the
+// receiver, from address ip.
+func (e *env) senderFrom(t *testing.T, ip net.IP) *net.UDPConn {
+	t.Helper()
+	return e.dial(t, &net.UDPAddr{IP: ip})
+}
+
+func (e *env) dial(t *testing.T, local *net.UDPAddr) *net.UDPConn {
+	t.Helper()
 	var c *net.UDPConn
 	err := e.ns.Do(func() error {
 		var err error
-		c, err = net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: src}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: e.port})
+		c, err = net.DialUDP("udp4", local, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: e.port})
 		return err
 	})
 	if err != nil {

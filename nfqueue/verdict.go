@@ -95,7 +95,9 @@ func (p *Packet) Accept(ctx context.Context) error { return p.Verdict(ctx, Verdi
 func (p *Packet) Drop(ctx context.Context) error { return p.Verdict(ctx, Verdict{Action: Drop}) }
 
 // Verdict gives p its verdict v and waits for the kernel's answer, unless
-// ctx ends first. A second verdict fails with ErrVerdictGiven, and one the
+// ctx ends first. When the queue's receive buffer overruns, the kernel may
+// drop that answer: Verdict then returns an error matching ErrPacketsLost,
+// though the kernel has the verdict. A second verdict fails with ErrVerdictGiven, and one the
 // kernel does not know the packet for with an error matching
 // ErrUnknownPacket and os.ErrNotExist. p's Payload is invalid afterwards.
 func (p *Packet) Verdict(ctx context.Context, v Verdict) error {
