@@ -2,6 +2,7 @@ package nfqueue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -386,20 +387,23 @@ func (q *queue) dispatch(b []byte) {
 		b = rest
 		switch {
 		case h.Type == netlinkError:
-			e, derr := nfnl.DecodeError(netlinkMessage(h, data))
-			if derr != nil {
-				continue
+			var answer error
+			// An ACK (errno 0) is the common case: no need to decode it.
+			if len(data) < 4 || binary.NativeEndian.Uint32(data) != 0 {
+				e, derr := nfnl.DecodeError(netlinkMessage(h, data))
+				if derr != nil {
+					continue
+				}
+				if e.Errno != 0 {
+					answer = e.OpError()
+				}
 			}
 			q.mu.Lock()
 			w := q.pending[h.Sequence]
 			delete(q.pending, h.Sequence)
 			q.mu.Unlock()
 			if w != nil {
-				if e.Errno != 0 {
-					w <- e.OpError()
-				} else {
-					w <- nil
-				}
+				w <- answer
 			}
 		case MsgType(h.Type) == MsgPacket:
 			p, err := decodePacket(q, data)

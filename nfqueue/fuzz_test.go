@@ -46,7 +46,7 @@ func verdictSeeds(tb testing.TB) map[string][]byte {
 		"verdict-payload":  {Action: Accept, Payload: []byte{0x45, 0, 0, 20}},
 		"verdict-connmark": {Action: Repeat, ConnMark: &connMark, ConnLabels: []byte{1, 0, 0, 0}},
 	} {
-		b, err := q.verdictAttrs(9, &v)
+		b, err := q.verdictAttrs(nil, 9, &v)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -2,9 +2,11 @@ package nfqueue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -105,17 +107,21 @@ func (p *Packet) Verdict(ctx context.Context, v Verdict) error {
 		return fmt.Errorf("nfqueue: verdict on packet %d of queue %d: %w", p.ID, p.Queue, ErrVerdictGiven)
 	}
 	q := p.q
-	attrs, err := q.verdictAttrs(p.ID, &v)
+	bp := sendPool.Get().(*[]byte)
+	var err error
+	*bp, err = q.verdictAttrs((*bp)[:0], p.ID, &v)
 	if err != nil {
+		sendPool.Put(bp)
 		return fmt.Errorf("nfqueue: verdict %s on packet %d of queue %d: %w", v.Action, p.ID, p.Queue, err)
 	}
 	if !p.state.CompareAndSwap(0, 1) {
+		sendPool.Put(bp)
 		return fmt.Errorf("nfqueue: verdict on packet %d of queue %d: %w", p.ID, p.Queue, ErrVerdictGiven)
 	}
 	q.mu.Lock()
 	delete(q.packets, p.ID)
 	q.mu.Unlock()
-	err = q.verdict(ctx, MsgVerdict, attrs)
+	err = q.verdict(ctx, MsgVerdict, bp)
 	p.release()
 	if err != nil {
 		return fmt.Errorf("nfqueue: verdict %s on packet %d of queue %d: %w", v.Action, p.ID, p.Queue, err)
@@ -136,8 +142,11 @@ func (c *Conn) VerdictBatch(ctx context.Context, p *Packet, v Verdict) error {
 		return fmt.Errorf("nfqueue: batch verdict up to packet %d of queue %d: %w", p.ID, p.Queue, ErrVerdictGiven)
 	}
 	q := p.q
-	attrs, err := q.verdictAttrs(p.ID, &v)
+	bp := sendPool.Get().(*[]byte)
+	var err error
+	*bp, err = q.verdictAttrs((*bp)[:0], p.ID, &v)
 	if err != nil {
+		sendPool.Put(bp)
 		return fmt.Errorf("nfqueue: batch verdict %s up to packet %d of queue %d: %w", v.Action, p.ID, p.Queue, err)
 	}
 	var covered []*Packet
@@ -150,7 +159,7 @@ func (c *Conn) VerdictBatch(ctx context.Context, p *Packet, v Verdict) error {
 		}
 	}
 	q.mu.Unlock()
-	err = q.verdict(ctx, MsgVerdictBatch, attrs)
+	err = q.verdict(ctx, MsgVerdictBatch, bp)
 	for _, o := range covered {
 		o.release()
 	}
@@ -175,9 +184,9 @@ func verdictCode(v *Verdict) (uint32, error) {
 	return 0, fmt.Errorf("unknown action %d", v.Action)
 }
 
-// verdictAttrs checks v and returns the attributes of its verdict message
-// for id.
-func (q *queue) verdictAttrs(id uint32, v *Verdict) ([]byte, error) {
+// verdictAttrs checks v and appends the attributes of its verdict message
+// for id to b.
+func (q *queue) verdictAttrs(b []byte, id uint32, v *Verdict) ([]byte, error) {
 	code, err := verdictCode(v)
 	if err != nil {
 		return nil, err
@@ -209,32 +218,36 @@ func (q *queue) verdictAttrs(id uint32, v *Verdict) ([]byte, error) {
 		}
 		m.CT = &f
 	}
-	return m.AppendAttributes(nil), nil
+	return m.AppendAttributes(b), nil
 }
 
-// verdict sends a verdict message of type typ with attrs and waits for its
-// ACK.
-func (q *queue) verdict(ctx context.Context, typ MsgType, attrs []byte) error {
-	w := make(chan error, 1)
+// verdict sends the verdict message of type typ whose attributes *bp holds,
+// and waits for its ACK. It returns bp to sendPool.
+func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte) error {
+	w := waiterPool.Get().(chan error)
 	seq := q.nextSeq()
 	q.mu.Lock()
 	if q.err != nil {
 		err := q.err
 		q.mu.Unlock()
+		sendPool.Put(bp)
 		return err
 	}
 	q.pending[seq] = w
 	q.mu.Unlock()
-	bp := sendPool.Get().(*[]byte)
-	*bp = nfnl.AppendRequest((*bp)[:0], &nfnl.Req{
+	req := sendPool.Get().(*[]byte)
+	b := nfnl.AppendRequest((*req)[:0], &nfnl.Req{
 		Type:       netlink.HeaderType(typ),
 		Flags:      nfnl.Acknowledge,
 		Family:     unix.AF_UNSPEC,
 		ResourceID: q.num,
-		Attrs:      func(b []byte) []byte { return append(b, attrs...) },
 	}, seq)
+	b = append(b, *bp...)
+	binary.NativeEndian.PutUint32(b, uint32(len(b)))
 	// The reader only receives, so this send never waits for it.
-	err := q.s.Send(*bp)
+	err := q.s.Send(b)
+	*req = b
+	sendPool.Put(req)
 	sendPool.Put(bp)
 	if err != nil {
 		q.forget(seq)
@@ -242,6 +255,8 @@ func (q *queue) verdict(ctx context.Context, typ MsgType, attrs []byte) error {
 	}
 	select {
 	case err := <-w:
+		// Answered: nobody else holds w now.
+		waiterPool.Put(w)
 		if errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("%w: %w", ErrUnknownPacket, err)
 		}
@@ -251,6 +266,9 @@ func (q *queue) verdict(ctx context.Context, typ MsgType, attrs []byte) error {
 		return ctx.Err()
 	}
 }
+
+// waiterPool holds the channels verdicts wait on for their answer.
+var waiterPool = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 func (q *queue) forget(seq uint32) {
 	q.mu.Lock()
