@@ -382,3 +382,47 @@ func TestKernelVerdictErrors(t *testing.T) {
 	}
 	e.expectReceived(t, "x")
 }
+
+// TestKernelGSOAndInput checks attributes that depend on the queue's flags
+// and the hook: with FlagsGSO the kernel leaves a local packet's checksum
+// pending and says so (SKBInfoCsumNotReady), without it it completes the
+// checksum first; a packet queued from INPUT has its input interface, the
+// link layer address of lo, and, once a socket asks for receive
+// timestamps, its receive time.
+func TestKernelGSOAndInput(t *testing.T) {
+	e := newEnv(t)
+	e.queueRule(t, "--queue-num", "0")
+	e.iptables(t, "-A", "INPUT", "-p", "udp", "--dport", strconv.Itoa(e.port), "-j", "NFQUEUE", "--queue-num", "1")
+	raw, err := e.recv.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+	out := e.open(t, Config{Queue: 0, Flags: FlagsGSO})
+	in := e.open(t, Config{Queue: 1})
+	s := e.sender(t, 0)
+
+	send(t, s, "gso")
+	p := next(t, out)
+	if p.Attrs.SKBInfo&SKBInfoCsumNotReady == 0 {
+		t.Errorf("skb-info %v with FlagsGSO, want csumnotready", p.Attrs.SKBInfo)
+	}
+	start := time.Now()
+	if err := p.Accept(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p = next(t, in)
+	if p.Hook != 1 || p.Attrs.InDev != 1 || p.Attrs.OutDev != 0 {
+		t.Errorf("hook %d indev %d outdev %d, want INPUT (1) from lo (1)", p.Hook, p.Attrs.InDev, p.Attrs.OutDev)
+	}
+	if hw := p.HWAddr(); len(hw) != 6 {
+		t.Errorf("hardware address %x, want lo's 6 bytes", hw)
+	}
+	if ts := p.Time(); ts.Before(start.Add(-time.Second)) || ts.After(time.Now().Add(time.Second)) {
+		t.Errorf("receive time %v, want about %v", ts, start)
+	}
+	if err := p.Accept(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.expectReceived(t, "gso")
+}
