@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,5 +254,82 @@ func TestKernelCloseAndCancel(t *testing.T) {
 	// The kernel dropped the packet with the queue.
 	if got := e.received(t, 200*time.Millisecond); len(got) != 0 {
 		t.Errorf("received %q", got)
+	}
+}
+
+// TestKernelRunEnds: overruns do not stop Run, and Close makes it return
+// ErrClosed.
+func TestKernelRunEnds(t *testing.T) {
+	e := newEnv(t)
+	e.queueRule(t, "--queue-num", "0")
+	c := e.open(t, Config{ReadBuffer: 4096})
+	var handled atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(context.Background(), func(p *Packet) {
+			handled.Add(1)
+			p.Accept(context.Background())
+		})
+	}()
+	big := strings.Repeat("x", 1200)
+	for range 8 {
+		s := e.sender(t, 0)
+		for range 50 {
+			send(t, s, big)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for c.Overruns() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.Overruns() == 0 {
+		t.Fatal("no overrun")
+	}
+	before := handled.Load()
+	send(t, e.sender(t, 0), "after")
+	for handled.Load() == before && time.Now().Before(deadline.Add(2*time.Second)) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if handled.Load() == before {
+		t.Fatal("Run handled nothing after the overruns")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v after overruns", err)
+	default:
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("Run after Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+}
+
+// TestKernelReadBuffer: by default the receive buffer holds a full queue of
+// the copy range, bounded; the kernel reports twice the size set.
+func TestKernelReadBuffer(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		cfg  Config
+		want int
+	}{
+		{Config{MaxLen: 100, CopyRange: 1000}, 100 * (1024 + 1000 + 1000)},
+		{Config{MaxLen: 10, CopyMode: CopyModeMeta}, 256 << 10},
+		{Config{}, 64 << 20},
+		{Config{ReadBuffer: 1 << 20}, 1 << 20},
+	} {
+		c := e.open(t, tt.cfg)
+		got, err := c.ReadBuffer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != 2*tt.want {
+			t.Errorf("%+v: receive buffer %d, want 2 × %d", tt.cfg, got, tt.want)
+		}
+		c.Close()
 	}
 }
