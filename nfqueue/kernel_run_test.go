@@ -121,6 +121,12 @@ func TestKernelOverrun(t *testing.T) {
 	e := newEnv(t)
 	e.queueRule(t, "--queue-num", "0")
 	c := e.open(t, Config{ReadBuffer: 4096})
+	// The receiver must hold every datagram that passes.
+	raw, err := e.recv.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) })
 	// Packets waiting in the queue count against their socket's send
 	// buffer: a burst of 400 needs several sockets not to block.
 	big := strings.Repeat("x", 1200)

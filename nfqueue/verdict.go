@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -235,6 +236,14 @@ func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte) error {
 	}
 	q.pending[seq] = w
 	q.mu.Unlock()
+	// After an overrun, the kernel may drop further messages, answers
+	// included, without reporting ENOBUFS again until the socket's queue
+	// drains: such a verdict watches the socket's drop counter instead.
+	var dropsAtSend uint32
+	watch := q.overruns.Load() > 0
+	if watch {
+		dropsAtSend, _ = q.s.Drops()
+	}
 	req := sendPool.Get().(*[]byte)
 	b := nfnl.AppendRequest((*req)[:0], &nfnl.Req{
 		Type:       netlink.HeaderType(typ),
@@ -253,19 +262,36 @@ func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte) error {
 		q.forget(seq)
 		return fmt.Errorf("send: %w", err)
 	}
-	select {
-	case err := <-w:
-		// Answered: nobody else holds w now.
-		waiterPool.Put(w)
-		if errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("%w: %w", ErrUnknownPacket, err)
+	var tick <-chan time.Time
+	if watch {
+		t := time.NewTicker(answerCheck)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case err := <-w:
+			// Answered: nobody else holds w now.
+			waiterPool.Put(w)
+			if errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("%w: %w", ErrUnknownPacket, err)
+			}
+			return err
+		case <-tick:
+			if d, err := q.s.Drops(); err == nil && d != dropsAtSend {
+				q.forget(seq)
+				return fmt.Errorf("verdict sent, its answer lost: %w", errors.Join(ErrPacketsLost, unix.ENOBUFS))
+			}
+		case <-ctx.Done():
+			q.forget(seq)
+			return ctx.Err()
 		}
-		return err
-	case <-ctx.Done():
-		q.forget(seq)
-		return ctx.Err()
 	}
 }
+
+// answerCheck is how long a verdict waits for its answer, after an overrun,
+// before it looks whether the kernel dropped messages of the socket.
+const answerCheck = 50 * time.Millisecond
 
 // waiterPool holds the channels verdicts wait on for their answer.
 var waiterPool = sync.Pool{New: func() any { return make(chan error, 1) }}
