@@ -6,7 +6,7 @@ GO        ?= go
 # machine makes the step slower, never wrong (see scripts/fuzz.sh).
 FUZZTIME  ?= 10000x
 # Each spec and the package generated from it.
-SPECS     := conntrack:ctnetlink cttimeout:cttimeout nflog:nflog
+SPECS     := conntrack:ctnetlink cttimeout:cttimeout nfqueue:nfqueue nflog:nflog
 # go test's limit per package: the command's differential tests take 5 to
 # 17 minutes on two loaded cores.
 TESTTIMEOUT ?= 45m
@@ -73,6 +73,7 @@ demo:
 # and print the results as one Markdown table. bench/ is a module of its own.
 bench:
 	cd bench && $(GO) run ./report
+	cd bench && $(GO) test -count=1 -run '^$$' -bench Throughput -benchtime 1x ./nfqueue
 
 # Mutation testing, not part of make test: gremlins over the packages whose
 # tests need no kernel (hours on two busy cores; GREMLINS_TARGETS picks

@@ -322,6 +322,8 @@ func TestOverrideRows(t *testing.T) {
 		{"missing attribute", fieldName("t", "a-attrs", "z", "Z"), "override of a-attrs/z: attribute set a-attrs (t.yaml:7) has no attribute z"},
 		{"missing nest", pointerNest("t", "b-attrs", "n"), "override of b-attrs/n: attribute set b-attrs (t.yaml:19) has no attribute n"},
 		{"pointer on a scalar", pointerNest("t", "a-attrs", "x"), "override of a-attrs/x: a pointer nest, but t.yaml:10 makes it a u8 attribute"},
+		{"foreign type on a scalar", foreignNest("t", "a-attrs", "x", "example.com/p", "T"), "override of a-attrs/x: a nest of another spec, but t.yaml:10 makes it a u8 attribute"},
+		{"foreign type on a nest", foreignNest("t", "a-attrs", "n", "example.com/p", "T"), "override of a-attrs/n: a nest of another spec, but t.yaml:14 makes it a nest attribute"},
 		{"missing definition", defName("t", "colour", "Colour"), "override of definition colour: t.yaml has no such definition"},
 		{"entry", entryName("t", "colours", "blue", "ColoursAzure"), ""},
 		{"operation", opName("t", "get", "MsgFetch"), ""},
@@ -356,11 +358,17 @@ func TestOverrideRows(t *testing.T) {
 }
 
 // TestOverrideTableApplies checks that the rows of the override table for
-// spec/conntrack.yaml all name something the spec has, and that each one
+// each spec all name something the spec has, and that each one
 // changes the model: a Go name (of a set, field, entry or operation) or a
-// pointer nest.
+// pointer nest or a foreign type.
 func TestOverrideTableApplies(t *testing.T) {
-	s, err := spec.Load(filepath.Join("..", "spec", "conntrack.yaml"))
+	for _, name := range []string{"conntrack", "cttimeout", "nfqueue"} {
+		t.Run(name, func(t *testing.T) { testOverrideTableApplies(t, filepath.Join("..", "spec", name+".yaml")) })
+	}
+}
+
+func testOverrideTableApplies(t *testing.T, path string) {
+	s, err := spec.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,6 +389,10 @@ func TestOverrideTableApplies(t *testing.T) {
 			_, isPtr := a.Kind.(ptrNestKind)
 			if names.ptrs[key] != isPtr {
 				t.Errorf("%s: pointer nest %v, want %v", key, isPtr, names.ptrs[key])
+			}
+			fk, isForeign := a.Kind.(foreignKind)
+			if ft, ok := names.foreign[key]; ok != isForeign || ok && (fk.pkg != ft.pkg || fk.name != ft.name) {
+				t.Errorf("%s: kind %#v, want the foreign type %+v", key, a.Kind, ft)
 			}
 			if n, ok := names.fields[key]; ok && a.Field != n {
 				t.Errorf("%s: field %s, want %s", key, a.Field, n)
@@ -423,7 +435,7 @@ func TestOverrideTableApplies(t *testing.T) {
 // spec/conntrack.yaml and the golden spec, that its kind describes the wire
 // format the spec gives: type, nested set, byte order and length.
 func TestKindsAnswerForThemselves(t *testing.T) {
-	for _, p := range []string{filepath.Join("..", "spec", "conntrack.yaml"), filepath.Join("testdata", "basic", "spec.yaml")} {
+	for _, p := range []string{filepath.Join("..", "spec", "conntrack.yaml"), filepath.Join("..", "spec", "nfqueue.yaml"), filepath.Join("testdata", "basic", "spec.yaml")} {
 		s, err := spec.Load(p)
 		if err != nil {
 			t.Fatal(err)

@@ -416,3 +416,39 @@ func (padKind) Zero(func() *jen.Statement) jen.Code               { return jen.T
 func (padKind) NonZero(func() *jen.Statement) jen.Code            { return jen.False() }
 func (padKind) Wire() Wire                                        { return Wire{Type: "pad", Max: -1} }
 func (padKind) Doc() string                                       { return "padding, ignored" }
+
+// foreignKind is a binary attribute that holds a nest of another spec's
+// set, decoded into and encoded from a pointer to the Go type generated
+// from that spec (name in package pkg): nil when absent. The override table
+// names it, because a netlink-raw spec cannot refer to another family's
+// sets. It is encoded with NLA_F_NESTED, as the kernel sends it.
+type foreignKind struct{ pkg, name string }
+
+func (k foreignKind) GoType() jen.Code { return jen.Op("*").Qual(k.pkg, k.name) }
+
+func (k foreignKind) Decode(dst func() *jen.Statement) jen.Code {
+	return jen.Block(
+		jen.Id("x").Op(":=").New(jen.Qual(k.pkg, k.name)),
+		jen.If(
+			jen.Err().Op(":=").Id("x").Dot("UnmarshalAttributes").Call(jen.Id("d").Dot("Bytes").Call()),
+			jen.Err().Op("!=").Nil(),
+		).Block(jen.Id("d").Dot("Fail").Call(jen.Err())),
+		dst().Op("=").Id("x"),
+	)
+}
+
+func (k foreignKind) Encode(t jen.Code, src func() *jen.Statement) []jen.Code {
+	return []jen.Code{
+		jen.If(src().Op("!=").Nil()).Block(
+			jen.Id("e").Dot("BytesAttr").Call(jen.Add(t).Op("|").Qual(nlattrPkg, "Nested"), src().Dot("AppendAttributes").Call(jen.Nil())),
+		),
+	}
+}
+
+func (k foreignKind) Zero(src func() *jen.Statement) jen.Code    { return src().Op("==").Nil() }
+func (k foreignKind) NonZero(src func() *jen.Statement) jen.Code { return src().Op("!=").Nil() }
+func (k foreignKind) Wire() Wire                                 { return Wire{Type: "binary", Max: -1} }
+
+func (k foreignKind) Doc() string {
+	return "nest of another spec's set, decoded by " + k.name + " of " + k.pkg
+}

@@ -260,7 +260,13 @@ func (m *Model) addAttrs(set *Set) error {
 			// Of two names of one value the last listed is the current one.
 			at.Alias = byAttr[t]
 		}
-		k, err := m.kindOf(a, m.names.ptrs[set.AS.Name+"/"+a.Name])
+		var k Kind
+		var err error
+		if ft, ok := m.names.foreign[set.AS.Name+"/"+a.Name]; ok {
+			k = foreignKind{pkg: ft.pkg, name: ft.name}
+		} else {
+			k, err = m.kindOf(a, m.names.ptrs[set.AS.Name+"/"+a.Name])
+		}
 		if err != nil {
 			return &spec.Error{File: m.Spec.File, Line: a.Line, Msg: fmt.Sprintf("attribute set %s: attribute %s: %v", set.AS.Name, a.Name, err)}
 		}

@@ -55,6 +55,50 @@ var overrides = []override{
 	pointerNest("conntrack", "conntrack-attrs", "secctx"),
 	pointerNest("conntrack", "conntrack-attrs", "filter"),
 
+	setName("nfqueue", "queue-attrs", "Message"),
+	setName("nfqueue", "config-attrs", "ConfigMessage"),
+	setName("nfqueue", "vlan-attrs", "VLAN"),
+	defName("nfqueue", "nfqnl-msg-packet-hdr", "PacketHeader"),
+	defName("nfqueue", "nfqnl-msg-packet-hw", "HWAddr"),
+	defName("nfqueue", "nfqnl-msg-packet-timestamp", "Timestamp"),
+	defName("nfqueue", "nfqnl-msg-verdict-hdr", "VerdictHeader"),
+	defName("nfqueue", "nfqnl-msg-config-cmd", "ConfigCmd"),
+	defName("nfqueue", "nfqnl-msg-config-params", "ConfigParams"),
+	defName("nfqueue", "nfqnl-msg-config-cmds", "Command"),
+	defName("nfqueue", "nfqnl-config-mode", "CopyMode"),
+	defName("nfqueue", "nfqa-cfg-flags", "Flags"),
+	defName("nfqueue", "nfqa-skb-flags", "SKBInfo"),
+	defName("nfqueue", "ip-conntrack-info", "CTInfo"),
+	defName("nfqueue", "nfnl-subsys-queue", "NFNLSubsysQueue"),
+	entryName("nfqueue", "nfqa-cfg-flags", "gso", "FlagsGSO"),
+	entryName("nfqueue", "nfqa-cfg-flags", "uid-gid", "FlagsUIDGID"),
+	entryName("nfqueue", "nfqa-skb-flags", "csumnotready", "SKBInfoCsumNotReady"),
+	entryName("nfqueue", "nfqa-skb-flags", "gso", "SKBInfoGSO"),
+	entryName("nfqueue", "nfqa-skb-flags", "csum-notverified", "SKBInfoCsumNotVerified"),
+	entryName("nfqueue", "nfqnl-msg-config-cmds", "pf-bind", "CommandPFBind"),
+	entryName("nfqueue", "nfqnl-msg-config-cmds", "pf-unbind", "CommandPFUnbind"),
+	fieldName("nfqueue", "queue-attrs", "packet-hdr", "PacketHeader"),
+	fieldName("nfqueue", "queue-attrs", "verdict-hdr", "VerdictHeader"),
+	fieldName("nfqueue", "queue-attrs", "hwaddr", "HWAddr"),
+	fieldName("nfqueue", "queue-attrs", "ct", "CT"),
+	fieldName("nfqueue", "queue-attrs", "ct-info", "CTInfo"),
+	fieldName("nfqueue", "queue-attrs", "skb-info", "SKBInfo"),
+	fieldName("nfqueue", "queue-attrs", "uid", "UID"),
+	fieldName("nfqueue", "queue-attrs", "gid", "GID"),
+	fieldName("nfqueue", "queue-attrs", "vlan", "VLAN"),
+	fieldName("nfqueue", "queue-attrs", "l2hdr", "L2Header"),
+	fieldName("nfqueue", "queue-attrs", "ifindex-indev", "InDev"),
+	fieldName("nfqueue", "queue-attrs", "ifindex-outdev", "OutDev"),
+	fieldName("nfqueue", "queue-attrs", "ifindex-physindev", "PhysInDev"),
+	fieldName("nfqueue", "queue-attrs", "ifindex-physoutdev", "PhysOutDev"),
+	fieldName("nfqueue", "vlan-attrs", "tci", "TCI"),
+	fieldName("nfqueue", "config-attrs", "cmd", "Command"),
+	fieldName("nfqueue", "config-attrs", "queue-maxlen", "QueueMaxLen"),
+	// ct and exp hold sets of another spec: the Go types generated from
+	// spec/conntrack.yaml decode and encode them.
+	foreignNest("nfqueue", "queue-attrs", "ct", "github.com/ctspec/ctspec/ctnetlink", "Flow"),
+	foreignNest("nfqueue", "queue-attrs", "exp", "github.com/ctspec/ctspec/ctnetlink", "Expect"),
+
 	// The golden case gen/testdata/basic.
 	pointerNest("demo", "outer-attrs", "spare"),
 }
@@ -71,8 +115,11 @@ type override struct {
 	op     string // operation, for opName
 	goName string // the Go name, empty for pointerNest
 	ptr    bool   // hold the nest set/attr behind a pointer
-	file   string
-	line   int
+	// foreign is the Go type, in another package, of a binary attribute
+	// that holds a nest of another spec's set, for foreignNest.
+	foreign foreignType
+	file    string
+	line    int
 }
 
 // setName gives attribute set set of spec the Go type name goName.
@@ -108,6 +155,16 @@ func pointerNest(spec, set, attr string) override {
 	return at(override{spec: spec, set: set, attr: attr, ptr: true})
 }
 
+// foreignNest holds the binary attribute attr of set behind a pointer to
+// typ of the package pkg: a type generated from another spec, whose
+// UnmarshalAttributes and AppendAttributes decode and encode the nest.
+func foreignNest(spec, set, attr, pkg, typ string) override {
+	return at(override{spec: spec, set: set, attr: attr, foreign: foreignType{pkg: pkg, name: typ}})
+}
+
+// foreignType is a Go type of another package: its import path and name.
+type foreignType struct{ pkg, name string }
+
 // at records the position of the row built by the caller's caller.
 func at(o override) override {
 	if _, file, line, ok := runtime.Caller(2); ok {
@@ -118,12 +175,13 @@ func at(o override) override {
 
 // nameTable is the override table resolved for one spec.
 type nameTable struct {
-	sets    map[string]string // set name -> Go type name
-	defs    map[string]string // definition name -> Go name
-	fields  map[string]string // "set/attr" -> field name
-	entries map[string]string // "def/entry" -> constant name
-	ops     map[string]string // operation name -> MsgType constant name
-	ptrs    map[string]bool   // "set/attr" -> pointer nest
+	sets    map[string]string      // set name -> Go type name
+	defs    map[string]string      // definition name -> Go name
+	fields  map[string]string      // "set/attr" -> field name
+	entries map[string]string      // "def/entry" -> constant name
+	ops     map[string]string      // operation name -> MsgType constant name
+	ptrs    map[string]bool        // "set/attr" -> pointer nest
+	foreign map[string]foreignType // "set/attr" -> type of another package
 }
 
 // resolveOverrides checks the rows of rows that apply to s against it and
@@ -137,6 +195,7 @@ func resolveOverrides(s *spec.Spec, rows []override) (*nameTable, []error) {
 		entries: map[string]string{},
 		ops:     map[string]string{},
 		ptrs:    map[string]bool{},
+		foreign: map[string]foreignType{},
 	}
 	var errs []error
 	for _, o := range rows {
@@ -157,6 +216,8 @@ func resolveOverrides(s *spec.Spec, rows []override) (*nameTable, []error) {
 			t.defs[o.def] = o.goName
 		case o.ptr:
 			t.ptrs[key] = true
+		case o.foreign.name != "":
+			t.foreign[key] = o.foreign
 		case o.attr != "":
 			t.fields[key] = o.goName
 		default:
@@ -194,6 +255,8 @@ func (o override) check(s *spec.Spec) error {
 		return fmt.Errorf("override of %s/%s: attribute set %s (%s:%d) has no attribute %s", o.set, o.attr, o.set, s.File, set.Line, o.attr)
 	case o.ptr && a.Type != "nest":
 		return fmt.Errorf("override of %s/%s: a pointer nest, but %s:%d makes it a %s attribute", o.set, o.attr, s.File, a.Line, a.Type)
+	case o.foreign.name != "" && (a.Type != "binary" || a.Struct != ""):
+		return fmt.Errorf("override of %s/%s: a nest of another spec, but %s:%d makes it a %s attribute", o.set, o.attr, s.File, a.Line, attrKindName(a))
 	}
 	return nil
 }
@@ -227,4 +290,12 @@ func (o override) checkOp(s *spec.Spec) error {
 		}
 	}
 	return fmt.Errorf("override of operation %s: %s has no such operation", o.op, s.File)
+}
+
+// attrKindName describes the spec type of a in errors.
+func attrKindName(a *spec.Attribute) string {
+	if a.Struct != "" {
+		return a.Type + " struct " + a.Struct
+	}
+	return a.Type
 }

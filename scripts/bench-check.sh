@@ -30,3 +30,5 @@ $GO vet ./...
 for re in $BENCH_RUN; do
 	"$tmp/noskip" $GO test -json -count=1 -run '^$' -bench "$re" -benchtime=1x -timeout 30m .
 done
+# nfqueue's decoding against libnetfilter_queue's, packet by packet.
+"$tmp/noskip" $GO test -json -count=1 -run '^TestDifferential$' -timeout 10m ./nfqueue

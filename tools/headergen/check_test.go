@@ -115,6 +115,16 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		{
+			name:  "#define of another definition's prefix in the same block belongs to it",
+			base:  "old",
+			edits: []edit{{"nf_conntrack_tcp.h", "0x08\n", "0x08\n#define TCP_CONNTRACK_FIXTURE\t\t0x10\n"}},
+		},
+		{
+			name:  "#define bound above the flags is optional",
+			base:  "old",
+			edits: []edit{{"nf_conntrack_tcp.h", "0x08\n", "0x08\n#define IP_CT_TCP_FLAG_MAX\t\t0x10\n"}},
+		},
+		{
 			name:  "enum of the uapi-header without a spec set",
 			base:  "old",
 			edits: []edit{{"nfnetlink_conntrack.h", "#endif", "enum ctattr_extra {\n\tCTA_EXTRA_UNSPEC,\n\tCTA_EXTRA_A,\n\t__CTA_EXTRA_MAX\n};\n\n#endif"}},

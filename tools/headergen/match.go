@@ -22,6 +22,7 @@ var (
 		{"cntl_msg_types", 1, "NFNL_SUBSYS_CTNETLINK"},
 		{"ctnl_exp_msg_types", 2, "NFNL_SUBSYS_CTNETLINK_EXP"},
 		{"ctnl_timeout_msg_types", 8, "NFNL_SUBSYS_CTNETLINK_TIMEOUT"},
+		{"nfqnl_msg_types", 3, "NFNL_SUBSYS_QUEUE"},
 	}
 
 	// The multicast groups are the conntrack members of nfnetlink's enum,
@@ -166,7 +167,7 @@ func (p *pairer) enum(d *spec.Definition) {
 			pr.hdr = enumNames(e, false)
 		}
 	} else if h := p.x.header[filepath.Join(p.in.include, d.Header)]; h != nil && d.Header != "" {
-		pr.hdr = defineNames(h, d, pr.spec)
+		pr.hdr = defineNames(h, d, pr.spec, otherPrefixes(p.in.spec, d))
 	}
 	if len(pr.hdr) == 0 {
 		what := "no enum " + d.CEnumName()
@@ -324,9 +325,11 @@ func flagNames(e *Enum) []hName {
 // defineNames lists the #defines of header h that belong to definition d:
 // every #define the spec names, and every #define in the same run (a block of
 // #defines with only comments between them) as one that starts with the
-// definition's C prefix or that the spec names. A flags definition skips
-// masks of several bits.
-func defineNames(h *Header, d *spec.Definition, entries []sName) []hName {
+// definition's C prefix or that the spec names, except those that start with
+// the C prefix of another definition (others), which belong to it. A flags
+// definition skips masks of several bits, and its PREFIX_MAX, the bound
+// above its last flag (NFQA_CFG_F_MAX), is optional.
+func defineNames(h *Header, d *spec.Definition, entries []sName, others []string) []hName {
 	named := map[string]bool{}
 	for _, e := range entries {
 		named[e.cname] = true
@@ -343,12 +346,37 @@ func defineNames(h *Header, d *spec.Definition, entries []sName) []hName {
 		if df.Sentinel || !runs[df.Run] && !named[df.Name] {
 			continue
 		}
+		if !named[df.Name] && !(prefix != "" && strings.HasPrefix(df.Name, prefix)) && hasAnyPrefix(df.Name, others) {
+			continue
+		}
 		if d.Type == "flags" && (df.Value <= 0 || bits.OnesCount64(uint64(df.Value)) != 1) {
 			continue
 		}
-		out = append(out, hName{name: df.Name, value: df.Value, file: df.file, line: df.Line, doc: df.Doc})
+		bound := d.Type == "flags" && prefix != "" && df.Name == prefix+"MAX"
+		out = append(out, hName{name: df.Name, value: df.Value, file: df.file, line: df.Line, doc: df.Doc, optional: bound})
 	}
 	return out
+}
+
+// otherPrefixes returns the C prefixes of the enum and flags definitions of
+// s other than d.
+func otherPrefixes(s *spec.Spec, d *spec.Definition) []string {
+	var out []string
+	for _, o := range s.Definitions {
+		if o != d && (o.Type == "enum" || o.Type == "flags") && o.NamePrefix != "" {
+			out = append(out, spec.CIdent(o.NamePrefix))
+		}
+	}
+	return out
+}
+
+func hasAnyPrefix(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Differences.
