@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -410,5 +411,33 @@ func TestConnConcurrentKernel(t *testing.T) {
 	}
 	if n := len(c.idle); n > c.cfg.MaxIdle {
 		t.Errorf("%d idle sockets, more than MaxIdle %d", n, c.cfg.MaxIdle)
+	}
+}
+
+// TestKernelSocketClosed checks that a receive on a closed socket, and one
+// that Close interrupts, report net.ErrClosed.
+func TestKernelSocketClosed(t *testing.T) {
+	ns := kernelNS(t)
+	s, err := DialSocket(&SocketConfig{NetNS: ns.FD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Receive(context.Background(), true)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("interrupted receive: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not interrupt a blocked receive")
+	}
+	if _, err := s.Receive(context.Background(), true); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("receive after Close: %v, want net.ErrClosed", err)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -46,6 +48,10 @@ type Socket struct {
 	// dirty marks a socket whose last request ended before its reply did:
 	// Conn closes it rather than reuse it.
 	dirty bool
+
+	// closed is set by Close, so that a receive it interrupts reports
+	// net.ErrClosed.
+	closed atomic.Bool
 }
 
 // recvBufSize holds the largest datagram the kernel sends on a netlink
@@ -98,7 +104,10 @@ func NewFileSocket(f *os.File, port uint32) (*Socket, error) {
 }
 
 // Close closes the socket. A pending receive returns with an error.
-func (s *Socket) Close() error { return s.l.close() }
+func (s *Socket) Close() error {
+	s.closed.Store(true)
+	return s.l.close()
+}
 
 // Port returns the socket's netlink port id.
 func (s *Socket) Port() uint32 { return s.port }
@@ -137,6 +146,11 @@ func (s *Socket) Receive(ctx context.Context, block bool) ([]byte, error) {
 	for {
 		n, from, err := s.l.recv(ctx, s.buf, block)
 		if err != nil {
+			if s.closed.Load() {
+				// The runtime's "use of closed file" matches no exported
+				// error; say what it means.
+				return nil, fmt.Errorf("%w: %w", net.ErrClosed, err)
+			}
 			return nil, err
 		}
 		if n == 0 {
