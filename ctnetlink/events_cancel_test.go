@@ -158,30 +158,12 @@ func ExampleListener_Events() {
 	}
 }
 
-// lockedBuffer is a strings.Builder for two goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestExampleEvents runs the example's code in a namespace.
 func TestExampleEvents(t *testing.T) {
 	ns, c := dialNS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out nstest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- exampleEvents(ctx, ns.FD(), &out) }()
 	waitSubscribers(t, ns, 1)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ctspec/ctspec/internal/nstest"
 )
 
 // exampleListenFiltered prints the TCP and UDP flows that start or end in
@@ -58,7 +60,7 @@ func TestExampleListenFiltered(t *testing.T) {
 	ns, c := dialNS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out nstest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- exampleListenFiltered(ctx, ns.FD(), &out) }()
 	waitSubscribers(t, ns, 1)

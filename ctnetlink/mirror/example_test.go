@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,26 +109,8 @@ func udpFlow(src string) *ctnetlink.Flow {
 	return &f
 }
 
-// lockedBuffer is a strings.Builder for two goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // waitOutput waits until out holds want.
-func waitOutput(t *testing.T, out *lockedBuffer, want string) {
+func waitOutput(t *testing.T, out *nstest.Buffer, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); out.String() != want && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
@@ -160,7 +140,7 @@ func TestExampleMirror(t *testing.T) {
 	if err := c.Create(ctx, udpFlow("10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out nstest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- exampleMirror(ctx, ns.FD(), &out) }()
 	want := "added 10.0.0.1:4000->192.0.2.53:53 synthetic=true\n"
@@ -189,7 +169,7 @@ func TestExampleCollector(t *testing.T) {
 	if err := c.Create(ctx, udpFlow("10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out nstest.Buffer
 	tick := make(chan time.Time)
 	done := make(chan error, 1)
 	go func() { done <- exampleCollect(ctx, ns.FD(), tick, &out) }()

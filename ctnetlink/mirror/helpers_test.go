@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand"
 	"net/netip"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -159,22 +157,4 @@ func randomFlowState(r *rand.Rand, f *ctnetlink.Flow, proto uint8, zone, origZon
 		lab[0] = byte(1 + r.Intn(15)) // labels 0 to 3, one or more
 		f.SetLabels(lab)
 	}
-}
-
-// lockedBuffer is a strings.Builder for two goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
