@@ -203,7 +203,7 @@ const (
 // parser is the state of parseCmdLine while it reads one command line.
 type parser struct {
 	c      *cmdLine // &line
-	line   cmdLine  // allocated with the parser: one allocation per line
+	line   cmdLine  // held by the parser: a command line costs no allocation of its own
 	g      *clib.Getopt
 	warn   func(string)
 	family uint8 // the family the options named, 0 if none yet
@@ -224,7 +224,29 @@ func (p *parser) setFamily(f uint8) error {
 // conntrack's do_parse does. warn receives warnings conntrack prints on
 // stderr while parsing.
 func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
-	p := &parser{line: cmdLine{cmd: noCmd}, g: newGetopt(args), warn: warn}
+	var lp lineParser
+	return lp.parse(args, warn)
+}
+
+// lineParser parses command lines one after another with one parser and
+// one getopt, as -R does for every line of its file. The *cmdLine that
+// parse returns is valid until the next call.
+//
+// A lineParser is not safe for concurrent use.
+type lineParser struct {
+	p parser
+	g *clib.Getopt
+}
+
+// parse parses one command line as parseCmdLine does.
+func (lp *lineParser) parse(args []string, warn func(string)) (*cmdLine, error) {
+	if lp.g == nil {
+		lp.g = newGetopt(args)
+	} else {
+		lp.g.Reset(args)
+	}
+	p := &lp.p
+	*p = parser{line: cmdLine{cmd: noCmd}, g: lp.g, warn: warn}
 	p.c = &p.line
 	for {
 		code := p.g.Next()

@@ -40,20 +40,25 @@ func (p *printer) time() time.Time {
 	return time.Now()
 }
 
-var l4Names = map[uint8]string{
-	unix.IPPROTO_TCP:     "tcp",
-	unix.IPPROTO_UDP:     "udp",
-	unix.IPPROTO_UDPLITE: "udplite",
-	unix.IPPROTO_ICMP:    "icmp",
-	unix.IPPROTO_ICMPV6:  "icmpv6",
-	unix.IPPROTO_SCTP:    "sctp",
-	unix.IPPROTO_GRE:     "gre",
-	unix.IPPROTO_DCCP:    "dccp",
-}
-
+// l4Name is the name conntrack prints for protocol number n.
 func l4Name(n uint8) string {
-	if s, ok := l4Names[n]; ok {
-		return s
+	switch n {
+	case unix.IPPROTO_TCP:
+		return "tcp"
+	case unix.IPPROTO_UDP:
+		return "udp"
+	case unix.IPPROTO_UDPLITE:
+		return "udplite"
+	case unix.IPPROTO_ICMP:
+		return "icmp"
+	case unix.IPPROTO_ICMPV6:
+		return "icmpv6"
+	case unix.IPPROTO_SCTP:
+		return "sctp"
+	case unix.IPPROTO_GRE:
+		return "gre"
+	case unix.IPPROTO_DCCP:
+		return "dccp"
 	}
 	return "unknown"
 }

@@ -1,15 +1,17 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
+	"strconv"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ctspec/ctspec/ctnetlink"
 )
 
-// jsonTuple is one direction of a flow in -o json.
+// jsonTuple is one direction of a flow in -o json. The tags name each
+// field as appendJSONFlow writes it, in the order it writes them, and say
+// which it leaves out when empty, as encoding/json would.
 type jsonTuple struct {
 	Src     string  `json:"src"`
 	Dst     string  `json:"dst"`
@@ -154,11 +156,195 @@ func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 		d := uint64(stop - int64(f.Timestamp.Start/1e9))
 		j.DeltaTime = &d
 	}
-	out, err := json.Marshal(&j)
-	if err != nil {
-		return b
+	return appendJSONFlow(b, &j)
+}
+
+// appendJSONFlow appends j as encoding/json marshals it, without
+// reflection.
+func appendJSONFlow(b []byte, j *jsonFlow) []byte {
+	o := jsonObject{b: append(b, '{')}
+	o.strOmit("type", j.Type)
+	o.str("family", j.Family)
+	o.str("proto", j.Proto)
+	o.uint("protonum", uint64(j.ProtoNum))
+	if j.Timeout != nil {
+		o.uint("timeout", uint64(*j.Timeout))
 	}
-	return append(b, out...)
+	o.strOmit("state", j.State)
+	o.key("orig")
+	o.b = appendJSONTuple(o.b, &j.Orig)
+	o.key("reply")
+	o.b = appendJSONTuple(o.b, &j.Reply)
+	o.strs("status", j.Status)
+	if j.Mark != nil {
+		o.uint("mark", uint64(*j.Mark))
+	}
+	if j.Secmark != nil {
+		o.uint("secmark", uint64(*j.Secmark))
+	}
+	o.strOmit("secctx", j.SecCtx)
+	if j.Zone != nil {
+		o.uint("zone", uint64(*j.Zone))
+	}
+	o.strOmit("helper", j.Helper)
+	o.strs("labels", j.Labels)
+	if j.Use != nil {
+		o.uint("use", uint64(*j.Use))
+	}
+	if j.ID != nil {
+		o.uint("id", uint64(*j.ID))
+	}
+	if j.Timestamp != nil {
+		o.key("timestamp")
+		t := jsonObject{b: append(o.b, '{')}
+		t.uint("start", j.Timestamp.Start)
+		if j.Timestamp.Stop != 0 {
+			t.uint("stop", j.Timestamp.Stop)
+		}
+		o.b = append(t.b, '}')
+	}
+	if j.DeltaTime != nil {
+		o.uint("delta_time", *j.DeltaTime)
+	}
+	return append(o.b, '}')
+}
+
+// appendJSONTuple appends t as encoding/json marshals it.
+func appendJSONTuple(b []byte, t *jsonTuple) []byte {
+	o := jsonObject{b: append(b, '{')}
+	o.str("src", t.Src)
+	o.str("dst", t.Dst)
+	for _, m := range [...]struct {
+		key string
+		v   *uint16
+	}{{"sport", t.Sport}, {"dport", t.Dport}, {"srckey", t.SrcKey}, {"dstkey", t.DstKey}} {
+		if m.v != nil {
+			o.uint(m.key, uint64(*m.v))
+		}
+	}
+	if t.Type != nil {
+		o.uint("type", uint64(*t.Type))
+	}
+	if t.Code != nil {
+		o.uint("code", uint64(*t.Code))
+	}
+	if t.ID != nil {
+		o.uint("id", uint64(*t.ID))
+	}
+	if t.Zone != nil {
+		o.uint("zone", uint64(*t.Zone))
+	}
+	if t.Packets != nil {
+		o.uint("packets", *t.Packets)
+	}
+	if t.Bytes != nil {
+		o.uint("bytes", *t.Bytes)
+	}
+	return append(o.b, '}')
+}
+
+// jsonObject appends the members of a JSON object after its '{'.
+type jsonObject struct {
+	b    []byte
+	more bool // a member was written: the next needs a comma
+}
+
+// key appends a member's name.
+func (o *jsonObject) key(k string) {
+	if o.more {
+		o.b = append(o.b, ',')
+	}
+	o.more = true
+	o.b = append(o.b, '"')
+	o.b = append(o.b, k...)
+	o.b = append(o.b, '"', ':')
+}
+
+func (o *jsonObject) str(k, v string) {
+	o.key(k)
+	o.b = appendJSONString(o.b, v)
+}
+
+// strOmit appends a string member unless it is empty (omitempty).
+func (o *jsonObject) strOmit(k, v string) {
+	if v != "" {
+		o.str(k, v)
+	}
+}
+
+func (o *jsonObject) uint(k string, v uint64) {
+	o.key(k)
+	o.b = strconv.AppendUint(o.b, v, 10)
+}
+
+// strs appends an array of strings unless it is empty (omitempty).
+func (o *jsonObject) strs(k string, v []string) {
+	if len(v) == 0 {
+		return
+	}
+	o.key(k)
+	o.b = append(o.b, '[')
+	for i, s := range v {
+		if i > 0 {
+			o.b = append(o.b, ',')
+		}
+		o.b = appendJSONString(o.b, s)
+	}
+	o.b = append(o.b, ']')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes strings:
+// '<', '>' and '&' escaped for HTML, control characters as \b, \f, \n,
+// \r, \t or \u00XX, U+2028 and U+2029 escaped, and each byte of invalid
+// UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // jsonType is the "type" of an event, or "" for a listed flow.
@@ -198,7 +384,7 @@ func (p *printer) jsonLabels(labels []byte) []string {
 		if name, ok := p.labels.name(i); ok {
 			out = append(out, name)
 		} else {
-			out = append(out, fmt.Sprint(i))
+			out = append(out, strconv.Itoa(i))
 		}
 	}
 	return out

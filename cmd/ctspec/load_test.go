@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -131,6 +136,142 @@ func TestAppendWords(t *testing.T) {
 		}
 		if diff := cmp.Diff(append([]string{"prog"}, want...), got); diff != "" {
 			t.Errorf("%q: (-want +got)\n%s", line, diff)
+		}
+	}
+}
+
+// TestLineReader checks lineReader against bufio.Scanner's lines, in
+// reads of every size, across the blocks lineReader reads.
+func TestLineReader(t *testing.T) {
+	block := strings.Repeat("-I -p udp\n", lineBlock/10+7)
+	for _, tt := range []struct {
+		name, in string
+	}{
+		{"empty", ""},
+		{"one line", "-F\n"},
+		{"no final newline", "-F\n-I -p tcp"},
+		{"carriage returns", "-F\r\n\r\n-I\r\r\n-D\r"},
+		{"empty lines", "\n\n\n"},
+		{"across blocks", block + "-F\n" + block},
+		{"long line", "-F\n" + strings.Repeat("x", 3*lineBlock) + "\n-D\n"},
+	} {
+		for _, step := range []int{1, 7, 4096, len(tt.in) + 1} {
+			t.Run(fmt.Sprintf("%s/%d", tt.name, step), func(t *testing.T) {
+				var want []string
+				sc := bufio.NewScanner(strings.NewReader(tt.in))
+				sc.Buffer(make([]byte, 64<<10), maxLine)
+				for sc.Scan() {
+					want = append(want, sc.Text())
+				}
+				if err := sc.Err(); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				lr := lineReader{r: iotest.HalfReader(&stepReader{s: tt.in, step: step})}
+				for line, ok := lr.next(); ok; line, ok = lr.next() {
+					got = append(got, line)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("(-want +got)\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// stepReader reads s at most step bytes at a time.
+type stepReader struct {
+	s    string
+	step int
+}
+
+func (r *stepReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.step)], r.s)
+	r.s = r.s[n:]
+	return n, nil
+}
+
+// TestLineParserReuse parses lines one after another with one lineParser
+// and checks each result against a lineParser of its own: nothing of a
+// line may stay for the next.
+func TestLineParserReuse(t *testing.T) {
+	lines := []string{
+		"-I -p tcp -s 1.2.3.4 -d 5.6.7.8 --sport 1 --dport 2 --state ESTABLISHED -t 10 -m 3 -u ASSURED",
+		"-A -p udp -r 2001:db8::1 -q 2001:db8::2 --sport 5 --dport 6 -t 20 --zone 4",
+		"-D -p icmp --icmp-type 8 --icmp-code 0 --icmp-id 9 -s 1.2.3.4",
+		"-I -p tcp -s 1.2.3.4 -d 5.6.7.8 --sport 1 --dport 2 -t 10",
+		"-F",
+		"-U -m 1/0xff --mark 2 -s 10.0.0.0/8",
+		"-I -p sctp -s 1.2.3.4 -d 5.6.7.8 --sport 1 --dport 2 --state ESTABLISHED --orig-vtag 7 --reply-vtag 8 -t 10",
+	}
+	var reused lineParser
+	for _, line := range lines {
+		args, err := appendWords([]string{"conntrack"}, line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fresh lineParser
+		want, wantErr := fresh.parse(args, func(string) {})
+		got, gotErr := reused.parse(args, func(string) {})
+		if (wantErr == nil) != (gotErr == nil) {
+			t.Fatalf("%q: error %v, want %v", line, gotErr, wantErr)
+		}
+		if wantErr != nil {
+			continue
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%q: reused parser gives\n%+v\nwant\n%+v", line, *got, *want)
+		}
+	}
+}
+
+// loadBenchFile is a -R file of n TCP creations, as bench/ writes one.
+func loadBenchFile(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "-I -p tcp -s 10.%d.%d.%d -d 198.51.100.1 --sport %d --dport 443 --state ESTABLISHED -t 3600\n",
+			byte(i>>16), byte(i>>8), byte(i), 32768+i%28000)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkLoadParse measures the first pass of -R over 100,000 lines:
+// reading and parsing, without the kernel.
+func BenchmarkLoadParse(b *testing.B) {
+	file := loadBenchFile(100_000)
+	b.SetBytes(int64(len(file)))
+	b.ResetTimer()
+	b.ReportAllocs()
+	for range b.N {
+		err := eachLine(bytes.NewReader(file), "conntrack", func(string) {}, func(*cmdLine) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadBuild measures the parsing side of the second pass of -R
+// over 100,000 lines: reading, parsing and building the flows of each
+// window, without the kernel.
+func BenchmarkLoadBuild(b *testing.B) {
+	file := loadBenchFile(100_000)
+	b.SetBytes(int64(len(file)))
+	b.ResetTimer()
+	b.ReportAllocs()
+	var batch createBatch
+	for range b.N {
+		err := eachLine(bytes.NewReader(file), "conntrack", func(string) {}, func(c *cmdLine) error {
+			batch.add(c)
+			if len(batch.flows) == loadWindow {
+				batch.reset()
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
 	}
 }

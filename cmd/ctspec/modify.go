@@ -233,20 +233,52 @@ func natAttr(s natSpec, proto uint8) ctnetlink.NAT {
 // NLM_F_EXCL, and takes EEXIST as success without counting the flow: -A
 // leaves a flow that exists as it is.
 func (a *app) create(lines []*cmdLine) (int, error) {
-	flows := make([]ctnetlink.Flow, len(lines))
-	for i, c := range lines {
-		flows[i] = c.buildFlow(true)
+	var b createBatch
+	for _, c := range lines {
+		b.add(c)
+	}
+	return a.createBatch(&b)
+}
+
+// createBatch is a run of consecutive creations: the flows to create and
+// the command (ctCreate or ctAdd) of each, whose errors differ.
+type createBatch struct {
+	flows []ctnetlink.Flow
+	cmds  []int
+}
+
+// add appends the creation of command line c.
+func (b *createBatch) add(c *cmdLine) {
+	b.flows = append(b.flows, c.buildFlow(true))
+	b.cmds = append(b.cmds, c.cmd)
+}
+
+// reset empties b and keeps its storage.
+func (b *createBatch) reset() {
+	b.flows, b.cmds = b.flows[:0], b.cmds[:0]
+}
+
+// createBatch sends the creations of b in one pipelined bulk request and
+// stops, as conntrack does, at the first that fails: a failing -A of a
+// flow that exists is no failure.
+func (a *app) createBatch(b *createBatch) (int, error) {
+	flows := b.flows
+	if len(flows) == 0 {
+		return 0, nil
 	}
 	res, err := a.conn.CreateMany(a.ctx, flows)
 	if err != nil {
-		return 0, opFailed(err, lines[0].cmd)
+		return 0, opFailed(err, b.cmds[0])
 	}
-	failed := map[int]bool{}
+	var failed map[int]bool
 	for _, e := range res.Errors {
+		if failed == nil {
+			failed = map[int]bool{}
+		}
 		failed[e.Index] = true
 	}
 	for _, e := range res.Errors {
-		if lines[e.Index].cmd == ctAdd && errors.Is(e.Err, unix.EEXIST) {
+		if b.cmds[e.Index] == ctAdd && errors.Is(e.Err, unix.EEXIST) {
 			continue
 		}
 		// conntrack stops at the failing line. The kernel went on with
@@ -260,10 +292,10 @@ func (a *app) create(lines []*cmdLine) (int, error) {
 		if len(later) > 0 {
 			a.conn.DeleteMany(a.ctx, later)
 		}
-		return res.Done, opFailed(e.Err, lines[e.Index].cmd)
+		return res.Done, opFailed(e.Err, b.cmds[e.Index])
 	}
 	if res.NotFound > 0 {
-		return res.Done, opFailed(unix.ENOENT, lines[0].cmd)
+		return res.Done, opFailed(unix.ENOENT, b.cmds[0])
 	}
 	return res.Done, nil
 }

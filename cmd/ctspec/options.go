@@ -173,24 +173,35 @@ var options = [...]option{
 		section: secCtspec, help: "  --kernel-flush\t\tLet the kernel flush what it can evaluate itself;\n\t\t\t\tprints no flows, and no count for what it flushed"},
 }
 
+// numCodes bounds the values getopt returns for commands and options.
+const numCodes = optCodeKernelFlush + 1
+
+// codeIndex maps the value getopt returns for a command or option to its
+// entry: i+1 for commands[i], -(i+1) for options[i], 0 for neither.
+var codeIndex = func() (idx [numCodes]int8) {
+	for i := range commands {
+		idx[commands[i].short[0]] = int8(i + 1)
+	}
+	for i := range options {
+		idx[options[i].code] = -int8(i + 1)
+	}
+	return idx
+}()
+
 // optionByCode returns the option getopt returned code for, or nil.
 func optionByCode(code int) *option {
-	for i := range options {
-		if options[i].code == code {
-			return &options[i]
-		}
+	if code < 0 || code >= numCodes || codeIndex[code] >= 0 {
+		return nil
 	}
-	return nil
+	return &options[-codeIndex[code]-1]
 }
 
 // commandByCode returns the command whose letter is code, or nil.
 func commandByCode(code int) *command {
-	for i := range commands {
-		if int(commands[i].short[0]) == code {
-			return &commands[i]
-		}
+	if code < 0 || code >= numCodes || codeIndex[code] <= 0 {
+		return nil
 	}
-	return nil
+	return &commands[codeIndex[code]-1]
 }
 
 // getoptSpec is the short option string and long option list of the
@@ -254,15 +265,25 @@ func longName(code int) string {
 // error; then, where the command takes address pairs, one pair must be
 // complete.
 func checkOptions(given uint32, cmd int) error {
-	var row [numOpt]byte
-	var names [numOpt]string
+	return checkOpts(given, optionRows.cmds[cmd][:], optionRows.names[:], addrPairs, addrPairMsg)
+}
+
+// optionRows holds each command's row of the options table in option bit
+// order, and the option names in the same order, for checkOptions.
+var optionRows = func() (r struct {
+	cmds  [numCmd][numOpt]byte
+	names [numOpt]string
+}) {
 	for i := range options {
 		if o := &options[i]; o.bit >= 0 {
-			row[o.bit], names[o.bit] = o.cmds[cmd], o.name
+			r.names[o.bit] = o.name
+			for cmd := range numCmd {
+				r.cmds[cmd][o.bit] = o.cmds[cmd]
+			}
 		}
 	}
-	return checkOpts(given, row[:], names[:], addrPairs, addrPairMsg)
-}
+	return r
+}()
 
 // addrPairMsg are the errors for an incomplete pair of addrPairs.
 var addrPairMsg = []string{

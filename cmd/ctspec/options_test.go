@@ -60,3 +60,43 @@ func TestOptionTable(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionLookups checks the precomputed lookups against a search of
+// the tables: each code getopt may return finds its command or option,
+// or nothing, and each command's row of optionRows is its column of the
+// options table.
+func TestOptionLookups(t *testing.T) {
+	for code := -2; code < numCodes+2; code++ {
+		var wantCmd *command
+		for i := range commands {
+			if int(commands[i].short[0]) == code {
+				wantCmd = &commands[i]
+			}
+		}
+		var wantOpt *option
+		for i := range options {
+			if options[i].code == code {
+				wantOpt = &options[i]
+			}
+		}
+		if got := commandByCode(code); got != wantCmd {
+			t.Errorf("commandByCode(%#x) = %v, want %v", code, got, wantCmd)
+		}
+		if got := optionByCode(code); got != wantOpt {
+			t.Errorf("optionByCode(%#x) = %v, want %v", code, got, wantOpt)
+		}
+	}
+	for _, o := range options {
+		if o.bit < 0 {
+			continue
+		}
+		if got := optionRows.names[o.bit]; got != o.name {
+			t.Errorf("bit %d: name %q, want %q", o.bit, got, o.name)
+		}
+		for cmd := range numCmd {
+			if got := optionRows.cmds[cmd][o.bit]; got != o.cmds[cmd] {
+				t.Errorf("%s with command %d: %d, want %d", o.name, cmd, got, o.cmds[cmd])
+			}
+		}
+	}
+}

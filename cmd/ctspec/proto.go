@@ -2,6 +2,7 @@ package main
 
 import (
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -215,129 +216,132 @@ func portHandler(name string, num uint8, table [][]byte, extra []clib.LongOpt, f
 	}
 }
 
-// protoHandlers are the protocols conntrack-tools knows by name, in the
-// order its list holds them (the last registered first).
-var protoHandlers = []*protoHandler{
-	{
-		name: "gre", num: unix.IPPROTO_GRE,
-		opts: withBase([]clib.LongOpt{
-			{Name: "orig-key-src", Arg: clib.RequiredArg, Val: 0}, {Name: "srckey", Arg: clib.RequiredArg, Val: 0},
-			{Name: "orig-key-dst", Arg: clib.RequiredArg, Val: 1}, {Name: "dstkey", Arg: clib.RequiredArg, Val: 1},
-			{Name: "reply-key-src", Arg: clib.RequiredArg, Val: 2}, {Name: "reply-key-dst", Arg: clib.RequiredArg, Val: 3},
-			{Name: "mask-key-src", Arg: clib.RequiredArg, Val: 4}, {Name: "mask-key-dst", Arg: clib.RequiredArg, Val: 5},
-			{Name: "tuple-key-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-key-dst", Arg: clib.RequiredArg, Val: 7},
-		}),
-		flags:   []string{"srckey", "dstkey", "reply-key-src", "reply-key-dst", "mask-key-src", "mask-key-dst", "tuple-key-src", "tuple-key-dst"},
-		table:   greTable,
-		pairs:   portPairs,
-		pairMsg: []string{"you have to specify `--srckey' and `--dstkey'", "you have to specify `--reply-src-key' and `--reply-dst-key'"},
-		parse: func(c *cmdLine, i int, arg string) error {
-			v, _, _ := clib.Strtoul(arg, 0)
-			key := uint16(v)
-			// Keys 6 and 7 are the expectation tuple's, after the masks.
-			switch i {
-			case 6:
-				i = pExpSport
-			case 7:
-				i = pExpDport
-			}
-			parsePortOpt(c, i, key)
-			return nil
+// protoHandlers returns the protocols conntrack-tools knows by name, in
+// the order its list holds them (the last registered first). They are
+// built on first use: a command line without -p never needs them.
+var protoHandlers = sync.OnceValue(func() []*protoHandler {
+	return []*protoHandler{
+		{
+			name: "gre", num: unix.IPPROTO_GRE,
+			opts: withBase([]clib.LongOpt{
+				{Name: "orig-key-src", Arg: clib.RequiredArg, Val: 0}, {Name: "srckey", Arg: clib.RequiredArg, Val: 0},
+				{Name: "orig-key-dst", Arg: clib.RequiredArg, Val: 1}, {Name: "dstkey", Arg: clib.RequiredArg, Val: 1},
+				{Name: "reply-key-src", Arg: clib.RequiredArg, Val: 2}, {Name: "reply-key-dst", Arg: clib.RequiredArg, Val: 3},
+				{Name: "mask-key-src", Arg: clib.RequiredArg, Val: 4}, {Name: "mask-key-dst", Arg: clib.RequiredArg, Val: 5},
+				{Name: "tuple-key-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-key-dst", Arg: clib.RequiredArg, Val: 7},
+			}),
+			flags:   []string{"srckey", "dstkey", "reply-key-src", "reply-key-dst", "mask-key-src", "mask-key-dst", "tuple-key-src", "tuple-key-dst"},
+			table:   greTable,
+			pairs:   portPairs,
+			pairMsg: []string{"you have to specify `--srckey' and `--dstkey'", "you have to specify `--reply-src-key' and `--reply-dst-key'"},
+			parse: func(c *cmdLine, i int, arg string) error {
+				v, _, _ := clib.Strtoul(arg, 0)
+				key := uint16(v)
+				// Keys 6 and 7 are the expectation tuple's, after the masks.
+				switch i {
+				case 6:
+					i = pExpSport
+				case 7:
+					i = pExpDport
+				}
+				parsePortOpt(c, i, key)
+				return nil
+			},
 		},
-	},
-	{
-		name: "icmpv6", num: unix.IPPROTO_ICMPV6,
-		opts:  withBase([]clib.LongOpt{{Name: "icmpv6-type", Arg: clib.RequiredArg, Val: 0}, {Name: "icmpv6-code", Arg: clib.RequiredArg, Val: 1}, {Name: "icmpv6-id", Arg: clib.RequiredArg, Val: 2}}),
-		flags: []string{"icmpv6-type", "icmpv6-code", "icmpv6-id"},
-		table: icmpTable,
-		parse: parseICMP(unix.IPPROTO_ICMPV6),
-	},
-	{
-		name: "icmp", num: unix.IPPROTO_ICMP,
-		opts:  withBase([]clib.LongOpt{{Name: "icmp-type", Arg: clib.RequiredArg, Val: 0}, {Name: "icmp-code", Arg: clib.RequiredArg, Val: 1}, {Name: "icmp-id", Arg: clib.RequiredArg, Val: 2}}),
-		flags: []string{"icmp-type", "icmp-code", "icmp-id"},
-		table: icmpTable,
-		parse: parseICMP(unix.IPPROTO_ICMP),
-	},
-	portHandler("dccp", unix.IPPROTO_DCCP, dccpTable,
-		[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}, {Name: "role", Arg: clib.RequiredArg, Val: 9}},
-		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst", "role"},
-		func(c *cmdLine, i int, arg string) error {
-			switch i {
-			case pState:
-				for s, name := range dccpStates {
-					if arg == name {
-						c.tmpl.ProtoInfo.DCCP.SetState(ctnetlink.DCCPState(s))
-						return nil
+		{
+			name: "icmpv6", num: unix.IPPROTO_ICMPV6,
+			opts:  withBase([]clib.LongOpt{{Name: "icmpv6-type", Arg: clib.RequiredArg, Val: 0}, {Name: "icmpv6-code", Arg: clib.RequiredArg, Val: 1}, {Name: "icmpv6-id", Arg: clib.RequiredArg, Val: 2}}),
+			flags: []string{"icmpv6-type", "icmpv6-code", "icmpv6-id"},
+			table: icmpTable,
+			parse: parseICMP(unix.IPPROTO_ICMPV6),
+		},
+		{
+			name: "icmp", num: unix.IPPROTO_ICMP,
+			opts:  withBase([]clib.LongOpt{{Name: "icmp-type", Arg: clib.RequiredArg, Val: 0}, {Name: "icmp-code", Arg: clib.RequiredArg, Val: 1}, {Name: "icmp-id", Arg: clib.RequiredArg, Val: 2}}),
+			flags: []string{"icmp-type", "icmp-code", "icmp-id"},
+			table: icmpTable,
+			parse: parseICMP(unix.IPPROTO_ICMP),
+		},
+		portHandler("dccp", unix.IPPROTO_DCCP, dccpTable,
+			[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}, {Name: "role", Arg: clib.RequiredArg, Val: 9}},
+			[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst", "role"},
+			func(c *cmdLine, i int, arg string) error {
+				switch i {
+				case pState:
+					for s, name := range dccpStates {
+						if arg == name {
+							c.tmpl.ProtoInfo.DCCP.SetState(ctnetlink.DCCPState(s))
+							return nil
+						}
 					}
-				}
-				return paramError("Unknown DCCP state `%s'", arg)
-			case 9:
-				switch {
-				case arg != "" && strings.HasPrefix("client", strings.ToLower(arg)):
-					c.tmpl.ProtoInfo.DCCP.SetRole(ctnetlink.DCCPRoleClient)
-				case arg != "" && strings.HasPrefix("server", strings.ToLower(arg)):
-					c.tmpl.ProtoInfo.DCCP.SetRole(ctnetlink.DCCPRoleServer)
-				default:
-					return paramError("Unknown DCCP role `%s'", arg)
-				}
-				return nil
-			}
-			parsePortOpt(c, i, parsePort(arg))
-			return nil
-		}),
-	portHandler("sctp", unix.IPPROTO_SCTP, sctpTable,
-		[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}, {Name: "orig-vtag", Arg: clib.RequiredArg, Val: pSCTPOrigVtag}, {Name: "reply-vtag", Arg: clib.RequiredArg, Val: pSCTPReplVtag}},
-		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst", "orig-vtag", "reply-vtag"},
-		func(c *cmdLine, i int, arg string) error {
-			switch i {
-			case pState:
-				for s, name := range sctpStates {
-					if arg == name {
-						c.tmpl.ProtoInfo.SCTP.SetState(ctnetlink.SCTPState(s))
-						return nil
+					return paramError("Unknown DCCP state `%s'", arg)
+				case 9:
+					switch {
+					case arg != "" && strings.HasPrefix("client", strings.ToLower(arg)):
+						c.tmpl.ProtoInfo.DCCP.SetRole(ctnetlink.DCCPRoleClient)
+					case arg != "" && strings.HasPrefix("server", strings.ToLower(arg)):
+						c.tmpl.ProtoInfo.DCCP.SetRole(ctnetlink.DCCPRoleServer)
+					default:
+						return paramError("Unknown DCCP role `%s'", arg)
 					}
-				}
-				return paramError("unknown SCTP state `%s'", arg)
-			case pSCTPOrigVtag:
-				c.tmpl.ProtoInfo.SCTP.SetVTagOriginal(bswap32(uint32(clib.Atoi(arg))))
-				return nil
-			case pSCTPReplVtag:
-				c.tmpl.ProtoInfo.SCTP.SetVTagReply(bswap32(uint32(clib.Atoi(arg))))
-				return nil
-			}
-			parsePortOpt(c, i, parsePort(arg))
-			return nil
-		}),
-	portHandler("udplite", unix.IPPROTO_UDPLITE, udpTable,
-		[]clib.LongOpt{{Name: "tuple-port-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: 7}},
-		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "tuple-port-src", "tuple-port-dst"},
-		parseUDPOpt),
-	portHandler("udp", unix.IPPROTO_UDP, udpTable,
-		[]clib.LongOpt{{Name: "tuple-port-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: 7}},
-		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "tuple-port-src", "tuple-port-dst"},
-		parseUDPOpt),
-	portHandler("tcp", unix.IPPROTO_TCP, tcpTable,
-		[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}},
-		[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst"},
-		func(c *cmdLine, i int, arg string) error {
-			if i == pState {
-				for s, name := range tcpStates {
-					if arg == name {
-						c.tmpl.ProtoInfo.TCP.SetState(ctnetlink.TCPState(s))
-						return nil
-					}
-				}
-				if arg == "LISTEN" {
-					c.tmpl.ProtoInfo.TCP.SetState(ctnetlink.TCPStateSynSent2)
 					return nil
 				}
-				return paramError("unknown TCP state `%s'", arg)
-			}
-			parsePortOpt(c, i, parsePort(arg))
-			return nil
-		}),
-}
+				parsePortOpt(c, i, parsePort(arg))
+				return nil
+			}),
+		portHandler("sctp", unix.IPPROTO_SCTP, sctpTable,
+			[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}, {Name: "orig-vtag", Arg: clib.RequiredArg, Val: pSCTPOrigVtag}, {Name: "reply-vtag", Arg: clib.RequiredArg, Val: pSCTPReplVtag}},
+			[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst", "orig-vtag", "reply-vtag"},
+			func(c *cmdLine, i int, arg string) error {
+				switch i {
+				case pState:
+					for s, name := range sctpStates {
+						if arg == name {
+							c.tmpl.ProtoInfo.SCTP.SetState(ctnetlink.SCTPState(s))
+							return nil
+						}
+					}
+					return paramError("unknown SCTP state `%s'", arg)
+				case pSCTPOrigVtag:
+					c.tmpl.ProtoInfo.SCTP.SetVTagOriginal(bswap32(uint32(clib.Atoi(arg))))
+					return nil
+				case pSCTPReplVtag:
+					c.tmpl.ProtoInfo.SCTP.SetVTagReply(bswap32(uint32(clib.Atoi(arg))))
+					return nil
+				}
+				parsePortOpt(c, i, parsePort(arg))
+				return nil
+			}),
+		portHandler("udplite", unix.IPPROTO_UDPLITE, udpTable,
+			[]clib.LongOpt{{Name: "tuple-port-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: 7}},
+			[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "tuple-port-src", "tuple-port-dst"},
+			parseUDPOpt),
+		portHandler("udp", unix.IPPROTO_UDP, udpTable,
+			[]clib.LongOpt{{Name: "tuple-port-src", Arg: clib.RequiredArg, Val: 6}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: 7}},
+			[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "tuple-port-src", "tuple-port-dst"},
+			parseUDPOpt),
+		portHandler("tcp", unix.IPPROTO_TCP, tcpTable,
+			[]clib.LongOpt{{Name: "state", Arg: clib.RequiredArg, Val: pState}, {Name: "tuple-port-src", Arg: clib.RequiredArg, Val: pExpSport}, {Name: "tuple-port-dst", Arg: clib.RequiredArg, Val: pExpDport}},
+			[]string{"sport", "dport", "reply-port-src", "reply-port-dst", "mask-port-src", "mask-port-dst", "state", "tuple-port-src", "tuple-port-dst"},
+			func(c *cmdLine, i int, arg string) error {
+				if i == pState {
+					for s, name := range tcpStates {
+						if arg == name {
+							c.tmpl.ProtoInfo.TCP.SetState(ctnetlink.TCPState(s))
+							return nil
+						}
+					}
+					if arg == "LISTEN" {
+						c.tmpl.ProtoInfo.TCP.SetState(ctnetlink.TCPStateSynSent2)
+						return nil
+					}
+					return paramError("unknown TCP state `%s'", arg)
+				}
+				parsePortOpt(c, i, parsePort(arg))
+				return nil
+			}),
+	}
+})
 
 // unknownHandler stands for any other protocol, named or numbered.
 var unknownHandler = &protoHandler{name: "unknown"}
@@ -390,7 +394,7 @@ func parseICMP(proto uint8) func(c *cmdLine, i int, arg string) error {
 // protocol's name (any case), then a name in /etc/protocols, then a number
 // up to 255.
 func findProto(name string) (*protoHandler, uint8, bool) {
-	for _, h := range protoHandlers {
+	for _, h := range protoHandlers() {
 		if strings.EqualFold(h.name, name) {
 			return h, h.num, true
 		}
@@ -399,7 +403,7 @@ func findProto(name string) (*protoHandler, uint8, bool) {
 		return unknownHandler, 0, true
 	}
 	if n, ok := clib.ProtoByName(name); ok {
-		for _, h := range protoHandlers {
+		for _, h := range protoHandlers() {
 			if h.num == uint8(n) {
 				// conntrack treats a protocol given by its /etc/protocols
 				// name as unknown, even one it supports.
@@ -410,7 +414,7 @@ func findProto(name string) (*protoHandler, uint8, bool) {
 	}
 	v, rest, ok := clib.Strtoul(name, 0)
 	if ok && rest == "" && v <= unix.IPPROTO_RAW {
-		for _, h := range protoHandlers {
+		for _, h := range protoHandlers() {
 			if h.num == uint8(v) {
 				return h, uint8(v), true
 			}
@@ -423,7 +427,7 @@ func findProto(name string) (*protoHandler, uint8, bool) {
 // protoName returns the name conntrack's -o save prints after -p, or ""
 // for a protocol it prints by number.
 func protoName(num uint8) string {
-	for _, h := range protoHandlers {
+	for _, h := range protoHandlers() {
 		if h.num == num {
 			return h.name
 		}

@@ -113,8 +113,8 @@ func (a *app) main(args []string) (int, error) {
 	return a.finish(c, n), nil
 }
 
-// summaries are the closing lines, per command.
-var summaries = map[int]string{
+// summaries are the closing lines, per command; "" where it has none.
+var summaries = [numCmd]string{
 	ctList:    "%d flow entries have been shown.\n",
 	ctCreate:  "%d flow entries have been created.\n",
 	ctUpdate:  "%d flow entries have been updated.\n",
@@ -132,8 +132,11 @@ func (a *app) finish(c *cmdLine, n int) int {
 	if a.summarised {
 		return a.status
 	}
-	format, ok := summaries[c.cmd]
-	if !ok {
+	var format string
+	if c.cmd >= 0 && c.cmd < numCmd {
+		format = summaries[c.cmd]
+	}
+	if format == "" {
 		return 0
 	}
 	a.summary(format, n)

@@ -49,13 +49,20 @@ func usageText(withExtensions bool) string {
 	return b.String()
 }
 
-// protoHelp is each protocol's -h text, as conntrack prints it after the
-// usage when -p names a protocol.
-var protoHelp = map[string]string{
-	"tcp":    "  --orig-port-src\t\toriginal source port\n  --orig-port-dst\t\toriginal destination port\n  --reply-port-src\t\treply source port\n  --reply-port-dst\t\treply destination port\n  --mask-port-src\t\tmask source port\n  --mask-port-dst\t\tmask destination port\n  --tuple-port-src\t\texpectation tuple src port\n  --tuple-port-src\t\texpectation tuple dst port\n  --state\t\t\tTCP state, fe. ESTABLISHED\n",
-	"udp":    "  --orig-port-src\t\toriginal source port\n  --orig-port-dst\t\toriginal destination port\n  --reply-port-src\t\treply source port\n  --reply-port-dst\t\treply destination port\n  --mask-port-src\t\tmask source port\n  --mask-port-dst\t\tmask destination port\n  --tuple-port-src\t\texpectation tuple src port\n  --tuple-port-src\t\texpectation tuple dst port\n",
-	"icmp":   "  --icmp-type\t\t\ticmp type\n  --icmp-code\t\t\ticmp code\n  --icmp-id\t\t\ticmp id\n",
-	"icmpv6": "  --icmpv6-type\t\t\ticmpv6 type\n  --icmpv6-code\t\t\ticmpv6 code\n  --icmpv6-id\t\t\ticmpv6 id\n",
+// protoHelp is a protocol's -h text, as conntrack prints it after the
+// usage when -p names a protocol, or "".
+func protoHelp(name string) string {
+	switch name {
+	case "tcp":
+		return "  --orig-port-src\t\toriginal source port\n  --orig-port-dst\t\toriginal destination port\n  --reply-port-src\t\treply source port\n  --reply-port-dst\t\treply destination port\n  --mask-port-src\t\tmask source port\n  --mask-port-dst\t\tmask destination port\n  --tuple-port-src\t\texpectation tuple src port\n  --tuple-port-src\t\texpectation tuple dst port\n  --state\t\t\tTCP state, fe. ESTABLISHED\n"
+	case "udp":
+		return "  --orig-port-src\t\toriginal source port\n  --orig-port-dst\t\toriginal destination port\n  --reply-port-src\t\treply source port\n  --reply-port-dst\t\treply destination port\n  --mask-port-src\t\tmask source port\n  --mask-port-dst\t\tmask destination port\n  --tuple-port-src\t\texpectation tuple src port\n  --tuple-port-src\t\texpectation tuple dst port\n"
+	case "icmp":
+		return "  --icmp-type\t\t\ticmp type\n  --icmp-code\t\t\ticmp code\n  --icmp-id\t\t\ticmp id\n"
+	case "icmpv6":
+		return "  --icmpv6-type\t\t\ticmpv6 type\n  --icmpv6-code\t\t\ticmpv6 code\n  --icmpv6-id\t\t\ticmpv6 id\n"
+	}
+	return ""
 }
 
 func (a *app) usage(c *cmdLine) {
@@ -70,7 +77,7 @@ func (a *app) usage(c *cmdLine) {
 			}
 		}
 		fmt.Fprintf(a.out, "Proto `%s' help:\n", name)
-		fmt.Fprint(a.out, protoHelp[c.proto.name])
+		fmt.Fprint(a.out, protoHelp(c.proto.name))
 	}
 }
 

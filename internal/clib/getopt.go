@@ -79,6 +79,16 @@ func New(args []string, shortSpec string, long []LongOpt) *Getopt {
 	return g
 }
 
+// Reset makes g parse args (args[0] is the program name) from the
+// start, with the option lists it has, less those AddLong added: a
+// caller that parses many command lines builds one Getopt.
+func (g *Getopt) Reset(args []string) {
+	g.Arg, g.Has, g.Last = "", false, ""
+	g.args, g.ind, g.next = args, 1, ""
+	clear(g.extra)
+	g.extra = g.extra[:0]
+}
+
 // AddLong adds long options, as conntrack merges a protocol's options once
 // -p names it. They are searched after those already there.
 func (g *Getopt) AddLong(opts []LongOpt) {

@@ -124,3 +124,28 @@ func TestGetoptAddLong(t *testing.T) {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
 }
+
+// TestGetoptReset parses a second command line with a Getopt that stopped
+// inside a cluster of the first and had protocol options added: it must
+// see what a new Getopt sees, without the added options.
+func TestGetoptReset(t *testing.T) {
+	long := []LongOpt{{Name: "src", Arg: RequiredArg, Val: 's'}}
+	const short = ":Lzs:"
+	steps := func(g *Getopt) []step {
+		var got []step
+		for v := g.Next(); v != End; v = g.Next() {
+			got = append(got, step{Val: v, Arg: g.Arg, Has: g.Has, Last: g.Last})
+		}
+		return got
+	}
+	second := []string{"prog", "z", "--sport", "80", "-s", "a", "-L"}
+	g := New([]string{"prog", "--sport", "1", "-Lzs"}, short, long)
+	g.AddLong([]LongOpt{{Name: "sport", Arg: RequiredArg, Val: 0x200}})
+	g.Next()
+	g.Next() // inside the cluster "-Lzs"
+	g.Reset(second)
+	want := steps(New(second, short, long))
+	if diff := cmp.Diff(want, steps(g)); diff != "" {
+		t.Errorf("after Reset (-want +got)\n%s", diff)
+	}
+}
