@@ -90,7 +90,7 @@ func buildHello(tb testing.TB) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("build hello: %v\n%s", err, out)
 	}
-	return bin
+	return installed(tb, bin)
 }
 
 // procRun is one whole-process run: wall time from fork to exit, the CPU
