@@ -14,8 +14,9 @@
 //	>>>
 //
 // A mutant may change several files, one file: block each. "generate: yes"
-// regenerates ctnetlink from the spec after the change, as make generate
-// does. mutate copies the repository (its tracked and untracked files, not
+// regenerates, after the change, the package of every spec file it changes
+// (spec/conntrack.yaml: ctnetlink; spec/NAME.yaml: package NAME), as make
+// generate does. mutate copies the repository (its tracked and untracked files, not
 // .git) to a scratch directory once; for each mutant it applies the change
 // there, builds, runs the test command with CTSPEC_REQUIRE_KERNEL=1, and
 // puts the changed files back.
@@ -39,6 +40,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -152,7 +154,7 @@ func mainErr(dir, run string, keep, check bool, timeout time.Duration) error {
 }
 
 // changedPkgs returns the package patterns of the Go files m changes, and
-// ./ctnetlink when it regenerates, so that their tests compile as well.
+// the packages it regenerates, so that their tests compile as well.
 func changedPkgs(m mutant) []string {
 	seen := map[string]bool{}
 	var pkgs []string
@@ -167,8 +169,8 @@ func changedPkgs(m mutant) []string {
 			add("./" + filepath.Dir(e.file))
 		}
 	}
-	if m.generate {
-		add("./ctnetlink")
+	for _, g := range genTargets(m) {
+		add("./" + g.pkg)
 	}
 	if len(pkgs) == 0 {
 		add("./...")
@@ -182,12 +184,14 @@ func restore(m mutant, src, work string) error {
 	for _, e := range m.edits {
 		files = append(files, e.file)
 	}
-	gen, err := filepath.Glob(filepath.Join(src, "ctnetlink", "zz_generated_*"))
-	if err != nil {
-		return err
-	}
-	for _, g := range gen {
-		files = append(files, filepath.Join("ctnetlink", filepath.Base(g)))
+	for _, t := range genTargets(m) {
+		gen, err := filepath.Glob(filepath.Join(src, t.pkg, "zz_generated_*"))
+		if err != nil {
+			return err
+		}
+		for _, g := range gen {
+			files = append(files, filepath.Join(t.pkg, filepath.Base(g)))
+		}
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(src, f))
@@ -220,14 +224,18 @@ func runMutant(m mutant, dst string, timeout time.Duration) (status, detail stri
 			return noApply("%v", err)
 		}
 	}
-	if m.generate {
-		before, _ := snapshot(filepath.Join(dst, "ctnetlink"))
-		if out, err := command(dst, 10*time.Minute, "go run ./gen -spec spec/conntrack.yaml -out ctnetlink -pkg ctnetlink"); err != nil {
-			return noApply("regenerating: %v\n%s", err, out)
+	if m.generate && len(genTargets(m)) == 0 {
+		return noApply("generate: yes, but it changes no spec/*.yaml")
+	}
+	for _, t := range genTargets(m) {
+		before, _ := snapshot(filepath.Join(dst, t.pkg))
+		line := fmt.Sprintf("go run ./gen -spec %s -out %s -pkg %s", t.spec, t.pkg, t.pkg)
+		if out, err := command(dst, 10*time.Minute, line); err != nil {
+			return noApply("regenerating %s: %v\n%s", t.pkg, err, out)
 		}
-		after, _ := snapshot(filepath.Join(dst, "ctnetlink"))
+		after, _ := snapshot(filepath.Join(dst, t.pkg))
 		if before == after {
-			return noApply("regenerating from the changed spec changed no generated file")
+			return noApply("regenerating %s from the changed spec changed no generated file", t.pkg)
 		}
 	}
 	if out, err := command(dst, 10*time.Minute, "go build ./... && go vet "+strings.Join(changedPkgs(m), " ")); err != nil {
@@ -241,6 +249,32 @@ func runMutant(m mutant, dst string, timeout time.Duration) (status, detail stri
 		return "KILLED", "timed out:\n" + out
 	}
 	return "KILLED", out
+}
+
+// genTarget is a spec file and the package generated from it.
+type genTarget struct{ spec, pkg string }
+
+// genTargets returns the specs that m changes and their packages, when m
+// regenerates: spec/conntrack.yaml makes ctnetlink, spec/NAME.yaml makes
+// package NAME (the Makefile's SPECS).
+func genTargets(m mutant) []genTarget {
+	if !m.generate {
+		return nil
+	}
+	var ts []genTarget
+	for _, e := range m.edits {
+		dir, file := filepath.Split(e.file)
+		name, ok := strings.CutSuffix(file, ".yaml")
+		if filepath.Clean(dir) != "spec" || !ok || slices.ContainsFunc(ts, func(t genTarget) bool { return t.spec == e.file }) {
+			continue
+		}
+		pkg := name
+		if name == "conntrack" {
+			pkg = "ctnetlink"
+		}
+		ts = append(ts, genTarget{spec: e.file, pkg: pkg})
+	}
+	return ts
 }
 
 // checkApply reports every mutant whose text does not occur exactly once
