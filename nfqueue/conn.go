@@ -345,9 +345,14 @@ type queue struct {
 	// through the queue.
 	noGlue bool
 
-	mu      sync.Mutex
-	inbox   []item // items from inbox[head] on wait
-	head    int
+	mu    sync.Mutex
+	inbox []item // items from inbox[head] on wait
+	head  int
+	// direct, when Run sets it, is called by the reader with each packet
+	// instead of queueing it in the inbox; fnMu is held while a packet is
+	// delivered, so that Run can wait for a call to end.
+	direct  func(*Packet)
+	fnMu    sync.Mutex
 	err     error                 // the reader's terminal error
 	pending map[uint32]chan error // verdict sequence number -> its waiter
 	packets map[uint32]*Packet    // id -> packet without a verdict
@@ -443,12 +448,43 @@ func (q *queue) dispatch(b []byte) {
 				q.push(item{err: fmt.Errorf("nfqueue: queue %d: packet: %w", q.num, err)})
 				continue
 			}
-			q.mu.Lock()
-			q.packets[p.ID] = p
-			q.mu.Unlock()
-			q.push(item{p: p})
+			q.deliver(p)
 		}
 	}
+}
+
+// deliver hands p to Run's function on this goroutine when Run set it
+// (see Run), else puts it in the inbox.
+func (q *queue) deliver(p *Packet) {
+	q.fnMu.Lock()
+	defer q.fnMu.Unlock()
+	q.mu.Lock()
+	q.packets[p.ID] = p
+	fn := q.direct
+	if fn == nil {
+		q.inbox = append(q.inbox, item{p: p})
+	}
+	q.mu.Unlock()
+	if fn != nil {
+		fn(p)
+		return
+	}
+	q.signal()
+}
+
+// setDirect makes the reader call fn with each packet itself, if the inbox
+// is empty, and reports whether it did; a nil fn undoes it, once a call
+// that runs has returned.
+func (q *queue) setDirect(fn func(*Packet)) bool {
+	q.fnMu.Lock()
+	defer q.fnMu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if fn != nil && q.head < len(q.inbox) {
+		return false
+	}
+	q.direct = fn
+	return true
 }
 
 // asyncError passes the kernel's error answer to an asynchronous verdict,

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,5 +272,78 @@ func TestKernelAllocs(t *testing.T) {
 				t.Errorf("%.3f allocations per packet besides the %.1f of Send, want none", extra, sendAllocs)
 			}
 		})
+	}
+}
+
+// TestKernelAsyncRun: with AsyncVerdicts, Run first hands over the packets
+// queued before it started, then takes the later ones from the reader
+// itself: every packet reaches fn once, in order, one call at a time; Run
+// returns ctx's error, after which packets wait for the next reader of the
+// inbox again.
+func TestKernelAsyncRun(t *testing.T) {
+	e := newEnv(t)
+	e.queueRule(t, "--queue-num", "0")
+	c, errs := e.openAsync(t, Config{})
+	s := e.sender(t, 0)
+	var want []string
+	for i := range 10 {
+		msg := fmt.Sprintf("early%d", i)
+		send(t, s, msg)
+		want = append(want, msg)
+	}
+	// Let the reader queue them all before Run starts.
+	time.Sleep(100 * time.Millisecond)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var seen []string
+	var inFn atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(ctx, func(p *Packet) {
+			if inFn.Add(1) != 1 {
+				t.Error("fn called while another call runs")
+			}
+			mu.Lock()
+			seen = append(seen, udpPayload(t, p.Payload))
+			mu.Unlock()
+			if err := p.Accept(ctx); err != nil {
+				t.Error(err)
+			}
+			inFn.Add(-1)
+		})
+	}()
+	e.expectReceived(t, want...)
+	var late []string
+	for i := range 30 {
+		msg := fmt.Sprintf("late%d", i)
+		send(t, s, msg)
+		late = append(late, msg)
+	}
+	e.expectReceived(t, late...)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v, want context.Canceled", err)
+	}
+	mu.Lock()
+	if got := fmt.Sprint(seen); got != fmt.Sprint(append(want, late...)) {
+		t.Errorf("fn saw %v, want %v", seen, append(want, late...))
+	}
+	mu.Unlock()
+
+	// After Run, packets go to the inbox again.
+	send(t, s, "after")
+	p := next(t, c)
+	if got := udpPayload(t, p.Payload); got != "after" {
+		t.Errorf("packet after Run: %q, want %q", got, "after")
+	}
+	if err := p.Accept(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.expectReceived(t, "after")
+	errs.mu.Lock()
+	defer errs.mu.Unlock()
+	if len(errs.got) != 0 {
+		t.Errorf("verdict errors %v, want none", errs.got)
 	}
 }

@@ -246,6 +246,12 @@ func (q *queue) terminal(err error) bool {
 // are counted (Overruns) and do not stop Run. Run returns when ctx ends,
 // with ctx's error, or when a queue's reader fails, with its error
 // (ErrClosed after Close), after every goroutine returned.
+//
+// With Config.AsyncVerdicts, the goroutine of a queue is its reader
+// itself, as soon as the packets queued before Run have been handled: a
+// packet goes from the socket to fn with no hand-over between goroutines,
+// as in libnetfilter_queue's loop. The queue reads nothing while fn runs,
+// and fn must not call Close, which waits for the readers.
 func (c *Conn) Run(ctx context.Context, fn func(*Packet)) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -254,10 +260,21 @@ func (c *Conn) Run(ctx context.Context, fn func(*Packet)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			direct := false
+			defer func() {
+				if direct {
+					q.setDirect(nil)
+				}
+			}()
 			for {
 				it, ok := q.pop()
 				switch {
 				case !ok:
+					if c.cfg.AsyncVerdicts && !direct {
+						if direct = q.setDirect(fn); !direct {
+							continue
+						}
+					}
 					select {
 					case <-q.notify:
 					case <-ctx.Done():
