@@ -33,8 +33,16 @@ func buildConsumer(tb testing.TB) string {
 	if _, err := os.Stat("/usr/include/libnetfilter_queue/libnetfilter_queue.h"); err != nil {
 		nstest.SkipOrFail(tb, "libnetfilter_queue's header is missing (Debian: libnetfilter-queue-dev)")
 	}
-	bin := filepath.Join(tb.TempDir(), "consumer")
-	out, err := exec.Command("cc", "-O2", "-Wall", "-o", bin, filepath.Join("c", "consumer.c"), "-lnetfilter_queue", "-lnfnetlink", "-lpthread").CombinedOutput()
+	return buildC(tb, "consumer", "-lnetfilter_queue", "-lnfnetlink", "-lpthread")
+}
+
+// buildC compiles c/name.c with the linker flags libs and returns the
+// binary's path.
+func buildC(tb testing.TB, name string, libs ...string) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), name)
+	args := append([]string{"-O2", "-Wall", "-o", bin, filepath.Join("c", name+".c")}, libs...)
+	out, err := exec.Command("cc", args...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("cc: %v\n%s", err, out)
 	}
@@ -90,19 +98,13 @@ func newTraffic(tb testing.TB, senders int, queue ...string) *traffic {
 	return tr
 }
 
-// send sends n datagrams of size bytes, round robin over the senders, with
-// no allocation. Sends block while the queued packets fill a sender's send
-// buffer, so the rate follows the consumer's.
-func (tr *traffic) send(tb testing.TB, n, size int) {
-	buf := make([]byte, size)
-	senders := tr.fds[1:]
-	for i := range n {
-		binary := uint32(i)
-		buf[0], buf[1], buf[2], buf[3] = byte(binary>>24), byte(binary>>16), byte(binary>>8), byte(binary)
-		if _, err := unix.Write(senders[i%len(senders)], buf); err != nil {
-			tb.Errorf("send %d: %v", i, err)
-			return
-		}
+// sendFrom sends n datagrams of size bytes from 8 sockets of the program
+// sender (c/sender.c), a process of its own in tr's namespace, so that the
+// traffic shares no runtime with the consumer measured.
+func (tr *traffic) sendFrom(tb testing.TB, sender string, n, size int) {
+	out, err := tr.ns.Command(sender, strconv.Itoa(n), strconv.Itoa(size), "8", strconv.Itoa(sinkPort)).CombinedOutput()
+	if err != nil {
+		tb.Errorf("sender: %v\n%s", err, out)
 	}
 }
 
@@ -229,9 +231,9 @@ type cell struct {
 	async  bool // ctspec's Config.AsyncVerdicts
 }
 
-// runGo runs ctspec's consumer for n packets of tr and returns the
-// elapsed time and the heap allocations per packet.
-func runGo(tb testing.TB, tr *traffic, cl cell, n, size int) (time.Duration, float64) {
+// runGo runs ctspec's consumer for n packets of tr, sent by sender, and
+// returns the elapsed time and the heap allocations per packet.
+func runGo(tb testing.TB, sender string, tr *traffic, cl cell, n, size int) (time.Duration, float64) {
 	cfg := &nfqueue.Config{NetNS: tr.ns.FD(), Count: cl.queues, MaxLen: 8192, ReadBuffer: 8 << 20}
 	if cl.async {
 		cfg.AsyncVerdicts = true
@@ -250,7 +252,7 @@ func runGo(tb testing.TB, tr *traffic, cl cell, n, size int) (time.Duration, flo
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	go tr.send(tb, n, size)
+	go tr.sendFrom(tb, sender, n, size)
 	err = q.Run(ctx, func(p *nfqueue.Packet) {
 		var err error
 		if cl.batch > 0 {
@@ -281,16 +283,16 @@ func runGo(tb testing.TB, tr *traffic, cl cell, n, size int) (time.Duration, flo
 	return elapsed, float64(after.Mallocs-before.Mallocs) / float64(n)
 }
 
-// runC runs the C consumer for n packets of tr and returns the elapsed
-// time.
-func runC(tb testing.TB, bin string, tr *traffic, cl cell, n, size int) time.Duration {
+// runC runs the C consumer for n packets of tr, sent by sender, and
+// returns the elapsed time.
+func runC(tb testing.TB, bin, sender string, tr *traffic, cl cell, n, size int) time.Duration {
 	args := []string{"0", strconv.Itoa(cl.queues), strconv.Itoa(n)}
 	if cl.batch > 0 {
 		args = append(args, "-b", strconv.Itoa(cl.batch))
 	}
 	c := startC(tb, bin, tr, args...)
 	start := time.Now()
-	go tr.send(tb, n, size)
+	go tr.sendFrom(tb, sender, n, size)
 	_, got := c.lines(tb, 30*time.Second)
 	elapsed := time.Since(start)
 	if got < n {
@@ -310,6 +312,7 @@ func runC(tb testing.TB, bin string, tr *traffic, cl cell, n, size int) time.Dur
 // allocations per packet.
 func BenchmarkThroughput(b *testing.B) {
 	bin := buildConsumer(b)
+	sender := buildC(b, "sender")
 	const n, size = 50000, 64
 	one := newTraffic(b, 8, "--queue-num", "0")
 	two := newTraffic(b, 8, "--queue-balance", "0:1")
@@ -335,10 +338,10 @@ func BenchmarkThroughput(b *testing.B) {
 				}
 				var d time.Duration
 				if cl.c {
-					d = runC(b, bin, tr, cl, n, size)
+					d = runC(b, bin, sender, tr, cl, n, size)
 				} else {
 					var a float64
-					d, a = runGo(b, tr, cl, n, size)
+					d, a = runGo(b, sender, tr, cl, n, size)
 					allocs[cl.name] = append(allocs[cl.name], a)
 				}
 				rates[cl.name] = append(rates[cl.name], float64(n)/d.Seconds())
