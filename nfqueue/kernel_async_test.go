@@ -347,3 +347,54 @@ func TestKernelAsyncRun(t *testing.T) {
 		t.Errorf("verdict errors %v, want none", errs.got)
 	}
 }
+
+// TestKernelAsyncOverrun: an overrun, which may have dropped the kernel's
+// error answers to asynchronous verdicts, reaches VerdictError with id 0
+// and ErrPacketsLost, once per overrun Packets yields.
+func TestKernelAsyncOverrun(t *testing.T) {
+	e := newEnv(t)
+	e.queueRule(t, "--queue-num", "0")
+	c, errs := e.openAsync(t, Config{ReadBuffer: 4096})
+	raw, err := e.recv.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) })
+	big := strings.Repeat("x", 1200)
+	for range 8 {
+		s := e.sender(t, 0)
+		for range 50 {
+			send(t, s, big)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	lost := 0
+	for p, err := range c.Packets(ctx) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			if !errors.Is(err, ErrPacketsLost) {
+				t.Fatalf("Packets: %v, want ErrPacketsLost", err)
+			}
+			lost++
+			continue
+		}
+		if err := p.Accept(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost == 0 {
+		t.Fatal("no overrun with a 4096-byte buffer")
+	}
+	got := errs.wait(t, lost)
+	if len(got) != lost {
+		t.Fatalf("%d verdict errors, want one per overrun, %d", len(got), lost)
+	}
+	for _, g := range got {
+		if g.queue != 0 || g.id != 0 || !errors.Is(g.err, ErrPacketsLost) || !errors.Is(g.err, unix.ENOBUFS) {
+			t.Errorf("verdict error %+v, want queue 0, id 0, ErrPacketsLost", g)
+		}
+	}
+}
