@@ -60,6 +60,27 @@ type Config struct {
 	// sets it with SO_RCVBUFFORCE (CAP_NET_ADMIN), else SO_RCVBUF, which
 	// net.core.rmem_max caps.
 	ReadBuffer int
+
+	// AsyncVerdicts makes Packet.Verdict (Accept, Drop) and
+	// Conn.VerdictBatch return once the verdict is written to the socket,
+	// without asking the kernel for an acknowledgement and waiting for it,
+	// as libnetfilter_queue does: a verdict then costs one system call
+	// and no wake-up of the reader. The kernel still answers a verdict
+	// that fails, for example ENOENT for a packet id it does not hold,
+	// and the reader passes that error to VerdictError. The default,
+	// false, waits for every verdict's answer and returns its error to
+	// the caller of that verdict. Open fails when AsyncVerdicts is set
+	// without VerdictError.
+	AsyncVerdicts bool
+	// VerdictError is called with AsyncVerdicts for each error the kernel
+	// reports for a verdict: the queue, the id of the packet (for a batch
+	// verdict, the highest id it covers) and the error, which matches
+	// ErrUnknownPacket for ENOENT. After an overrun of the receive buffer
+	// the kernel may have dropped such errors: VerdictError is then called
+	// with id 0 and an error matching ErrPacketsLost. It is called from
+	// the queue's reader goroutine, one call at a time per queue, and
+	// must return quickly: packets wait while it runs.
+	VerdictError func(queue uint16, id uint32, err error)
 }
 
 // Conn is a set of bound queues: Queue to Queue+Count-1 of Config.
@@ -103,6 +124,9 @@ func Open(ctx context.Context, cfg *Config) (*Conn, error) {
 	}
 	if int(c.cfg.Queue)+c.cfg.Count > 1<<16 {
 		return nil, fmt.Errorf("nfqueue: open: queues %d to %d: past 65535", c.cfg.Queue, int(c.cfg.Queue)+c.cfg.Count-1)
+	}
+	if c.cfg.AsyncVerdicts && c.cfg.VerdictError == nil {
+		return nil, errors.New("nfqueue: open: asynchronous verdicts need a VerdictError function")
 	}
 	if c.cfg.CopyMode == CopyModeNone {
 		c.cfg.CopyMode = CopyModePacket
@@ -321,8 +345,14 @@ type queue struct {
 	// through the queue.
 	noGlue bool
 
-	mu      sync.Mutex
-	inbox   []item
+	mu    sync.Mutex
+	inbox []item // items from inbox[head] on wait
+	head  int
+	// direct, when Run sets it, is called by the reader with each packet
+	// instead of queueing it in the inbox; fnMu is held while a packet is
+	// delivered, so that Run can wait for a call to end.
+	direct  func(*Packet)
+	fnMu    sync.Mutex
 	err     error                 // the reader's terminal error
 	pending map[uint32]chan error // verdict sequence number -> its waiter
 	packets map[uint32]*Packet    // id -> packet without a verdict
@@ -355,6 +385,9 @@ func (q *queue) read() {
 			n := q.overruns.Add(1)
 			// The kernel may have dropped the answers of verdicts too.
 			q.failPending(fmt.Errorf("verdict sent, its answer lost: %w", errors.Join(ErrPacketsLost, err)))
+			if q.c.cfg.AsyncVerdicts {
+				q.c.cfg.VerdictError(q.num, 0, fmt.Errorf("nfqueue: queue %d: overrun %d: errors of verdicts may be lost: %w", q.num, n, errors.Join(ErrPacketsLost, err)))
+			}
 			q.push(item{err: fmt.Errorf("nfqueue: queue %d: overrun %d: %w", q.num, n, errors.Join(ErrPacketsLost, err))})
 			continue
 		}
@@ -397,6 +430,10 @@ func (q *queue) dispatch(b []byte) {
 				if e.Errno != 0 {
 					answer = e.OpError()
 				}
+				if q.c.cfg.AsyncVerdicts && answer != nil {
+					q.asyncError(e, answer)
+					continue
+				}
 			}
 			q.mu.Lock()
 			w := q.pending[h.Sequence]
@@ -411,12 +448,53 @@ func (q *queue) dispatch(b []byte) {
 				q.push(item{err: fmt.Errorf("nfqueue: queue %d: packet: %w", q.num, err)})
 				continue
 			}
-			q.mu.Lock()
-			q.packets[p.ID] = p
-			q.mu.Unlock()
-			q.push(item{p: p})
+			q.deliver(p)
 		}
 	}
+}
+
+// deliver hands p to Run's function on this goroutine when Run set it
+// (see Run), else puts it in the inbox.
+func (q *queue) deliver(p *Packet) {
+	q.fnMu.Lock()
+	defer q.fnMu.Unlock()
+	q.mu.Lock()
+	q.packets[p.ID] = p
+	fn := q.direct
+	if fn == nil {
+		q.inbox = append(q.inbox, item{p: p})
+	}
+	q.mu.Unlock()
+	if fn != nil {
+		fn(p)
+		return
+	}
+	q.signal()
+}
+
+// setDirect makes the reader call fn with each packet itself, if the inbox
+// is empty, and reports whether it did; a nil fn undoes it, once a call
+// that runs has returned.
+func (q *queue) setDirect(fn func(*Packet)) bool {
+	q.fnMu.Lock()
+	defer q.fnMu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if fn != nil && q.head < len(q.inbox) {
+		return false
+	}
+	q.direct = fn
+	return true
+}
+
+// asyncError passes the kernel's error answer to an asynchronous verdict,
+// whose sequence number is its packet id, to Config.VerdictError.
+func (q *queue) asyncError(e *nfnl.Error, answer error) {
+	what := "verdict on packet"
+	if MsgType(e.Request.Type) == MsgVerdictBatch {
+		what = "batch verdict up to packet"
+	}
+	q.c.cfg.VerdictError(q.num, e.Sequence, fmt.Errorf("nfqueue: %s %d of queue %d: %w", what, e.Sequence, q.num, verdictError(answer)))
 }
 
 func (q *queue) push(it item) {
@@ -442,10 +520,15 @@ func (q *queue) signal() {
 func (q *queue) pop() (it item, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.inbox) > 0 {
-		it = q.inbox[0]
-		q.inbox[0] = item{}
-		q.inbox = q.inbox[1:]
+	if q.head < len(q.inbox) {
+		it = q.inbox[q.head]
+		q.inbox[q.head] = item{}
+		q.head++
+		if q.head == len(q.inbox) {
+			// Empty: start again at the front, so that the inbox's
+			// array is reused rather than grown.
+			q.inbox, q.head = q.inbox[:0], 0
+		}
 		return it, true
 	}
 	if q.err != nil {

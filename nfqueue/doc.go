@@ -31,7 +31,10 @@
 // attribute the kernel sends ([Packet.Attrs], a generated [Message]),
 // including its conntrack entry as a [ctnetlink.Flow] with FlagsConntrack.
 // Its Payload is a view of the message buffer, valid until the verdict;
-// [Packet.Clone] keeps a copy.
+// [Packet.Clone] keeps a copy. The Packet itself is reused for a later
+// packet once it has its verdict, so that receiving, decoding and
+// accepting packets allocates nothing on the heap: do not touch it after
+// the verdict.
 //
 // Each packet needs exactly one verdict, [Packet.Verdict] (or Accept,
 // Drop), given from any goroutine: a reader of its own per queue receives
@@ -45,6 +48,20 @@
 // verdict fails with [ErrNoConntrack] instead of being ignored.
 // [Conn.VerdictBatch] gives one verdict to every waiting packet of a queue
 // up to an id, and counts each of them as given.
+//
+// # Asynchronous verdicts
+//
+// By default a verdict asks the kernel for an acknowledgement and waits
+// for it, so that its error is returned to its caller: each verdict costs
+// a round trip through the queue's reader. With Config.AsyncVerdicts a
+// verdict returns once written, as libnetfilter_queue's do, and Run calls
+// its function on the queue's reader itself: with a verdict per packet,
+// roughly twice the packets per second on one queue (bench/nfqueue). The kernel still answers a failed
+// verdict, with the verdict's sequence number, which is then the packet
+// id: the reader passes the error, the queue and the id to
+// Config.VerdictError. The trade-off: such an error arrives later, on
+// another goroutine, and an overrun of the receive buffer may drop it, in
+// which case VerdictError hears of the overrun instead.
 //
 // # Overruns
 //

@@ -51,3 +51,29 @@ func ExampleConn_Run() {
 	})
 	log.Fatal(err)
 }
+
+// Give verdicts without waiting for the kernel's answer, as
+// libnetfilter_queue does: Run then calls the function on each queue's
+// reader, and the kernel's errors, such as ENOENT for a packet it does not
+// hold, arrive later with the packet's id.
+func ExampleConfig_asyncVerdicts() {
+	ctx := context.Background()
+	c, err := nfqueue.Open(ctx, &nfqueue.Config{
+		Queue:         0,
+		AsyncVerdicts: true,
+		VerdictError: func(queue uint16, id uint32, err error) {
+			log.Printf("queue %d, packet %d: %v", queue, id, err)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Run(ctx, func(p *nfqueue.Packet) {
+		// Returns once written: an error here is ours, not the kernel's.
+		if err := p.Accept(ctx); err != nil {
+			log.Print(err)
+		}
+	})
+	log.Fatal(err)
+}

@@ -24,10 +24,12 @@ func netlinkMessage(h netlink.Header, data []byte) netlink.Message {
 
 // Packet is one queued packet, waiting for its verdict.
 //
-// Payload and the slices of Attrs alias a buffer that is reused once the
-// packet has its verdict: read them before, or keep a copy (Clone). A
-// Packet is safe for concurrent use: its verdict may be given from any
-// goroutine, once.
+// A Packet, with its Payload and the slices of Attrs, is reused for a later
+// packet once it has its verdict, so that receiving packets does not
+// allocate: read what you need before the verdict, or keep a copy
+// (Clone), and do not touch the Packet afterwards. A second verdict fails
+// with ErrVerdictGiven until the Packet is reused. A Packet is safe for
+// concurrent use: its verdict may be given from any goroutine, once.
 type Packet struct {
 	// ID is the packet's id in its queue (NFQA_PACKET_HDR packet_id).
 	ID uint32
@@ -58,7 +60,7 @@ type Packet struct {
 	Attrs Message
 
 	q     *queue
-	buf   *[]byte
+	buf   []byte        // the message, which Payload and Attrs alias
 	state atomic.Uint32 // 0 until a verdict is given
 }
 
@@ -97,23 +99,27 @@ func (p *Packet) Clone() *Packet {
 	return c
 }
 
-// bufPool holds message buffers of small packets; larger ones are
-// allocated for each.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+// packetPool holds the Packets that had their verdict, with their
+// buffers, for the packets to come.
+var packetPool = sync.Pool{New: func() any { return &Packet{buf: make([]byte, 0, smallPacket)} }}
 
-// decodePacket copies message payload data (nfgenmsg and attributes) into a
-// buffer of its own and decodes it.
+// smallPacket is the message size a pooled Packet's buffer keeps; a larger
+// message gets a buffer of its own, dropped at the verdict.
+const smallPacket = 2048
+
+// decodePacket copies message payload data (nfgenmsg and attributes) into
+// the buffer of a pooled Packet and decodes it.
 func decodePacket(q *queue, data []byte) (*Packet, error) {
-	var bp *[]byte
-	if len(data) <= 2048 {
-		bp = bufPool.Get().(*[]byte)
-		*bp = append((*bp)[:0], data...)
-	} else {
-		b := append([]byte(nil), data...)
-		bp = &b
+	p := packetPool.Get().(*Packet)
+	buf := p.buf[:0]
+	if len(data) > cap(buf) {
+		buf = make([]byte, 0, len(data))
 	}
-	p := &Packet{q: q, buf: bp}
-	if err := p.decode(*bp); err != nil {
+	p.q, p.buf = q, append(buf, data...)
+	p.Payload, p.Truncated, p.Attrs = nil, false, Message{}
+	p.state.Store(0)
+	if err := p.decode(p.buf); err != nil {
+		p.state.Store(1)
 		p.release()
 		return nil, err
 	}
@@ -169,13 +175,20 @@ func splitPayload(b []byte) (rest, payload []byte) {
 	return b, nil
 }
 
-// release returns the packet's buffer to the pool.
+// release returns the packet to the pool, once its verdict is given; the
+// state stays 1 until decodePacket reuses it. It leaves q, ID and Queue
+// alone, which a verdict racing with a batch still reads. A Clone is never
+// pooled.
 func (p *Packet) release() {
-	bp := p.buf
-	p.buf = nil
-	if bp != nil && cap(*bp) == 2048 {
-		bufPool.Put(bp)
+	if p.q == nil {
+		return
 	}
+	p.Payload = nil
+	p.Attrs = Message{}
+	if cap(p.buf) != smallPacket {
+		p.buf = make([]byte, 0, smallPacket)
+	}
+	packetPool.Put(p)
 }
 
 // Packets returns the packets of every queue of c as they arrive. Each
@@ -233,6 +246,12 @@ func (q *queue) terminal(err error) bool {
 // are counted (Overruns) and do not stop Run. Run returns when ctx ends,
 // with ctx's error, or when a queue's reader fails, with its error
 // (ErrClosed after Close), after every goroutine returned.
+//
+// With Config.AsyncVerdicts, the goroutine of a queue is its reader
+// itself, as soon as the packets queued before Run have been handled: a
+// packet goes from the socket to fn with no hand-over between goroutines,
+// as in libnetfilter_queue's loop. The queue reads nothing while fn runs,
+// and fn must not call Close, which waits for the readers.
 func (c *Conn) Run(ctx context.Context, fn func(*Packet)) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -241,10 +260,21 @@ func (c *Conn) Run(ctx context.Context, fn func(*Packet)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			direct := false
+			defer func() {
+				if direct {
+					q.setDirect(nil)
+				}
+			}()
 			for {
 				it, ok := q.pop()
 				switch {
 				case !ok:
+					if c.cfg.AsyncVerdicts && !direct {
+						if direct = q.setDirect(fn); !direct {
+							continue
+						}
+					}
 					select {
 					case <-q.notify:
 					case <-ctx.Done():

@@ -100,32 +100,39 @@ func (p *Packet) Drop(ctx context.Context) error { return p.Verdict(ctx, Verdict
 // Verdict gives p its verdict v and waits for the kernel's answer, unless
 // ctx ends first. When the queue's receive buffer overruns, the kernel may
 // drop that answer: Verdict then returns an error matching ErrPacketsLost,
-// though the kernel has the verdict. A second verdict fails with ErrVerdictGiven, and one the
-// kernel does not know the packet for with an error matching
-// ErrUnknownPacket and os.ErrNotExist. p's Payload is invalid afterwards.
+// though the kernel has the verdict. A second verdict fails with
+// ErrVerdictGiven, and one the kernel does not know the packet for with an
+// error matching ErrUnknownPacket and os.ErrNotExist. p is reused for a
+// later packet afterwards: see Packet.
+//
+// With Config.AsyncVerdicts, Verdict returns once the verdict is written,
+// without waiting for the kernel's answer; an error the kernel reports
+// then reaches Config.VerdictError with the packet's id. Verdict itself
+// still fails for a bad v, a second verdict, and a failed write.
 func (p *Packet) Verdict(ctx context.Context, v Verdict) error {
-	if p.q == nil || p.state.Load() != 0 {
-		return fmt.Errorf("nfqueue: verdict on packet %d of queue %d: %w", p.ID, p.Queue, ErrVerdictGiven)
+	// ID and Queue are read before the verdict: p is reused after it.
+	q, id, num := p.q, p.ID, p.Queue
+	if q == nil || p.state.Load() != 0 {
+		return fmt.Errorf("nfqueue: verdict on packet %d of queue %d: %w", id, num, ErrVerdictGiven)
 	}
-	q := p.q
 	bp := sendPool.Get().(*[]byte)
 	var err error
-	*bp, err = q.verdictAttrs((*bp)[:0], p.ID, &v)
+	*bp, err = q.verdictAttrs((*bp)[:0], id, &v)
 	if err != nil {
 		sendPool.Put(bp)
-		return fmt.Errorf("nfqueue: verdict %s on packet %d of queue %d: %w", v.Action, p.ID, p.Queue, err)
+		return fmt.Errorf("nfqueue: verdict %s on packet %d of queue %d: %w", v.Action, id, num, err)
 	}
 	if !p.state.CompareAndSwap(0, 1) {
 		sendPool.Put(bp)
-		return fmt.Errorf("nfqueue: verdict on packet %d of queue %d: %w", p.ID, p.Queue, ErrVerdictGiven)
+		return fmt.Errorf("nfqueue: verdict on packet %d of queue %d: %w", id, num, ErrVerdictGiven)
 	}
 	q.mu.Lock()
-	delete(q.packets, p.ID)
+	delete(q.packets, id)
 	q.mu.Unlock()
-	err = q.verdict(ctx, MsgVerdict, bp)
+	// The message holds a copy of all it needs of p.
 	p.release()
-	if err != nil {
-		return fmt.Errorf("nfqueue: verdict %s on packet %d of queue %d: %w", v.Action, p.ID, p.Queue, err)
+	if err := q.verdict(ctx, MsgVerdict, bp, id); err != nil {
+		return fmt.Errorf("nfqueue: verdict %s on packet %d of queue %d: %w", v.Action, id, num, err)
 	}
 	return nil
 }
@@ -134,38 +141,35 @@ func (p *Packet) Verdict(ctx context.Context, v Verdict) error {
 // p included, the verdict v (NFQNL_MSG_VERDICT_BATCH): each of them counts
 // as given, and a later verdict on one fails with ErrVerdictGiven. Only
 // Action, QueueNum, Bypass and Mark may be set: the kernel changes nothing
-// else in a batch.
+// else in a batch. Like Packet.Verdict, it waits for the kernel's answer,
+// unless Config.AsyncVerdicts is set: then an error reaches
+// Config.VerdictError with p's id.
 func (c *Conn) VerdictBatch(ctx context.Context, p *Packet, v Verdict) error {
+	q, id, num := p.q, p.ID, p.Queue
 	if v.Payload != nil || v.ConnMark != nil || v.ConnLabels != nil {
-		return fmt.Errorf("nfqueue: batch verdict up to packet %d of queue %d: only the action and the mark apply to a batch", p.ID, p.Queue)
+		return fmt.Errorf("nfqueue: batch verdict up to packet %d of queue %d: only the action and the mark apply to a batch", id, num)
 	}
-	if p.q == nil || p.state.Load() != 0 {
-		return fmt.Errorf("nfqueue: batch verdict up to packet %d of queue %d: %w", p.ID, p.Queue, ErrVerdictGiven)
+	if q == nil || p.state.Load() != 0 {
+		return fmt.Errorf("nfqueue: batch verdict up to packet %d of queue %d: %w", id, num, ErrVerdictGiven)
 	}
-	q := p.q
 	bp := sendPool.Get().(*[]byte)
 	var err error
-	*bp, err = q.verdictAttrs((*bp)[:0], p.ID, &v)
+	*bp, err = q.verdictAttrs((*bp)[:0], id, &v)
 	if err != nil {
 		sendPool.Put(bp)
-		return fmt.Errorf("nfqueue: batch verdict %s up to packet %d of queue %d: %w", v.Action, p.ID, p.Queue, err)
+		return fmt.Errorf("nfqueue: batch verdict %s up to packet %d of queue %d: %w", v.Action, id, num, err)
 	}
-	var covered []*Packet
 	q.mu.Lock()
-	for id, o := range q.packets {
+	for pid, o := range q.packets {
 		// The kernel's nfq_id_after: ids wrap around.
-		if int32(id-p.ID) <= 0 && o.state.CompareAndSwap(0, 1) {
-			covered = append(covered, o)
-			delete(q.packets, id)
+		if int32(pid-id) <= 0 && o.state.CompareAndSwap(0, 1) {
+			delete(q.packets, pid)
+			o.release()
 		}
 	}
 	q.mu.Unlock()
-	err = q.verdict(ctx, MsgVerdictBatch, bp)
-	for _, o := range covered {
-		o.release()
-	}
-	if err != nil {
-		return fmt.Errorf("nfqueue: batch verdict %s up to packet %d of queue %d: %w", v.Action, p.ID, p.Queue, err)
+	if err := q.verdict(ctx, MsgVerdictBatch, bp, id); err != nil {
+		return fmt.Errorf("nfqueue: batch verdict %s up to packet %d of queue %d: %w", v.Action, id, num, err)
 	}
 	return nil
 }
@@ -222,9 +226,13 @@ func (q *queue) verdictAttrs(b []byte, id uint32, v *Verdict) ([]byte, error) {
 	return m.AppendAttributes(b), nil
 }
 
-// verdict sends the verdict message of type typ whose attributes *bp holds,
-// and waits for its ACK. It returns bp to sendPool.
-func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte) error {
+// verdict sends the verdict message of type typ for packet id whose
+// attributes *bp holds, and waits for its answer unless verdicts are
+// asynchronous. It returns bp to sendPool.
+func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte, id uint32) error {
+	if q.c.cfg.AsyncVerdicts {
+		return q.verdictAsync(typ, bp, id)
+	}
 	w := waiterPool.Get().(chan error)
 	seq := q.nextSeq()
 	q.mu.Lock()
@@ -244,23 +252,10 @@ func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte) error {
 	if watch {
 		dropsAtSend, _ = q.s.Drops()
 	}
-	req := sendPool.Get().(*[]byte)
-	b := nfnl.AppendRequest((*req)[:0], &nfnl.Req{
-		Type:       netlink.HeaderType(typ),
-		Flags:      nfnl.Acknowledge,
-		Family:     unix.AF_UNSPEC,
-		ResourceID: q.num,
-	}, seq)
-	b = append(b, *bp...)
-	binary.NativeEndian.PutUint32(b, uint32(len(b)))
 	// The reader only receives, so this send never waits for it.
-	err := q.s.Send(b)
-	*req = b
-	sendPool.Put(req)
-	sendPool.Put(bp)
-	if err != nil {
+	if err := q.send(typ, nfnl.Acknowledge, seq, bp); err != nil {
 		q.forget(seq)
-		return fmt.Errorf("send: %w", err)
+		return err
 	}
 	var tick <-chan time.Time
 	if watch {
@@ -273,10 +268,7 @@ func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte) error {
 		case err := <-w:
 			// Answered: nobody else holds w now.
 			waiterPool.Put(w)
-			if errors.Is(err, unix.ENOENT) {
-				return fmt.Errorf("%w: %w", ErrUnknownPacket, err)
-			}
-			return err
+			return verdictError(err)
 		case <-tick:
 			if d, err := q.s.Drops(); err == nil && d != dropsAtSend {
 				q.forget(seq)
@@ -287,6 +279,52 @@ func (q *queue) verdict(ctx context.Context, typ MsgType, bp *[]byte) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// verdictAsync sends a verdict without NLM_F_ACK. Its sequence number is
+// the packet id: the kernel answers only when the verdict fails, with an
+// NLMSG_ERROR carrying that number, which the reader passes to
+// Config.VerdictError.
+func (q *queue) verdictAsync(typ MsgType, bp *[]byte, id uint32) error {
+	q.mu.Lock()
+	err := q.err
+	q.mu.Unlock()
+	if err != nil {
+		sendPool.Put(bp)
+		return err
+	}
+	return q.send(typ, 0, id, bp)
+}
+
+// send writes the verdict message of type typ with flags and sequence
+// number seq whose attributes *bp holds, and returns bp to sendPool.
+func (q *queue) send(typ MsgType, flags netlink.HeaderFlags, seq uint32, bp *[]byte) error {
+	req := sendPool.Get().(*[]byte)
+	b := nfnl.AppendRequest((*req)[:0], &nfnl.Req{
+		Type:       netlink.HeaderType(typ),
+		Flags:      flags,
+		Family:     unix.AF_UNSPEC,
+		ResourceID: q.num,
+	}, seq)
+	b = append(b, *bp...)
+	binary.NativeEndian.PutUint32(b, uint32(len(b)))
+	err := q.s.Send(b)
+	*req = b
+	sendPool.Put(req)
+	sendPool.Put(bp)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// verdictError is the error of a verdict the kernel answered with err:
+// ENOENT also matches ErrUnknownPacket.
+func verdictError(err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("%w: %w", ErrUnknownPacket, err)
+	}
+	return err
 }
 
 // answerCheck is how long a verdict waits for its answer, after an overrun,
