@@ -441,3 +441,27 @@ func TestKernelSocketClosed(t *testing.T) {
 		t.Errorf("receive after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// TestKernelSendAllocs checks that writing a message on a real socket
+// allocates nothing: senders such as nfqueue's verdicts write once per
+// packet.
+func TestKernelSendAllocs(t *testing.T) {
+	ns := kernelNS(t)
+	s, err := DialSocket(&SocketConfig{NetNS: ns.FD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// NLMSG_NOOP without NLM_F_ACK: the kernel reads it and answers nothing.
+	noop := make([]byte, 16)
+	binary.NativeEndian.PutUint32(noop, 16)
+	binary.NativeEndian.PutUint16(noop[4:], 1)
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := s.Send(noop); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per send, want 0", allocs)
+	}
+}

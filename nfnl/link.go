@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -42,12 +43,23 @@ type rawLink struct {
 	buf                []byte
 	n                  int
 	rerr               error
+
+	// write writes wbuf, setting werr: the raw write callback, made once
+	// so that a send does not allocate. wmu guards the three.
+	wmu   sync.Mutex
+	write func(fd uintptr) bool
+	wbuf  []byte
+	werr  error
 }
 
 func (r *rawLink) init(raw syscall.RawConn, read func(fd uintptr)) {
 	r.raw, r.read = raw, read
 	r.readBlock = func(fd uintptr) bool { r.read(fd); return r.rerr != unix.EAGAIN }
 	r.readNow = func(fd uintptr) bool { r.read(fd); return true }
+	r.write = func(fd uintptr) bool {
+		_, r.werr = unix.Write(int(fd), r.wbuf)
+		return r.werr != unix.EAGAIN
+	}
 }
 
 // recvRaw reads one datagram into buf. With block false it returns
@@ -72,17 +84,17 @@ func (r *rawLink) recvRaw(ctx context.Context, buf []byte, block bool) (int, err
 
 func (r *rawLink) control(fn func(fd uintptr)) error { return r.raw.Control(fn) }
 
-// send writes b in one datagram.
+// send writes b in one datagram, without allocating.
 func (r *rawLink) send(b []byte) error {
-	var werr error
-	err := r.raw.Write(func(fd uintptr) bool {
-		_, werr = unix.Write(int(fd), b)
-		return werr != unix.EAGAIN
-	})
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.wbuf, r.werr = b, nil
+	err := r.raw.Write(r.write)
+	r.wbuf = nil
 	if err != nil {
 		return err
 	}
-	return werr
+	return r.werr
 }
 
 // nlLink is a real NETLINK_NETFILTER socket.
