@@ -90,7 +90,7 @@ func appendExpectXML(b []byte, e *ctnetlink.Expect, msg int, when bool) []byte {
 		b = fmt.Appendf(b, "<%s><src>%s</src><dst>%s</dst></%s>", x.name, tupleSrc(x.t, fam), tupleDst(x.t, fam), x.name)
 	}
 	b = append(b, "</layer3>"...)
-	b = fmt.Appendf(b, `<layer4 protonum="%d" protoname="%s">`, proto, l4Name(proto))
+	b = fmt.Appendf(b, `<layer4 protonum="%d" protoname="%s">`, proto, ctnetlink.ProtoName(proto))
 	for _, x := range tuples {
 		b = fmt.Appendf(b, "<%s>", x.name)
 		b = appendL4XML(b, x.t)

@@ -40,29 +40,6 @@ func (p *printer) time() time.Time {
 	return time.Now()
 }
 
-// l4Name is the name conntrack prints for protocol number n.
-func l4Name(n uint8) string {
-	switch n {
-	case unix.IPPROTO_TCP:
-		return "tcp"
-	case unix.IPPROTO_UDP:
-		return "udp"
-	case unix.IPPROTO_UDPLITE:
-		return "udplite"
-	case unix.IPPROTO_ICMP:
-		return "icmp"
-	case unix.IPPROTO_ICMPV6:
-		return "icmpv6"
-	case unix.IPPROTO_SCTP:
-		return "sctp"
-	case unix.IPPROTO_GRE:
-		return "gre"
-	case unix.IPPROTO_DCCP:
-		return "dccp"
-	}
-	return "unknown"
-}
-
 func l3Name(f uint8) string {
 	switch f {
 	case unix.AF_INET:

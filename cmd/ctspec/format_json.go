@@ -100,7 +100,7 @@ func appendJSON(b []byte, f *ctnetlink.Flow, msg int, p *printer) []byte {
 	j := jsonFlow{
 		Type:     jsonType(msg),
 		Family:   l3Name(fam),
-		Proto:    l4Name(f.TupleOrig.Proto.Num),
+		Proto:    ctnetlink.ProtoName(f.TupleOrig.Proto.Num),
 		ProtoNum: f.TupleOrig.Proto.Num,
 		Orig:     jsonTupleOf(&f.TupleOrig, &f.CountersOrig, fam),
 		Reply:    jsonTupleOf(&f.TupleReply, &f.CountersReply, fam),

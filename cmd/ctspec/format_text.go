@@ -54,7 +54,7 @@ func (p *printer) appendDefaultHead(b []byte, f *ctnetlink.Flow, msg int, fam ui
 		b = append(strconv.AppendUint(b, uint64(fam), 10), ' ')
 	}
 	proto := f.TupleOrig.Proto.Num
-	b = append(appendPadded(b, l4Name(proto), 8), ' ')
+	b = append(appendPadded(b, ctnetlink.ProtoName(proto), 8), ' ')
 	b = append(strconv.AppendUint(b, uint64(proto), 10), ' ')
 	if f.Has(ctnetlink.FlowAttrTimeout) {
 		b = append(strconv.AppendUint(b, uint64(f.Timeout), 10), ' ')

@@ -67,7 +67,7 @@ func appendXMLDir(b []byte, dir string, t *ctnetlink.Tuple, c *ctnetlink.Counter
 	b = append(appendIP(b, dst, fam), "</dst></layer3>"...)
 	n := t.Proto.Num
 	b = append(strconv.AppendUint(append(b, `<layer4 protonum="`...), uint64(n), 10), `" protoname="`...)
-	b = append(append(b, l4Name(n)...), `">`...)
+	b = append(append(b, ctnetlink.ProtoName(n)...), `">`...)
 	b = appendL4XML(b, t)
 	b = append(b, "</layer4>"...)
 	if t.Has(ctnetlink.TupleAttrZone) {
