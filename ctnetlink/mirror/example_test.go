@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,23 @@ func waitOutput(t *testing.T, out *nstest.Buffer, want string) {
 	}
 }
 
+// nextReport waits for a whole report of exampleCollect to follow
+// position pos of out ("N active" and N lines) and returns it.
+func nextReport(t *testing.T, out *nstest.Buffer, pos int) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		r := out.String()[pos:]
+		lines := strings.SplitAfter(r, "\n")
+		var n int
+		if _, err := fmt.Sscanf(lines[0], "%d active\n", &n); err != nil || len(lines) < n+2 {
+			continue
+		}
+		return strings.Join(lines[:n+1], "")
+	}
+	t.Fatalf("no whole report after %q", out.String()[:pos])
+	return ""
+}
+
 // exampleNS makes a namespace for an example's code and a Conn in it.
 func exampleNS(t *testing.T) (*nstest.NS, *ctnetlink.Conn) {
 	ns := nstest.New(t)
@@ -185,15 +203,27 @@ func TestExampleCollector(t *testing.T) {
 	if err := c.Delete(ctx, brief); err != nil {
 		t.Fatal(err)
 	}
-	// The example has no barrier to wait for the DESTROY event: give
-	// the mirror a second to apply it.
-	time.Sleep(time.Second)
+	// The example has no barrier to wait for the flow's events: until
+	// the mirror has applied them, a report shows the flow not yet seen
+	// or not yet ended. It must then be reported ended, once.
+	pos := len(want)
+	ended := "1 active\n10.0.0.2:4000->192.0.2.53:53 ended=true mark=7\n"
+	for i := 0; ; i++ {
+		tick <- time.Now()
+		r := nextReport(t, &out, pos)
+		pos += len(r)
+		if r == ended {
+			break
+		}
+		if (r != "0 active\n" && r != "1 active\n10.0.0.2:4000->192.0.2.53:53 ended=false mark=7\n") || i == 50 {
+			t.Fatalf("report %d after the short flow: %q, want %q", i, r, ended)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	tick <- time.Now()
-	want += "1 active\n10.0.0.2:4000->192.0.2.53:53 ended=true mark=7\n"
-	waitOutput(t, &out, want)
-	tick <- time.Now()
-	want += "0 active\n"
-	waitOutput(t, &out, want)
+	if r := nextReport(t, &out, pos); r != "0 active\n" {
+		t.Fatalf("report after the ended flow: %q, want %q", r, "0 active\n")
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("example: %v", err)
