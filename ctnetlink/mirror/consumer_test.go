@@ -173,6 +173,22 @@ func waitSeen(t *testing.T, cons *consumer, src netip.Addr, timeout time.Duratio
 
 // goroutines waits for the number of goroutines to drop to at most n and
 // returns it.
+// settledGoroutines returns the number of goroutines once it has stayed
+// the same for 60 ms: goroutines that calls before leave to finish on
+// their own (a context watcher, say) are not counted as a base.
+func settledGoroutines() int {
+	n, same := runtime.NumGoroutine(), 0
+	for deadline := time.Now().Add(3 * time.Second); same < 3 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
+}
+
 func goroutines(n int) int {
 	var got int
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {

@@ -294,7 +294,7 @@ func TestKernelMirrorLifecycle(t *testing.T) {
 	}
 
 	t.Run("close", func(t *testing.T) {
-		base := runtime.NumGoroutine()
+		base := settledGoroutines()
 		m, err := New(ctx, &Config{NetNS: ns.FD()})
 		if err != nil {
 			t.Fatal(err)
@@ -332,7 +332,7 @@ func TestKernelMirrorLifecycle(t *testing.T) {
 	})
 
 	t.Run("cancel", func(t *testing.T) {
-		base := runtime.NumGoroutine()
+		base := settledGoroutines()
 		cctx, cancel := context.WithCancel(ctx)
 		m, err := New(cctx, &Config{NetNS: ns.FD()})
 		if err != nil {
@@ -354,7 +354,7 @@ func TestKernelMirrorLifecycle(t *testing.T) {
 	})
 
 	t.Run("cancel during initial dump", func(t *testing.T) {
-		base := runtime.NumGoroutine()
+		base := settledGoroutines()
 		cctx, cancel := context.WithCancel(ctx)
 		var once sync.Once
 		_, err := New(cctx, &Config{NetNS: ns.FD(), OnChange: func(Change) { once.Do(cancel) }})
