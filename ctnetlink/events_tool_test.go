@@ -21,7 +21,7 @@ import (
 func TestKernelEventsConntrackTool(t *testing.T) {
 	ns, c := dialNS(t)
 	if _, err := exec.LookPath("conntrack"); err != nil {
-		t.Skip("conntrack (conntrack-tools) is not installed")
+		nstest.SkipOrFail(t, "conntrack (conntrack-tools) is not installed")
 	}
 	l := listenNS(t, ns, ListenConfig{})
 	lines, stderr := startConntrackEvents(t, ns)
