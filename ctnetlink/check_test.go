@@ -25,15 +25,17 @@ type checkCase struct {
 func u16(v uint16) *uint16 { return &v }
 func u8(v uint8) *uint8    { return &v }
 
+// editedFlow builds a TCP flow from two tuples, edited by edit.
+func editedFlow(edit func(f *Flow)) *Flow {
+	f := testFlow("192.0.2.1", "192.0.2.2", 1000, 80)
+	edit(f)
+	return f
+}
+
 func checkCases() []checkCase {
 	addr := netip.MustParseAddr
 	ap := func(a string, p uint16) netip.AddrPort { return netip.AddrPortFrom(addr(a), p) }
-	// flow builds a flow from two tuples, edited by edit.
-	flow := func(edit func(f *Flow)) *Flow {
-		f := testFlow("192.0.2.1", "192.0.2.2", 1000, 80)
-		edit(f)
-		return f
-	}
+	flow := editedFlow
 	rawNew := func(f *Flow, flags netlink.HeaderFlags) func(context.Context, *Conn) error {
 		return func(ctx context.Context, c *Conn) error {
 			return c.do(ctx, "create", MsgNew, netlink.Acknowledge|flags, flowFamily(f), schemaFlow, f.AppendAttributes, nil)
@@ -202,11 +204,7 @@ func checkCases() []checkCase {
 // its Set method: not present, it would not be sent, so the request is
 // refused.
 func strayCases() []checkCase {
-	stray := func(edit func(f *Flow)) *Flow {
-		f := testFlow("192.0.2.1", "192.0.2.2", 1000, 80)
-		edit(f)
-		return f
-	}
+	stray := editedFlow
 	mark := stray(func(f *Flow) { f.Mark = 5 })
 	zone := stray(func(f *Flow) { f.Zone = 3 })
 	// A present field written directly is still present, and sent; one
