@@ -236,6 +236,9 @@ func parseCmdLine(args []string, warn func(string)) (*cmdLine, error) {
 type lineParser struct {
 	p parser
 	g *clib.Getopt
+	// args is the program name, then the words of the line parseLine
+	// parsed last; parseLine needs the program name set.
+	args []string
 }
 
 // parse parses one command line as parseCmdLine does.

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ctspec/ctspec/ctnetlink"
 )
@@ -50,13 +50,7 @@ func (a *app) loadFile(argv0, name string) (int, error) {
 
 	// Pass 1: parse everything; a parse error wins over a command that
 	// -R does not take, wherever each is.
-	unsupported := -1
-	err := eachLine(f, argv0, a.warn, func(c *cmdLine) error {
-		if unsupported < 0 && !loadable(c.cmd) {
-			unsupported = c.cmd
-		}
-		return nil
-	})
+	unsupported, err := checkLines(f, argv0, a.warn, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return 0, err
 	}
@@ -184,24 +178,18 @@ func loadable(cmd int) bool {
 // returns: the next line reuses it.
 func eachLine(r io.Reader, argv0 string, warn func(string), fn func(*cmdLine) error) error {
 	lr := lineReader{r: r}
-	var lp lineParser
-	args := []string{argv0}
+	lp := lineParser{args: []string{argv0}}
 	for {
 		line, ok := lr.next()
 		if !ok {
 			return nil
 		}
-		line = strings.TrimLeft(line, " \t")
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		var err error
-		if args, err = appendWords(args[:1], line); err != nil {
-			return err
-		}
-		c, err := lp.parse(args, warn)
+		c, err := lp.parseLine(line, warn)
 		if err != nil {
 			return err
+		}
+		if c == nil {
+			continue
 		}
 		if err := fn(c); err != nil {
 			return err
@@ -209,84 +197,112 @@ func eachLine(r io.Reader, argv0 string, warn func(string), fn func(*cmdLine) er
 	}
 }
 
-// Sizes of lineReader's reads.
-const (
-	// lineBlock is how much lineReader reads at a time.
-	lineBlock = 256 << 10
-	// maxLine is the longest line lineReader takes: reading stops at a
-	// longer one, as it did with bufio.Scanner's limit.
-	maxLine = 1 << 20
-)
-
-// lineReader splits what it reads into lines as bufio.ScanLines does
-// (without the newline and one carriage return before it; a last line
-// without a newline counts). It copies each block of whole lines it reads
-// into one string, so that lines cost no allocation of their own. A read
-// error ends the lines, as it ends a bufio.Scanner's.
-//
-// A lineReader is not safe for concurrent use.
-type lineReader struct {
-	r     io.Reader
-	buf   []byte // read, not yet in block
-	block string // whole lines not yet returned
-	eof   bool
+// parseLine parses one line of a -R file; it returns nil for a line
+// without a command (empty, blank or a comment). The *cmdLine is valid
+// until the next call.
+func (lp *lineParser) parseLine(line string, warn func(string)) (*cmdLine, error) {
+	line = strings.TrimLeft(line, " \t")
+	if line == "" || line[0] == '#' {
+		return nil, nil
+	}
+	var err error
+	if lp.args, err = appendWords(lp.args[:1], line); err != nil {
+		return nil, err
+	}
+	return lp.parse(lp.args, warn)
 }
 
-// next returns the next line, and false at the end.
-func (lr *lineReader) next() (string, bool) {
-	for {
-		if lr.block != "" {
-			line := lr.block
-			if i := strings.IndexByte(lr.block, '\n'); i >= 0 {
-				line, lr.block = lr.block[:i], lr.block[i+1:]
-			} else {
-				lr.block = ""
-			}
-			return strings.TrimSuffix(line, "\r"), true
-		}
-		if lr.eof {
-			return "", false
-		}
-		lr.fill()
-	}
+// checkChunk is a block of whole lines of a -R file that the first pass
+// parses on one goroutine, and what that found: the warnings of its lines
+// in order, up to its first error, and the first command -R does not
+// take (-1 for none). done is closed when it has been parsed.
+type checkChunk struct {
+	lines       string
+	warnings    strings.Builder
+	err         error
+	unsupported int
+	done        chan struct{}
 }
 
-// fill reads until it has a newline, the end of the input or a line too
-// long, and moves the whole lines read into block.
-func (lr *lineReader) fill() {
-	if lr.buf == nil {
-		lr.buf = make([]byte, 0, lineBlock)
-	}
-	// What is left of the last read holds no newline: look only at
-	// what each read adds.
-	searched := len(lr.buf)
-	for {
-		if i := bytes.LastIndexByte(lr.buf[searched:], '\n'); i >= 0 {
-			i += searched
-			lr.block = string(lr.buf[:i+1])
-			lr.buf = lr.buf[:copy(lr.buf, lr.buf[i+1:])]
-			return
-		}
-		if lr.eof {
-			lr.block = string(lr.buf)
-			lr.buf = lr.buf[:0]
-			return
-		}
-		if len(lr.buf) >= maxLine {
-			lr.eof = true
-			lr.buf = lr.buf[:0]
-			return
-		}
-		if cap(lr.buf)-len(lr.buf) < lineBlock/2 {
-			lr.buf = slices.Grow(lr.buf, lineBlock)
-		}
-		searched = len(lr.buf)
-		n, err := lr.r.Read(lr.buf[len(lr.buf):cap(lr.buf)])
-		lr.buf = lr.buf[:len(lr.buf)+n]
+// check parses the lines of ch with lp.
+func (ch *checkChunk) check(lp *lineParser) {
+	warn := func(s string) { ch.warnings.WriteString(s) }
+	for rest := ch.lines; rest != ""; {
+		var line string
+		line, rest = cutLine(rest)
+		c, err := lp.parseLine(line, warn)
 		if err != nil {
-			lr.eof = true
+			ch.err = err
+			return
+		}
+		if c != nil && ch.unsupported < 0 && !loadable(c.cmd) {
+			ch.unsupported = c.cmd
 		}
 	}
+}
+
+// checkLines is the first pass of -R: it parses every line of r and
+// returns the first command -R does not take (-1 for none) and the first
+// parse error, in the file's order. Blocks of whole lines are parsed on
+// up to workers goroutines while r is read; warnings reach warn in the
+// order of their lines, those after the first error never. At most
+// 2×workers blocks wait to be parsed or reported, so memory does not grow
+// with the file.
+func checkLines(r io.Reader, argv0 string, warn func(string), workers int) (int, error) {
+	workers = max(workers, 1)
+	work := make(chan *checkChunk)
+	order := make(chan *checkChunk, 2*workers)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lp := lineParser{args: []string{argv0}}
+			for ch := range work {
+				ch.check(&lp)
+				close(ch.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(order)
+		defer close(work)
+		lr := lineReader{r: r}
+		for {
+			block, ok := lr.nextBlock()
+			if !ok {
+				return
+			}
+			ch := &checkChunk{lines: block, unsupported: -1, done: make(chan struct{})}
+			select {
+			case order <- ch:
+			case <-stop:
+				return
+			}
+			work <- ch
+		}
+	}()
+	unsupported := -1
+	var err error
+	for ch := range order {
+		<-ch.done
+		if err != nil {
+			continue // draining after the first error
+		}
+		if ch.warnings.Len() > 0 {
+			warn(ch.warnings.String())
+		}
+		if unsupported < 0 {
+			unsupported = ch.unsupported
+		}
+		if ch.err != nil {
+			err = ch.err
+			close(stop)
+		}
+	}
+	wg.Wait()
+	return unsupported, err
 }
 
 // spool copies r to an unlinked temporary file and returns it, positioned
@@ -317,83 +333,4 @@ func unsupportedInFile(cmd int) string {
 		expFlush: "-F expect", expEvent: "-E expect", ctCount: "-C", expCount: "-C expect",
 		ctStats: "-S", expStats: "-S expect",
 	}[cmd]
-}
-
-// appendWords appends the arguments of a line of a -R file to args, as
-// splitLine splits them. A line without quotes, the usual case, is cut
-// into substrings without copying.
-func appendWords(args []string, s string) ([]string, error) {
-	if strings.IndexByte(s, '"') >= 0 {
-		words, err := splitLine(s)
-		if err != nil {
-			return args, err
-		}
-		return append(args, words...), nil
-	}
-	n := len(args)
-	for i := 0; i < len(s); {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n') {
-			i++
-		}
-		j := i
-		for j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '\n' {
-			j++
-		}
-		if j-i >= 1024 {
-			return args, paramError("Parameter too long!")
-		}
-		if j > i {
-			args = append(args, s[i:j])
-		}
-		i = j
-	}
-	if len(args)-n+1 >= 255 {
-		return args, paramError("too many arguments")
-	}
-	return args, nil
-}
-
-// splitLine splits a line of a -R file into arguments: white space
-// separates them, double quotes group, and a backslash inside quotes
-// escapes the next character.
-func splitLine(s string) ([]string, error) {
-	var args []string
-	var cur []byte
-	inQuote, escaped := false, false
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case inQuote && escaped:
-			cur = append(cur, ch)
-			escaped = false
-		case inQuote && ch == '\\':
-			escaped = true
-		case inQuote && ch == '"':
-			// A closing quote ends the argument, even an empty one.
-			inQuote = false
-			args = append(args, string(cur))
-			cur = cur[:0:0]
-		case inQuote:
-			cur = append(cur, ch)
-		case ch == '"':
-			inQuote = true
-		case ch == ' ' || ch == '\t' || ch == '\n':
-			if len(cur) > 0 {
-				args = append(args, string(cur))
-				cur = cur[:0:0]
-			}
-		default:
-			cur = append(cur, ch)
-		}
-		if len(cur) >= 1024 {
-			return nil, paramError("Parameter too long!")
-		}
-	}
-	if len(cur) > 0 {
-		args = append(args, string(cur))
-	}
-	if len(args)+1 >= 255 {
-		return nil, paramError("too many arguments")
-	}
-	return args, nil
 }

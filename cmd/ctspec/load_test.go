@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -271,6 +272,93 @@ func BenchmarkLoadBuild(b *testing.B) {
 			return nil
 		})
 		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestCheckLines runs the first pass of -R over files of many blocks on
+// 1 to 8 goroutines and compares the warnings, the command -R does not
+// take and the error with one parser reading the lines in order: the
+// first error in the file wins, and no warning of a later line is
+// printed, whichever goroutine finished first.
+func TestCheckLines(t *testing.T) {
+	const n = 12_000 // about 1.2 MB: five blocks
+	line := func(i int) string {
+		return fmt.Sprintf("-I -p tcp -s 10.%d.%d.%d -d 198.51.100.1 --sport %d --dport 443 --state ESTABLISHED -t 3600",
+			byte(i>>16), byte(i>>8), byte(i), 1000+i%28000)
+	}
+	file := func(edits map[int]string) string {
+		var b strings.Builder
+		for i := range n {
+			l, ok := edits[i]
+			if !ok {
+				l = line(i)
+			}
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		return b.String()
+	}
+	warnLine := "-I -a -p udp -s 1.2.3.4 -d 5.6.7.8 --sport 1 --dport 2 -t 10"
+	badLine := "-I -p tcp --bogus"
+	cases := map[string]map[int]string{
+		"clean":                 nil,
+		"warnings":              {10: warnLine, 5000: warnLine, n - 1: warnLine},
+		"error late":            {100: warnLine, n - 2: badLine, n - 1: warnLine},
+		"error early":           {3: warnLine, 4: badLine, 9000: warnLine, 9001: badLine},
+		"error in last block":   {n - 1: badLine},
+		"unsupported":           {2500: "-L", 7000: "-S"},
+		"unsupported and error": {2500: "-L", 11000: "-D -p tcp --bogus"},
+		"error then bad quote":  {6000: badLine, 6001: "-I \"unterminated"},
+		"comments and blanks":   {0: "# comment", 1: "", 2: "   ", 3: "\t# indented", 4000: warnLine},
+	}
+	// An error late in the first block, warnings on every line after it:
+	// while the first block is parsed, later ones are read and parsed too.
+	after := map[int]string{2000: badLine}
+	for i := 2001; i < n; i++ {
+		after[i] = warnLine
+	}
+	cases["warnings after the error"] = after
+	for name, edits := range cases {
+		in := file(edits)
+		var wantWarn strings.Builder
+		wantUnsupported := -1
+		wantErr := eachLine(strings.NewReader(in), "conntrack", func(s string) { wantWarn.WriteString(s) }, func(c *cmdLine) error {
+			if wantUnsupported < 0 && !loadable(c.cmd) {
+				wantUnsupported = c.cmd
+			}
+			return nil
+		})
+		if wantErr != nil {
+			wantUnsupported = -1 // the error wins: not compared
+		}
+		for _, workers := range []int{1, 2, 3, 8} {
+			t.Run(fmt.Sprintf("%s/%d", name, workers), func(t *testing.T) {
+				var warn strings.Builder
+				unsupported, err := checkLines(iotest.HalfReader(strings.NewReader(in)), "conntrack", func(s string) { warn.WriteString(s) }, workers)
+				if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+					t.Fatalf("error %v, want %v", err, wantErr)
+				}
+				if err == nil && unsupported != wantUnsupported {
+					t.Errorf("unsupported command %d, want %d", unsupported, wantUnsupported)
+				}
+				if warn.String() != wantWarn.String() {
+					t.Errorf("warnings %q, want %q", warn.String(), wantWarn.String())
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkLoadCheck measures the first pass of -R over 100,000 lines as
+// the command runs it, on every core.
+func BenchmarkLoadCheck(b *testing.B) {
+	file := loadBenchFile(100_000)
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := checkLines(bytes.NewReader(file), "conntrack", func(string) {}, runtime.GOMAXPROCS(0)); err != nil {
 			b.Fatal(err)
 		}
 	}
