@@ -206,9 +206,23 @@ func commandByCode(code int) *command {
 
 // getoptSpec is the short option string and long option list of the
 // commands and options tables, built once, on first use.
-var getoptSpec = sync.OnceValues(func() (string, []clib.LongOpt) {
+var getoptSpec = sync.OnceValues(buildGetoptSpec)
+
+// buildGetoptSpec builds what getoptSpec returns.
+func buildGetoptSpec() (string, []clib.LongOpt) {
+	// Sized up front: on a small call this runs cold, where every
+	// growth step of a slice is an allocation of a new size class.
+	shortLen, longLen := 1, len(commands)
+	for _, c := range commands {
+		shortLen += len(c.short)
+	}
+	for _, o := range options {
+		shortLen += len(o.short)
+		longLen += len(o.long)
+	}
 	var short strings.Builder
-	var long []clib.LongOpt
+	short.Grow(shortLen)
+	long := make([]clib.LongOpt, 0, longLen)
 	short.WriteString(":")
 	for _, c := range commands {
 		short.WriteString(c.short)
@@ -221,7 +235,7 @@ var getoptSpec = sync.OnceValues(func() (string, []clib.LongOpt) {
 		}
 	}
 	return short.String(), long
-})
+}
 
 // longOptIndex finds the first long option named name, with a map built
 // on first use, by the first long option of a command line.

@@ -100,3 +100,12 @@ func TestOptionLookups(t *testing.T) {
 		}
 	}
 }
+
+// TestGetoptSpecAllocs checks that the option lists are built with one
+// allocation each: on a small call they are built cold, where every
+// growth step costs a new size class and its page faults.
+func TestGetoptSpecAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(20, func() { buildGetoptSpec() }); n > 2 {
+		t.Errorf("building the option lists allocates %v times, want 2", n)
+	}
+}
